@@ -1,0 +1,36 @@
+/**
+ * Errors the command line turns into one line on stderr and an exit code, never a stack trace.
+ *
+ * @module
+ */
+
+/** A mistake in how the command was called: exit code 2, with a hint to `--help`. */
+export class UsageError extends Error {
+  /** The subcommand whose `--help` the hint names, e.g. `stack`. */
+  readonly command: string;
+  /** Creates a usage error for `command`. */
+  constructor(command: string, message: string) {
+    super(message);
+    this.name = "UsageError";
+    this.command = command;
+  }
+}
+
+/** A failure at run time the user can act on (no privileges, device missing): exit code 1. */
+export class RuntimeError extends Error {
+  /** Creates a runtime error; `message` names the cause and, where there is one, the remedy. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RuntimeError";
+  }
+}
+
+/** Parses a whole decimal number within bounds, or throws a {@link UsageError} naming the flag. */
+export function parseIntegerFlag(command: string, flag: string, text: string, min: number, max: number): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(command, `--${flag} needs a whole number, got '${text}'`);
+  const value = Number(text);
+  if (value < min || value > max) {
+    throw new UsageError(command, `--${flag} must be between ${min} and ${max}, got ${value}`);
+  }
+  return value;
+}

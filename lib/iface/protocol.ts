@@ -1,0 +1,55 @@
+/**
+ * The contract between the IPv4 layer and the transport protocols above it (UDP, TCP), sans-I/O:
+ * protocols receive datagrams with the current time and hand packets to a sink; nothing here does I/O.
+ *
+ * @module
+ */
+
+import type { Ipv4Address } from "../wire/ipv4_address.ts";
+
+/**
+ * Where protocols hand complete IPv4 packets (header included, checksums filled in).
+ * The sink consumes the bytes before returning, so callers may reuse their buffer at once.
+ */
+export interface Ipv4Sink {
+  /** Sends one IPv4 packet. */
+  sendIpv4(packet: Uint8Array): void;
+}
+
+/**
+ * A received IPv4 datagram after the IP layer validated it. The object is reused for the next packet:
+ * copy what must outlive the call.
+ */
+export interface Ipv4Datagram {
+  /** Source address. */
+  src: Ipv4Address;
+  /** Destination address (ours). */
+  dst: Ipv4Address;
+  /** IP protocol number (6 TCP, 17 UDP, 1 ICMP). */
+  protocol: number;
+  /** Time to live as received. */
+  ttl: number;
+  /** The whole packet; the transport payload is `bytes[payloadOffset..payloadEnd)`. */
+  bytes: Uint8Array;
+  /** Offset of the transport header in `bytes`. */
+  payloadOffset: number;
+  /** End of the IP payload in `bytes` (the IP total length; link padding excluded). */
+  payloadEnd: number;
+}
+
+/** A transport protocol driven by the IPv4 layer. */
+export interface TransportProtocol {
+  /** Handles one datagram addressed to us; replies go to `out`. Never throws for bad input. */
+  ingress(datagram: Ipv4Datagram, now: number, out: Ipv4Sink): void;
+  /**
+   * Emits whatever is due at `now` (retransmissions, queued application data) and returns the next
+   * time, in the same clock, at which it wants to be polled; `null` when it waits only for input.
+   */
+  poll(now: number, out: Ipv4Sink): number | null;
+}
+
+/** Reports an unreachable port for a datagram, so a protocol can ask the IP layer to send ICMP. */
+export interface UnreachableReporter {
+  /** Sends ICMP destination unreachable, port unreachable, quoting `datagram` (rate-limited). */
+  portUnreachable(datagram: Ipv4Datagram, now: number, out: Ipv4Sink): void;
+}

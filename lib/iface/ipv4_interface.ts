@@ -1,0 +1,256 @@
+/**
+ * The IPv4 layer of the stack, sans-I/O: validates received packets, answers ICMP echo, dispatches to the
+ * transport protocols, and sends ICMP errors on their behalf. Drops are counted under named reasons;
+ * nothing thrown escapes ingress.
+ *
+ * @module
+ */
+
+import { broadcastOf, type Ipv4Address, type Ipv4Cidr } from "../wire/ipv4_address.ts";
+import { IPV4_HEADER_LENGTH, IpProtocol, Ipv4Packet, writeIpv4Header } from "../wire/ipv4.ts";
+import { Icmpv4Message, Icmpv4Type, UnreachableCode, writeIcmpv4Echo, writeIcmpv4Unreachable } from "../wire/icmpv4.ts";
+import type { Ipv4Datagram, Ipv4Sink, TransportProtocol, UnreachableReporter } from "./protocol.ts";
+import { DropCounters, LayerCounters } from "./stats.ts";
+import { TokenBucket } from "./rate_limiter.ts";
+import { logger } from "../log.ts";
+
+/** Options of {@link Ipv4Interface}. */
+export interface Ipv4InterfaceOptions {
+  /** The stack's own address and subnet. */
+  address: Ipv4Cidr;
+  /** Link MTU: the largest IPv4 packet sent. */
+  mtu: number;
+  /** ICMP errors allowed per second (token bucket rate); default 100. */
+  icmpErrorsPerSecond?: number;
+  /** ICMP error burst; default 50. */
+  icmpErrorBurst?: number;
+}
+
+/** ICMP counters beyond the common ones. */
+export class IcmpCounters extends LayerCounters {
+  /** Echo requests answered. */
+  echoReplies = 0;
+  /** Destination unreachable messages sent. */
+  unreachableSent = 0;
+  /** ICMP errors not sent because of the rate limit. */
+  errorsRateLimited = 0;
+
+  /** The counters as a plain object for JSON. */
+  override snapshot(): Record<string, number | Record<string, number>> {
+    return {
+      ...super.snapshot(),
+      echoReplies: this.echoReplies,
+      unreachableSent: this.unreachableSent,
+      errorsRateLimited: this.errorsRateLimited,
+    };
+  }
+}
+
+/** RFC 1812 §4.3.2.3: an ICMP error holds at most 576 bytes of IP packet in all. */
+const MAX_ICMP_ERROR_QUOTE = 576 - IPV4_HEADER_LENGTH - 8;
+
+const log = logger("ipv4");
+
+/**
+ * Counts what protocols send and forwards it to the device sink of the current call; one long-lived
+ * object, retargeted per call, so no per-packet allocation.
+ */
+class CountingSink implements Ipv4Sink {
+  target: Ipv4Sink | null = null;
+  constructor(private readonly counters: LayerCounters) {}
+  sendIpv4(packet: Uint8Array): void {
+    this.counters.txPackets++;
+    this.counters.txBytes += packet.length;
+    this.target!.sendIpv4(packet);
+  }
+}
+
+/** The IPv4 layer: one address, ICMP built in, transport protocols registered by number. */
+export class Ipv4Interface implements UnreachableReporter {
+  /** IPv4 counters. */
+  readonly ipv4 = new LayerCounters();
+  /** ICMP counters. */
+  readonly icmp = new IcmpCounters();
+  readonly #protocols = new Map<number, TransportProtocol>();
+  readonly #view = new Ipv4Packet();
+  readonly #icmpView = new Icmpv4Message();
+  readonly #datagram: Ipv4Datagram = {
+    src: 0,
+    dst: 0,
+    protocol: 0,
+    ttl: 0,
+    bytes: new Uint8Array(0),
+    payloadOffset: 0,
+    payloadEnd: 0,
+  };
+  readonly #scratch = new Uint8Array(65536);
+  readonly #sink = new CountingSink(this.ipv4);
+  readonly #errorLimiter: TokenBucket;
+  #address: Ipv4Cidr;
+  #broadcast: Ipv4Address;
+  readonly #mtu: number;
+  #identification = 0;
+
+  /** Creates the layer for one address. */
+  constructor(options: Ipv4InterfaceOptions) {
+    this.#address = options.address;
+    this.#broadcast = broadcastOf(options.address);
+    this.#mtu = options.mtu;
+    this.#errorLimiter = new TokenBucket(options.icmpErrorsPerSecond ?? 100, options.icmpErrorBurst ?? 50);
+  }
+
+  /** The stack's address and prefix. */
+  get address(): Ipv4Cidr {
+    return this.#address;
+  }
+
+  /** Changes the stack's address (e.g. when a DHCP lease is obtained). */
+  setAddress(address: Ipv4Cidr): void {
+    this.#address = address;
+    this.#broadcast = broadcastOf(address);
+  }
+
+  /** The link MTU. */
+  get mtu(): number {
+    return this.#mtu;
+  }
+
+  /** Registers the handler of an IP protocol number (TCP, UDP). */
+  register(protocol: number, handler: TransportProtocol): void {
+    this.#protocols.set(protocol, handler);
+  }
+
+  /** Handles one received packet (an IPv4 packet without link header); replies go to `out`. */
+  ingress(packet: Uint8Array, now: number, out: Ipv4Sink): void {
+    const ip = this.#view.wrap(packet);
+    const error = ip.check();
+    if (error !== null) {
+      this.#drop(this.ipv4.drops, error, packet);
+      return;
+    }
+    const dst = ip.dst;
+    const isBroadcast = dst === 0xffffffff || dst === this.#broadcast;
+    if (dst !== this.#address.address && !isBroadcast) {
+      this.ipv4.drops.count("not-ours");
+      return;
+    }
+    if (ip.isFragment) {
+      // Reassembly is not implemented: count and drop rather than deliver a partial datagram.
+      this.ipv4.drops.count("fragment");
+      return;
+    }
+    this.ipv4.rxPackets++;
+    this.ipv4.rxBytes += ip.totalLength;
+    const d = this.#datagram;
+    d.src = ip.src;
+    d.dst = dst;
+    d.protocol = ip.protocol;
+    d.ttl = ip.ttl;
+    d.bytes = packet;
+    d.payloadOffset = ip.headerLength;
+    d.payloadEnd = ip.totalLength;
+    this.#sink.target = out;
+    if (d.protocol === IpProtocol.ICMP) {
+      if (isBroadcast) {
+        // Linux ignores broadcast echo by default (icmp_echo_ignore_broadcasts); so do we.
+        this.icmp.drops.count("broadcast");
+        return;
+      }
+      this.#icmpIngress(d);
+      return;
+    }
+    const handler = this.#protocols.get(d.protocol);
+    if (handler === undefined || (isBroadcast && d.protocol !== IpProtocol.UDP)) {
+      this.ipv4.drops.count("unsupported-protocol");
+      if (!isBroadcast) this.#sendUnreachable(d, UnreachableCode.PROTOCOL, now, this.#sink);
+      return;
+    }
+    try {
+      handler.ingress(d, now, this.#sink);
+    } catch (cause) {
+      // A bug in a protocol must not take the stack down with one bad packet; it is counted and logged.
+      this.ipv4.drops.count("protocol-error");
+      log.error("protocol {protocol} failed on a packet: {cause}", { protocol: d.protocol, cause });
+    }
+  }
+
+  /** Polls every protocol; returns the earliest deadline or `null`. */
+  poll(now: number, out: Ipv4Sink): number | null {
+    this.#sink.target = out;
+    let next: number | null = null;
+    for (const handler of this.#protocols.values()) {
+      const deadline = handler.poll(now, this.#sink);
+      if (deadline !== null && (next === null || deadline < next)) next = deadline;
+    }
+    return next;
+  }
+
+  /** Sends ICMP port unreachable for `datagram` (rate-limited; never for broadcasts). */
+  portUnreachable(datagram: Ipv4Datagram, now: number, out: Ipv4Sink): void {
+    if (datagram.dst !== this.#address.address) return;
+    this.#sendUnreachable(datagram, UnreachableCode.PORT, now, out);
+  }
+
+  /** The next identification value for packets sent without DF. */
+  nextIdentification(): number {
+    this.#identification = (this.#identification + 1) & 0xffff;
+    return this.#identification;
+  }
+
+  /** Counters of the IPv4 and ICMP layers. */
+  snapshot(): Record<string, unknown> {
+    return { ipv4: this.ipv4.snapshot(), icmp: this.icmp.snapshot() };
+  }
+
+  #drop(drops: DropCounters, reason: string, packet: Uint8Array): void {
+    drops.count(reason);
+    log.debug("dropped a packet of {length} bytes: {reason}", { length: packet.length, reason });
+  }
+
+  #icmpIngress(d: Ipv4Datagram): void {
+    const message = this.#icmpView.wrap(d.bytes.subarray(d.payloadOffset, d.payloadEnd));
+    const error = message.check();
+    if (error !== null) {
+      this.#drop(this.icmp.drops, error, d.bytes);
+      return;
+    }
+    this.icmp.rxPackets++;
+    this.icmp.rxBytes += message.bytes.length;
+    if (message.type !== Icmpv4Type.ECHO_REQUEST) {
+      // Errors and replies addressed to us have no consumer yet; count them by type.
+      this.icmp.drops.count(`unhandled-type-${message.type}`);
+      return;
+    }
+    const buf = this.#scratch;
+    const length = writeIcmpv4Echo(
+      buf,
+      IPV4_HEADER_LENGTH,
+      Icmpv4Type.ECHO_REPLY,
+      message.identifier,
+      message.sequence,
+      message.bytes.subarray(8),
+    );
+    writeIpv4Header(buf, 0, d.dst, d.src, IpProtocol.ICMP, length);
+    this.icmp.txPackets++;
+    this.icmp.txBytes += length;
+    this.icmp.echoReplies++;
+    this.#sink.sendIpv4(buf.subarray(0, IPV4_HEADER_LENGTH + length));
+  }
+
+  #sendUnreachable(d: Ipv4Datagram, code: number, now: number, out: Ipv4Sink): void {
+    // RFC 1122 §3.2.2: no ICMP error about a datagram from a broadcast, multicast or zero source.
+    if (d.src === 0 || d.src === 0xffffffff || d.src === this.#broadcast || (d.src >>> 28) === 0xe) return;
+    if (!this.#errorLimiter.take(now)) {
+      this.icmp.errorsRateLimited++;
+      return;
+    }
+    const quoteLength = Math.min(d.payloadEnd, MAX_ICMP_ERROR_QUOTE, this.#mtu - IPV4_HEADER_LENGTH - 8);
+    const buf = this.#scratch;
+    const length = writeIcmpv4Unreachable(buf, IPV4_HEADER_LENGTH, code, d.bytes.subarray(0, quoteLength));
+    writeIpv4Header(buf, 0, this.#address.address, d.src, IpProtocol.ICMP, length);
+    this.icmp.txPackets++;
+    this.icmp.txBytes += length;
+    this.icmp.unreachableSent++;
+    out.sendIpv4(buf.subarray(0, IPV4_HEADER_LENGTH + length));
+  }
+}

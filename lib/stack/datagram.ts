@@ -1,0 +1,102 @@
+/**
+ * The UDP socket API of the stack, shaped like `Deno.DatagramConn`: receive, send, close, and async
+ * iteration over received datagrams.
+ *
+ * @module
+ */
+
+import { formatIpv4, type Ipv4Address, parseIpv4 } from "../wire/ipv4_address.ts";
+import type { UdpLayer } from "../udp/layer.ts";
+
+/** An IPv4 address and port, as in `Deno.NetAddr`. */
+export interface NetAddr {
+  /** Always `udp` or `tcp`. */
+  transport: "udp" | "tcp";
+  /** Dotted-quad address. */
+  hostname: string;
+  /** Port number. */
+  port: number;
+}
+
+/** A datagram with its sender. */
+export type ReceivedDatagram = [data: Uint8Array, remote: NetAddr];
+
+/** Hooks of the stack a datagram endpoint needs. */
+export interface DatagramHost {
+  /** The UDP layer. */
+  udp: UdpLayer;
+  /** The stack's own address now. */
+  localAddress(): Ipv4Address;
+  /** Asks the I/O loop to run soon (queued datagrams wait for it). */
+  kick(): void;
+}
+
+/** A bound UDP port of the stack. Datagrams beyond `maxQueued` unread ones are dropped and counted. */
+export class DatagramEndpoint implements AsyncIterable<ReceivedDatagram> {
+  /** The local address and port. */
+  readonly addr: NetAddr;
+  /** Datagrams dropped because the application did not read fast enough. */
+  dropped = 0;
+  readonly #host: DatagramHost;
+  readonly #queue: ReceivedDatagram[] = [];
+  readonly #waiters: { resolve: (d: ReceivedDatagram) => void; reject: (e: Error) => void }[] = [];
+  readonly #maxQueued: number;
+  #closed = false;
+
+  /** Binds `port` on the stack's UDP layer. */
+  constructor(host: DatagramHost, port: number, maxQueued = 1024) {
+    this.#host = host;
+    this.#maxQueued = maxQueued;
+    host.udp.bind(port, (d) => {
+      const datagram: ReceivedDatagram = [
+        d.data.slice(),
+        { transport: "udp", hostname: formatIpv4(d.src), port: d.srcPort },
+      ];
+      const waiter = this.#waiters.shift();
+      if (waiter) waiter.resolve(datagram);
+      else if (this.#queue.length < this.#maxQueued) this.#queue.push(datagram);
+      else {
+        this.dropped++;
+        host.udp.counters.drops.count("receive-queue-full");
+      }
+    });
+    this.addr = { transport: "udp", hostname: formatIpv4(host.localAddress()), port };
+  }
+
+  /** Waits for the next datagram; rejects once the endpoint is closed. */
+  receive(): Promise<ReceivedDatagram> {
+    const queued = this.#queue.shift();
+    if (queued) return Promise.resolve(queued);
+    if (this.#closed) return Promise.reject(new Error("the datagram endpoint is closed"));
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /** Queues `data` for `remote`; returns the number of bytes queued (0 when the send queue was full). */
+  send(data: Uint8Array, remote: { hostname: string; port: number }): Promise<number> {
+    if (this.#closed) return Promise.reject(new Error("the datagram endpoint is closed"));
+    const address = parseIpv4(remote.hostname);
+    if (address === null) return Promise.reject(new TypeError(`'${remote.hostname}' is not an IPv4 address`));
+    const queued = this.#host.udp.enqueue(this.#host.localAddress(), this.addr.port, address, remote.port, data);
+    this.#host.kick();
+    return Promise.resolve(queued ? data.length : 0);
+  }
+
+  /** Unbinds the port; pending receives reject. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#host.udp.unbind(this.addr.port);
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error("the datagram endpoint is closed"));
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<ReceivedDatagram> {
+    while (!this.#closed || this.#queue.length > 0) {
+      try {
+        yield await this.receive();
+      } catch (error) {
+        if (this.#closed) return;
+        throw error;
+      }
+    }
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * UDP datagrams (RFC 768): a checked view with pseudo-header checksum and a header writer.
+ *
+ * @module
+ */
+
+import { foldSum, ipv4PseudoHeaderSum, sumWords } from "./checksum.ts";
+import type { Ipv4Address } from "./ipv4_address.ts";
+import { IpProtocol } from "./ipv4.ts";
+
+/** Length of the UDP header. */
+export const UDP_HEADER_LENGTH = 8;
+
+/** Why a received UDP datagram is malformed. */
+export type UdpError = "truncated" | "bad-length" | "bad-checksum";
+
+/** A reusable view over a UDP datagram (the IP payload). */
+export class UdpDatagram {
+  /** The bytes viewed: the IP payload. */
+  bytes: Uint8Array;
+
+  /** Creates a view, optionally over `bytes`. */
+  constructor(bytes: Uint8Array = new Uint8Array(0)) {
+    this.bytes = bytes;
+  }
+
+  /** Points the view at other bytes and returns it. */
+  wrap(bytes: Uint8Array): this {
+    this.bytes = bytes;
+    return this;
+  }
+
+  /**
+   * Validates the length field against the bytes present and, unless the checksum field is zero (sender
+   * computed none, allowed over IPv4 by RFC 768), the checksum over the pseudo-header.
+   */
+  check(src: Ipv4Address, dst: Ipv4Address): UdpError | null {
+    const b = this.bytes;
+    if (b.length < UDP_HEADER_LENGTH) return "truncated";
+    const length = (b[4] << 8) | b[5];
+    if (length < UDP_HEADER_LENGTH || length > b.length) return "bad-length";
+    if (((b[6] << 8) | b[7]) === 0) return null;
+    const sum = sumWords(b, 0, length, ipv4PseudoHeaderSum(src, dst, IpProtocol.UDP, length));
+    if (foldSum(sum) !== 0xffff) return "bad-checksum";
+    return null;
+  }
+
+  /** Source port. */
+  get srcPort(): number {
+    return (this.bytes[0] << 8) | this.bytes[1];
+  }
+  /** Destination port. */
+  get dstPort(): number {
+    return (this.bytes[2] << 8) | this.bytes[3];
+  }
+  /** Length of header and data, from the header. */
+  get length(): number {
+    return (this.bytes[4] << 8) | this.bytes[5];
+  }
+  /** Checksum as received (0: none). */
+  get checksum(): number {
+    return (this.bytes[6] << 8) | this.bytes[7];
+  }
+  /** The data (a new subarray). */
+  data(): Uint8Array {
+    return this.bytes.subarray(UDP_HEADER_LENGTH, this.length);
+  }
+}
+
+/**
+ * Writes a UDP header at `buf[offset..offset+8)` for `dataLength` bytes of data already at
+ * `buf[offset+8..]`, with the checksum over the pseudo-header. A computed checksum of zero is sent as
+ * 0xffff (RFC 768: zero means "no checksum").
+ */
+export function writeUdpHeader(
+  buf: Uint8Array,
+  offset: number,
+  src: Ipv4Address,
+  dst: Ipv4Address,
+  srcPort: number,
+  dstPort: number,
+  dataLength: number,
+): void {
+  const length = UDP_HEADER_LENGTH + dataLength;
+  buf[offset] = srcPort >> 8;
+  buf[offset + 1] = srcPort & 0xff;
+  buf[offset + 2] = dstPort >> 8;
+  buf[offset + 3] = dstPort & 0xff;
+  buf[offset + 4] = length >> 8;
+  buf[offset + 5] = length & 0xff;
+  buf[offset + 6] = 0;
+  buf[offset + 7] = 0;
+  const sum = sumWords(buf, offset, offset + length, ipv4PseudoHeaderSum(src, dst, IpProtocol.UDP, length));
+  const checksum = (~foldSum(sum) & 0xffff) || 0xffff;
+  buf[offset + 6] = checksum >> 8;
+  buf[offset + 7] = checksum & 0xff;
+}

@@ -17,8 +17,8 @@
  * @module
  */
 
-export { Stack, type StackOptions, AVAILABLE_SERVICES, type ServiceName } from "./stack/stack.ts";
-export { openTunStack, type OpenedStack, type TunStackOptions } from "./stack/open.ts";
+export { AVAILABLE_SERVICES, type ServiceName, Stack, type StackOptions } from "./stack/stack.ts";
+export { type OpenedStack, openTunStack, type TunStackOptions } from "./stack/open.ts";
 export { DatagramEndpoint, type NetAddr, type ReceivedDatagram } from "./stack/datagram.ts";
 export type { Device, Medium, PacketHandler } from "./phy/device.ts";
 export { TunDevice, type TunOptions } from "./phy/tun.ts";

@@ -7,8 +7,14 @@
  */
 
 import { broadcastOf, type Ipv4Address, type Ipv4Cidr } from "../wire/ipv4_address.ts";
-import { IPV4_HEADER_LENGTH, IpProtocol, Ipv4Packet, writeIpv4Header } from "../wire/ipv4.ts";
-import { Icmpv4Message, Icmpv4Type, UnreachableCode, writeIcmpv4Echo, writeIcmpv4Unreachable } from "../wire/icmpv4.ts";
+import { IpProtocol, IPV4_HEADER_LENGTH, Ipv4Packet, writeIpv4Header } from "../wire/ipv4.ts";
+import {
+  Icmpv4Message,
+  Icmpv4Type,
+  UnreachableCode,
+  writeIcmpv4Echo,
+  writeIcmpv4Unreachable,
+} from "../wire/icmpv4.ts";
 import type { Ipv4Datagram, Ipv4Sink, TransportProtocol, UnreachableReporter } from "./protocol.ts";
 import { DropCounters, LayerCounters } from "./stats.ts";
 import { TokenBucket } from "./rate_limiter.ts";
@@ -125,7 +131,8 @@ export class Ipv4Interface implements UnreachableReporter {
     const ip = this.#view.wrap(packet);
     const error = ip.check();
     if (error !== null) {
-      this.#drop(this.ipv4.drops, error, packet);
+      // IPv6 arrives on the same TUN device (e.g. router solicitations): name it rather than "bad-version".
+      this.#drop(this.ipv4.drops, error === "bad-version" && ip.version === 6 ? "ipv6" : error, packet);
       return;
     }
     const dst = ip.dst;

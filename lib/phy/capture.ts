@@ -18,7 +18,9 @@ export class CaptureDevice implements Device {
   /** Wraps `inner`, writing pcap records to `sink` (link type from the device's medium). */
   constructor(inner: Device, sink: SyncWriter) {
     this.#inner = inner;
-    this.#writer = new PcapWriter(sink, { linkType: inner.medium === "ip" ? LinkType.RAW : LinkType.ETHERNET });
+    this.#writer = new PcapWriter(sink, {
+      linkType: inner.medium === "ip" ? LinkType.RAW : LinkType.ETHERNET,
+    });
     this.#record = (packet) => {
       this.#writer.write(packet, wallClockMicros());
       this.#handler(packet);

@@ -159,7 +159,9 @@ export class TunDevice implements Device {
     if (fd < 0) {
       const code = errno();
       throw new SystemError(
-        code === Errno.ENOENT ? "opening /dev/net/tun (is the tun module loaded? try: modprobe tun)" : "opening /dev/net/tun",
+        code === Errno.ENOENT
+          ? "opening /dev/net/tun (is the tun module loaded? try: modprobe tun)"
+          : "opening /dev/net/tun",
         code,
         strerror(code),
       );

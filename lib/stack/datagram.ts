@@ -76,7 +76,13 @@ export class DatagramEndpoint implements AsyncIterable<ReceivedDatagram> {
     if (this.#closed) return Promise.reject(new Error("the datagram endpoint is closed"));
     const address = parseIpv4(remote.hostname);
     if (address === null) return Promise.reject(new TypeError(`'${remote.hostname}' is not an IPv4 address`));
-    const queued = this.#host.udp.enqueue(this.#host.localAddress(), this.addr.port, address, remote.port, data);
+    const queued = this.#host.udp.enqueue(
+      this.#host.localAddress(),
+      this.addr.port,
+      address,
+      remote.port,
+      data,
+    );
     this.#host.kick();
     return Promise.resolve(queued ? data.length : 0);
   }

@@ -37,7 +37,11 @@ export interface OpenedStack {
 
 /** Creates the TUN device (and capture) and starts a stack on it. */
 export function openTunStack(options: TunStackOptions): OpenedStack {
-  const tun = TunDevice.open({ name: options.iface ?? "tun0", mtu: options.mtu ?? 1500, hostAddress: options.hostAddress });
+  const tun = TunDevice.open({
+    name: options.iface ?? "tun0",
+    mtu: options.mtu ?? 1500,
+    hostAddress: options.hostAddress,
+  });
   let file: Deno.FsFile | null = null;
   let device: Device = tun;
   try {

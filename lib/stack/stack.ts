@@ -72,7 +72,14 @@ export class Stack {
   readonly #device: Device;
   readonly #clock: () => number;
   readonly #batchSize: number;
-  readonly #counters: DeviceCounters = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txErrors: 0, waits: 0 };
+  readonly #counters: DeviceCounters = {
+    rxPackets: 0,
+    rxBytes: 0,
+    txPackets: 0,
+    txBytes: 0,
+    txErrors: 0,
+    waits: 0,
+  };
   readonly #startedAt: number;
   #stopping = false;
 

@@ -6,7 +6,7 @@
  */
 
 import type { Ipv4Address } from "../wire/ipv4_address.ts";
-import { IPV4_HEADER_LENGTH, IpProtocol, writeIpv4Header } from "../wire/ipv4.ts";
+import { IpProtocol, IPV4_HEADER_LENGTH, writeIpv4Header } from "../wire/ipv4.ts";
 import { UDP_HEADER_LENGTH, UdpDatagram, writeUdpHeader } from "../wire/udp.ts";
 import type { Ipv4Datagram, Ipv4Sink, TransportProtocol, UnreachableReporter } from "../iface/protocol.ts";
 import { LayerCounters } from "../iface/stats.ts";
@@ -128,7 +128,9 @@ export class UdpLayer implements TransportProtocol {
    */
   enqueue(src: Ipv4Address, srcPort: number, dst: Ipv4Address, dstPort: number, data: Uint8Array): boolean {
     if (data.length > this.maxPayload) {
-      throw new RangeError(`a UDP payload of ${data.length} bytes exceeds the ${this.maxPayload} bytes the MTU allows`);
+      throw new RangeError(
+        `a UDP payload of ${data.length} bytes exceeds the ${this.maxPayload} bytes the MTU allows`,
+      );
     }
     if (this.#queue.length >= this.#maxQueued) {
       this.counters.drops.count("send-queue-full");

@@ -1,0 +1,97 @@
+/**
+ * Runs `netstack stack` as a subprocess inside a test namespace (FFI `setns` would move only some of
+ * Deno's threads, so the whole process is started inside with `ip netns exec`).
+ *
+ * @module
+ */
+
+import type { Netns } from "./netns.ts";
+
+/** The repository's root directory. */
+export const REPO = new URL("../../", import.meta.url).pathname;
+
+/** The command that runs `main.ts` with the repository's configuration. */
+export function netstackCommand(...args: string[]): string[] {
+  return [Deno.execPath(), "run", "--allow-all", "--config", `${REPO}deno.json`, `${REPO}main.ts`, ...args];
+}
+
+/** A running stack process. */
+export class StackProcess {
+  readonly #child: Deno.ChildProcess;
+  #stderr = "";
+  readonly #done: Promise<void>;
+
+  /** Wraps a spawned child and starts collecting its stderr. */
+  constructor(child: Deno.ChildProcess) {
+    this.#child = child;
+    this.#done = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of child.stderr) this.#stderr += decoder.decode(chunk, { stream: true });
+    })();
+  }
+
+  /** Everything the process wrote to stderr so far. */
+  get stderr(): string {
+    return this.#stderr;
+  }
+
+  /** The process id. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** Waits until stderr contains `text`; throws with the log after `timeoutMs` or if the process exits. */
+  async waitFor(text: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    this.#child.status.then(() => (exited = true));
+    while (!this.#stderr.includes(text)) {
+      if (exited) throw new Error(`the stack exited before logging '${text}':\n${this.#stderr}`);
+      if (Date.now() > deadline) {
+        throw new Error(`the stack did not log '${text}' in ${timeoutMs} ms:\n${this.#stderr}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  /** Sends `signal` and waits for the exit (SIGKILL after 10 s); returns the exit code. */
+  async stop(signal: Deno.Signal = "SIGTERM"): Promise<number> {
+    try {
+      this.#child.kill(signal);
+    } catch { /* already exited */ }
+    const timer = setTimeout(() => {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 10_000);
+    const status = await this.#child.status;
+    clearTimeout(timer);
+    await this.#done;
+    return status.code;
+  }
+
+  /** Waits for the process to exit by itself; returns the exit code. */
+  async exited(): Promise<number> {
+    const status = await this.#child.status;
+    await this.#done;
+    return status.code;
+  }
+}
+
+/** Starts `netstack stack ARGS` inside `ns` and waits for its `ready` line. */
+export async function startStack(ns: Netns, args: string[] = []): Promise<StackProcess> {
+  const child = new Deno.Command("ip", {
+    args: ["netns", "exec", ns.name, ...netstackCommand("stack", ...args)],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stack = new StackProcess(child);
+  try {
+    await stack.waitFor("ready");
+  } catch (error) {
+    await stack.stop("SIGKILL");
+    throw error;
+  }
+  return stack;
+}

@@ -63,9 +63,13 @@ export class SystemError extends Error {
   /** What was called, e.g. `ioctl(TUNSETIFF)`. */
   readonly operation: string;
 
-  /** Builds the message `operation failed: CODE (text)`. */
-  constructor(operation: string, errno: number, text: string) {
-    super(`${operation} failed: ${errnoName(errno)} (${text})`);
+  /** What the user can do about it, appended to the message after a semicolon. */
+  readonly hint?: string;
+
+  /** Builds the message `operation failed: CODE (text)`, followed by `; hint` when there is one. */
+  constructor(operation: string, errno: number, text: string, hint?: string) {
+    super(`${operation} failed: ${errnoName(errno)} (${text})${hint ? `; ${hint}` : ""}`);
+    this.hint = hint;
     this.name = "SystemError";
     this.errno = errno;
     this.code = errnoName(errno);

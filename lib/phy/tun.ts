@@ -158,13 +158,8 @@ export class TunDevice implements Device {
     const fd = c.open(cString("/dev/net/tun"), Libc.O_RDWR | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
     if (fd < 0) {
       const code = errno();
-      throw new SystemError(
-        code === Errno.ENOENT
-          ? "opening /dev/net/tun (is the tun module loaded? try: modprobe tun)"
-          : "opening /dev/net/tun",
-        code,
-        strerror(code),
-      );
+      const hint = code === Errno.ENOENT ? "is the tun module loaded? try: modprobe tun" : undefined;
+      throw new SystemError("opening /dev/net/tun", code, strerror(code), hint);
     }
     let eventFd = -1;
     try {
@@ -173,13 +168,18 @@ export class TunDevice implements Device {
       if (c.ioctl(fd, TUNSETIFF, req) < 0) {
         const code = errno();
         const hint = code === Errno.EPERM
-          ? `creating ${requested} needs root or CAP_NET_ADMIN (run with sudo)`
+          ? "it needs root or CAP_NET_ADMIN (run with sudo)"
           : code === Errno.EBUSY
-          ? `${requested} is in use by another process (choose another name with --iface)`
+          ? "another process holds it (choose another name with --iface)"
           : code === Errno.EINVAL
-          ? `${requested} exists and is not a ${kind.toUpperCase()} device (choose another name with --iface)`
-          : `creating ${kind.toUpperCase()} device ${requested}`;
-        throw new SystemError(hint, code, strerror(code));
+          ? `an interface of that name exists and is not a ${kind.toUpperCase()} device (choose another name with --iface)`
+          : undefined;
+        throw new SystemError(
+          `creating ${kind.toUpperCase()} device ${requested}`,
+          code,
+          strerror(code),
+          hint,
+        );
       }
       const name = ifreqName(req);
       eventFd = c.eventfd(0, Libc.EFD_NONBLOCK | Libc.EFD_CLOEXEC);

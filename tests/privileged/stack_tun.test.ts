@@ -108,7 +108,10 @@ privilegedTest("a second stack on the same TUN name fails with one line and exit
       assert.equal(second.code, 1, second.stderr);
       const lines = second.stderr.trim().split("\n");
       assert.equal(lines.length, 1, second.stderr);
-      assert.match(lines[0], /^netstack: nsbusy0 is in use by another process.*EBUSY/);
+      assert.match(
+        lines[0],
+        /^netstack: creating TUN device nsbusy0 failed: EBUSY .*another process holds it/,
+      );
     } finally {
       assert.equal(await stack.stop(), 0, stack.stderr);
     }

@@ -1,0 +1,104 @@
+/** `netstack stack` argument parsing, and the program's exit codes for help, version and usage mistakes. */
+
+import assert from "node:assert/strict";
+import { parseStackArgs } from "../../lib/cli/stack_cmd.ts";
+import { UsageError } from "../../lib/cli/errors.ts";
+import { formatIpv4Cidr } from "../../lib/wire/ipv4_address.ts";
+import { VERSION } from "../../lib/version.ts";
+import { run } from "../helpers/netns.ts";
+import { netstackCommand, REPO } from "../helpers/stack_process.ts";
+
+Deno.test("cli: defaults follow shared/CLI.md", () => {
+  const config = parseStackArgs([])!;
+  assert.equal(config.iface, "tun0");
+  assert.equal(formatIpv4Cidr(config.address), "10.0.0.2/24");
+  assert.equal(formatIpv4Cidr(config.hostAddress!), "10.0.0.1/24");
+  assert.equal(config.mtu, 1500);
+  assert.deepEqual(config.services, ["echo"]);
+  assert.equal(config.logLevel, "info");
+  assert.equal(config.capturePath, undefined);
+});
+
+Deno.test("cli: flags are parsed", () => {
+  const config = parseStackArgs([
+    "--iface",
+    "tun7",
+    "--addr",
+    "192.168.50.2/30",
+    "--no-configure",
+    "--mtu",
+    "9000",
+    "--services",
+    "none",
+    "--capture",
+    "x.pcap",
+    "--log-level",
+    "debug",
+  ])!;
+  assert.equal(config.iface, "tun7");
+  assert.equal(formatIpv4Cidr(config.address), "192.168.50.2/30");
+  assert.equal(config.hostAddress, null);
+  assert.equal(config.mtu, 9000);
+  assert.deepEqual(config.services, []);
+  assert.equal(config.capturePath, "x.pcap");
+  assert.equal(config.logLevel, "debug");
+  assert.equal(parseStackArgs(["--help"]), null);
+});
+
+Deno.test("cli: usage mistakes are UsageErrors naming the problem", () => {
+  const cases: [string[], RegExp][] = [
+    [["--bogus"], /bogus/],
+    [["--addr", "10.0.0.2"], /--addr needs an IPv4 address with prefix/],
+    [["--host-addr", "300.1.1.1/24"], /--host-addr/],
+    [["--addr", "10.0.0.1/24"], /must differ/],
+    [["--mtu", "abc"], /--mtu needs a whole number/],
+    [["--mtu", "67"], /between 68 and 65535/],
+    [["--log-level", "loud"], /--log-level must be one of/],
+    [["--services", "echo,gopher"], /unknown service 'gopher'/],
+    [["--services", "http"], /'http' is not available yet/],
+    [["--backend", "tap"], /--backend tap is not available yet/],
+    [["--backend", "wifi"], /--backend must be tun, tap or pcap/],
+    [["--dhcp"], /--dhcp is not available yet/],
+    [["--connect", "10.0.0.1:19"], /--connect is not available yet/],
+    [["--gateway", "10.0.0.1"], /--gateway is not available yet/],
+    [["--mac", "02:00:00:00:00:01"], /--mac is not available yet/],
+    [["--iface", "a-very-long-interface-name"], /--iface must be an interface name/],
+    [["extra"], /positional|Unexpected argument/i],
+  ];
+  for (const [args, pattern] of cases) {
+    assert.throws(() => parseStackArgs(args), (error: unknown) => {
+      assert.ok(error instanceof UsageError, `${args.join(" ")}: ${error}`);
+      assert.match(error.message, pattern, args.join(" "));
+      return true;
+    });
+  }
+});
+
+Deno.test("cli: the version matches deno.json", async () => {
+  const config = JSON.parse(await Deno.readTextFile(`${REPO}deno.json`));
+  assert.equal(VERSION, config.version);
+  const result = await run(netstackCommand("--version"));
+  assert.equal(result.code, 0);
+  assert.equal(result.stdout.trim(), `netstack ${VERSION}`);
+});
+
+Deno.test("cli: --help on the program and on stack exits 0 with usage on stdout", async () => {
+  for (const args of [["--help"], ["stack", "--help"], ["stack", "-h"]]) {
+    const result = await run(netstackCommand(...args));
+    assert.equal(result.code, 0, args.join(" "));
+    assert.match(result.stdout, /^Usage: netstack/);
+    assert.equal(result.stderr, "");
+  }
+});
+
+Deno.test("cli: a usage mistake exits 2 with one line and a hint, no stack trace", async () => {
+  for (const args of [["stack", "--bogus"], ["stack", "--mtu", "1"], ["frobnicate"], []]) {
+    const result = await run(netstackCommand(...args));
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    const lines = result.stderr.trim().split("\n");
+    assert.equal(lines.length, 2, result.stderr);
+    assert.match(lines[0], /^netstack( stack)?: /);
+    assert.match(lines[1], /^Try 'netstack( stack)? --help' for more information\.$/);
+    assert.equal(result.stdout, "");
+  }
+});

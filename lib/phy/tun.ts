@@ -12,6 +12,7 @@ import { cString, errno, lastError, Libc, libc, strerror } from "../ffi/libc.ts"
 import { Errno, SystemError } from "../ffi/errno.ts";
 import { type Ipv4Cidr, prefixToMask, writeIpv4 } from "../wire/ipv4_address.ts";
 import type { Device, Medium, PacketHandler } from "./device.ts";
+import { FdWaiter } from "./fd_waiter.ts";
 
 // linux/if_tun.h and linux/sockios.h (x86-64).
 const TUNSETIFF = 0x400454can;
@@ -117,33 +118,24 @@ export class TunDevice implements Device {
   readonly medium: Medium;
   readonly mtu: number;
   readonly #fd: number;
-  readonly #eventFd: number;
-  readonly #pollFds = new Uint8Array(16);
+  readonly #waiter: FdWaiter;
   readonly #buffer: Uint8Array<ArrayBuffer>;
   readonly #bufferLength: bigint;
-  readonly #eventValue = new Uint8Array(8);
-  #waiting: Promise<void> | null = null;
-  #wakePending = false;
   #closed = false;
   /** Packets the kernel refused on write (ENOBUFS, EAGAIN…), counted rather than thrown. */
   sendErrors = 0;
   /** Read errors other than EAGAIN, counted. */
   receiveErrors = 0;
 
-  private constructor(name: string, medium: Medium, mtu: number, fd: number, eventFd: number) {
+  private constructor(name: string, medium: Medium, mtu: number, fd: number, waiter: FdWaiter) {
     this.name = name;
     this.medium = medium;
     this.mtu = mtu;
     this.#fd = fd;
-    this.#eventFd = eventFd;
+    this.#waiter = waiter;
+    // Room for the largest frame of this MTU (Ethernet header and VLAN tag for TAP) and then some.
     this.#buffer = new Uint8Array(mtu + 18 + 4096);
     this.#bufferLength = BigInt(this.#buffer.length);
-    const view = new DataView(this.#pollFds.buffer);
-    view.setInt32(0, fd, true);
-    view.setInt16(4, Libc.POLLIN, true);
-    view.setInt32(8, eventFd, true);
-    view.setInt16(12, Libc.POLLIN, true);
-    new DataView(this.#eventValue.buffer).setBigUint64(0, 1n, true);
   }
 
   /**
@@ -161,7 +153,7 @@ export class TunDevice implements Device {
       const hint = code === Errno.ENOENT ? "is the tun module loaded? try: modprobe tun" : undefined;
       throw new SystemError("opening /dev/net/tun", code, strerror(code), hint);
     }
-    let eventFd = -1;
+    let waiter: FdWaiter | null = null;
     try {
       const req = ifreq(requested);
       new DataView(req.buffer).setUint16(16, (kind === "tun" ? IFF_TUN : IFF_TAP) | IFF_NO_PI, true);
@@ -182,9 +174,8 @@ export class TunDevice implements Device {
         );
       }
       const name = ifreqName(req);
-      eventFd = c.eventfd(0, Libc.EFD_NONBLOCK | Libc.EFD_CLOEXEC);
-      check(eventFd, "eventfd");
-      const device = new TunDevice(name, kind === "tun" ? "ip" : "ethernet", mtu, fd, eventFd);
+      waiter = new FdWaiter(fd);
+      const device = new TunDevice(name, kind === "tun" ? "ip" : "ethernet", mtu, fd, waiter);
       if (options.hostAddress !== null && options.hostAddress !== undefined) {
         configureHostInterface(name, {
           address: options.hostAddress,
@@ -196,7 +187,7 @@ export class TunDevice implements Device {
       }
       return device;
     } catch (error) {
-      if (eventFd >= 0) c.close(eventFd);
+      waiter?.close();
       c.close(fd);
       throw error;
     }
@@ -230,45 +221,17 @@ export class TunDevice implements Device {
   }
 
   wait(timeoutMs: number): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    if (this.#wakePending) {
-      this.#wakePending = false;
-      return Promise.resolve();
-    }
-    this.#waiting ??= this.#poll(timeoutMs);
-    return this.#waiting;
-  }
-
-  async #poll(timeoutMs: number): Promise<void> {
-    try {
-      const timeout = Math.max(0, Math.min(Math.ceil(timeoutMs), 2 ** 31 - 1));
-      await libc().poll_nb(this.#pollFds, 2n, timeout);
-      // Drain the eventfd so the next poll blocks again.
-      if ((new DataView(this.#pollFds.buffer).getInt16(14, true) & Libc.POLLIN) !== 0) {
-        libc().read(this.#eventFd, this.#eventValue, 8n);
-      }
-    } finally {
-      this.#waiting = null;
-      this.#wakePending = false;
-    }
+    return this.#waiter.wait(timeoutMs);
   }
 
   wake(): void {
-    if (this.#closed) return;
-    if (this.#waiting === null) {
-      // Not blocked: the loop will look for work before it waits again.
-      this.#wakePending = true;
-      return;
-    }
-    new DataView(this.#eventValue.buffer).setBigUint64(0, 1n, true);
-    libc().write(this.#eventFd, this.#eventValue, 8n);
+    this.#waiter.wake();
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    const c = libc();
-    c.close(this.#fd);
-    c.close(this.#eventFd);
+    this.#waiter.close();
+    libc().close(this.#fd);
   }
 }

@@ -1,0 +1,180 @@
+/**
+ * Device middleware that impairs traffic on purpose — seeded loss, duplication and reordering in either
+ * direction — for testing TCP on the real TUN path (this kernel has no netem). Deterministic for a seed.
+ *
+ * @module
+ */
+
+import type { Device, Medium, PacketHandler } from "./device.ts";
+
+/** What to impair, as probabilities per packet (0..1). */
+export interface ImpairmentSpec {
+  /** Probability that a packet is lost. */
+  loss: number;
+  /** Probability that a packet is held back and delivered after the next one. */
+  reorder: number;
+  /** Probability that a packet is delivered twice. */
+  duplicate: number;
+  /** PRNG seed; the same seed gives the same decisions for the same packet sequence. */
+  seed: number;
+  /** Which traffic: packets the stack receives (`in`), sends (`out`), or `both`. */
+  direction: "in" | "out" | "both";
+}
+
+/** Counters of what the impairment did. */
+export interface ImpairmentCounters {
+  /** Packets dropped on purpose. */
+  lost: number;
+  /** Packets delivered twice. */
+  duplicated: number;
+  /** Packets held back and delivered late. */
+  reordered: number;
+}
+
+/**
+ * Parses `loss=0.05,reorder=0.02,duplicate=0.01,seed=7,direction=both`; missing keys are 0 (seed 1,
+ * direction both). Throws an Error naming the bad part.
+ */
+export function parseImpairment(text: string): ImpairmentSpec {
+  const spec: ImpairmentSpec = { loss: 0, reorder: 0, duplicate: 0, seed: 1, direction: "both" };
+  for (const part of text.split(",").map((p) => p.trim()).filter((p) => p.length > 0)) {
+    const [key, value, extra] = part.split("=");
+    if (value === undefined || extra !== undefined) throw new Error(`'${part}' is not key=value`);
+    if (key === "direction") {
+      if (value !== "in" && value !== "out" && value !== "both") {
+        throw new Error("direction must be in, out or both");
+      }
+      spec.direction = value;
+    } else if (key === "seed") {
+      if (!/^\d+$/.test(value)) throw new Error("seed must be a whole number");
+      spec.seed = Number(value);
+    } else if (key === "loss" || key === "reorder" || key === "duplicate") {
+      const p = Number(value);
+      if (!/^\d*\.?\d+$/.test(value) || p > 1) {
+        throw new Error(`${key} must be a probability between 0 and 1`);
+      }
+      spec[key] = p;
+    } else {
+      throw new Error(`unknown impairment '${key}' (known: loss, reorder, duplicate, seed, direction)`);
+    }
+  }
+  return spec;
+}
+
+/** A small seeded PRNG (mulberry32): fast, and enough for test decisions. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** One direction's impairment: decides per packet, holds at most one packet back. */
+class Impairer {
+  held: Uint8Array | null = null;
+  constructor(
+    private readonly spec: ImpairmentSpec,
+    private readonly random: () => number,
+    readonly counters: ImpairmentCounters,
+  ) {}
+
+  /** Passes `packet` through `deliver` zero, one or two times, maybe after the next packet. */
+  apply(packet: Uint8Array, deliver: (p: Uint8Array) => void): void {
+    if (this.random() < this.spec.loss) {
+      this.counters.lost++;
+      return;
+    }
+    if (this.held === null && this.random() < this.spec.reorder) {
+      this.held = packet.slice();
+      this.counters.reordered++;
+      return;
+    }
+    deliver(packet);
+    if (this.random() < this.spec.duplicate) {
+      this.counters.duplicated++;
+      deliver(packet);
+    }
+    this.release(deliver);
+  }
+
+  /** Delivers the held packet, if any. */
+  release(deliver: (p: Uint8Array) => void): void {
+    const held = this.held;
+    if (held === null) return;
+    this.held = null;
+    deliver(held);
+  }
+}
+
+/** A device whose traffic is impaired as specified. */
+export class ImpairedDevice implements Device {
+  /** What was done to received packets. */
+  readonly inbound: ImpairmentCounters = { lost: 0, duplicated: 0, reordered: 0 };
+  /** What was done to sent packets. */
+  readonly outbound: ImpairmentCounters = { lost: 0, duplicated: 0, reordered: 0 };
+  readonly #inner: Device;
+  readonly #in: Impairer | null;
+  readonly #out: Impairer | null;
+  readonly #sendInner: (p: Uint8Array) => void;
+  #handler: PacketHandler = () => {};
+  readonly #receiveOne: PacketHandler;
+  readonly #deliverIn: (p: Uint8Array) => void;
+
+  /** Wraps `inner`. */
+  constructor(inner: Device, spec: ImpairmentSpec) {
+    this.#inner = inner;
+    const random = seededRandom(spec.seed);
+    this.#in = spec.direction === "out" ? null : new Impairer(spec, random, this.inbound);
+    this.#out = spec.direction === "in" ? null : new Impairer(spec, random, this.outbound);
+    this.#sendInner = (p) => void inner.send(p);
+    this.#deliverIn = (p) => this.#handler(p);
+    this.#receiveOne = (p) => this.#in!.apply(p, this.#deliverIn);
+  }
+
+  get name(): string {
+    return this.#inner.name;
+  }
+  get medium(): Medium {
+    return this.#inner.medium;
+  }
+  get mtu(): number {
+    return this.#inner.mtu;
+  }
+
+  receive(onPacket: PacketHandler, max: number): number {
+    if (this.#in === null) return this.#inner.receive(onPacket, max);
+    this.#handler = onPacket;
+    const count = this.#inner.receive(this.#receiveOne, max);
+    // A packet held back is late by at most one loop turn, so a quiet link cannot strand it.
+    if (count === 0 && this.#in.held !== null) {
+      this.#in.release(this.#deliverIn);
+      return 1;
+    }
+    return count;
+  }
+
+  send(packet: Uint8Array): boolean {
+    if (this.#out === null) return this.#inner.send(packet);
+    this.#out.apply(packet, this.#sendInner);
+    return true;
+  }
+
+  wait(timeoutMs: number): Promise<void> {
+    this.#out?.release(this.#sendInner);
+    // With a packet held back inbound, come straight back to release it.
+    if (this.#in?.held) return Promise.resolve();
+    return this.#inner.wait(timeoutMs);
+  }
+
+  wake(): void {
+    this.#inner.wake();
+  }
+
+  close(): void {
+    this.#inner.close();
+  }
+}

@@ -8,7 +8,9 @@
 import { parseArgs } from "node:util";
 import { type CliLogLevel, configureLogging, LOG_LEVELS, logger } from "../log.ts";
 import { parseIntegerFlag, RuntimeError, UsageError } from "./errors.ts";
-import { formatIpv4Cidr, type Ipv4Cidr, parseIpv4Cidr } from "../wire/ipv4_address.ts";
+import { formatIpv4Cidr, type Ipv4Cidr, parseIpv4, parseIpv4Cidr } from "../wire/ipv4_address.ts";
+import { type ImpairmentSpec, parseImpairment } from "../phy/impair.ts";
+import type { Stack } from "../stack/stack.ts";
 import { AVAILABLE_SERVICES, type ServiceName } from "../stack/stack.ts";
 import { type OpenedStack, openTunStack } from "../stack/open.ts";
 import { SystemError } from "../ffi/errno.ts";
@@ -30,18 +32,19 @@ Options:
   --mac MAC               the stack's MAC address, tap/pcap only (not available yet)
   --mtu N                 interface MTU, 68..65535 (default 1500)
   --services LIST         comma list, or 'none' (default: ${AVAILABLE_SERVICES.join(",")})
-                          available now: ${AVAILABLE_SERVICES.join(", ")} (UDP echo on port 7)
-  --connect HOST:PORT     bridge a TCP connection to stdin/stdout (not available yet)
+                          echo = TCP+UDP 7, discard = TCP 9, chargen = TCP 19, http = TCP 80
+  --connect HOST:PORT     open a TCP connection from the stack and bridge it to stdin/stdout
+                          (like nc); exit when it closes
   --capture FILE          write every packet in and out to a pcap file
+  --impair SPEC           testing only: impair traffic between device and stack, e.g.
+                          loss=0.05,reorder=0.02,duplicate=0.01,seed=7[,direction=in|out|both]
   --log-level LEVEL       debug, info, warning or error (default info)
   -h, --help              show this help
 
 Example:
-  sudo netstack stack --capture /tmp/stack.pcap    # then: ping 10.0.0.2
+  sudo netstack stack --capture /tmp/stack.pcap    # then: ping 10.0.0.2; curl http://10.0.0.2/
+  sudo netstack stack --connect 10.0.0.1:5000      # talk to a listener on the host side
 `;
-
-/** Services named in shared/CLI.md that later work provides. */
-const PLANNED_SERVICES = ["discard", "chargen", "http"];
 
 /** The parsed configuration of `netstack stack`. */
 export interface StackConfig {
@@ -59,6 +62,10 @@ export interface StackConfig {
   capturePath?: string;
   /** Log level. */
   logLevel: CliLogLevel;
+  /** `--connect` target. */
+  connect?: { hostname: string; port: number };
+  /** `--impair` specification. */
+  impairment?: ImpairmentSpec;
 }
 
 function usage(message: string): UsageError {
@@ -86,6 +93,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
         services: { type: "string", default: AVAILABLE_SERVICES.join(",") },
         connect: { type: "string" },
         capture: { type: "string" },
+        impair: { type: "string" },
         "log-level": { type: "string", default: "info" },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -102,7 +110,23 @@ export function parseStackArgs(args: string[]): StackConfig | null {
   if (v.dhcp) throw usage("--dhcp is not available yet (it needs the tap or pcap backend)");
   if (v.mac !== undefined) throw usage("--mac is not available yet (it needs the tap or pcap backend)");
   if (v.gateway !== undefined) throw usage("--gateway is not available yet");
-  if (v.connect !== undefined) throw usage("--connect is not available yet (it needs TCP)");
+  let connect: StackConfig["connect"];
+  if (v.connect !== undefined) {
+    const match = /^(.+):(\d{1,5})$/.exec(v.connect);
+    const port = match ? Number(match[2]) : 0;
+    if (match === null || parseIpv4(match[1]) === null || port < 1 || port > 65535) {
+      throw usage(`--connect needs HOST:PORT with an IPv4 address, like 10.0.0.1:19, got '${v.connect}'`);
+    }
+    connect = { hostname: match[1], port };
+  }
+  let impairment: ImpairmentSpec | undefined;
+  if (v.impair !== undefined) {
+    try {
+      impairment = parseImpairment(v.impair);
+    } catch (error) {
+      throw usage(`--impair: ${(error as Error).message}`);
+    }
+  }
   if (!LOG_LEVELS.includes(v["log-level"] as CliLogLevel)) {
     throw usage(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got '${v["log-level"]}'`);
   }
@@ -127,12 +151,6 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     for (const name of v.services.split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {
       if ((AVAILABLE_SERVICES as readonly string[]).includes(name)) {
         if (!services.includes(name as ServiceName)) services.push(name as ServiceName);
-      } else if (PLANNED_SERVICES.includes(name)) {
-        throw usage(
-          `service '${name}' is not available yet (it needs TCP); available: ${
-            AVAILABLE_SERVICES.join(", ")
-          }`,
-        );
       } else {
         throw usage(`unknown service '${name}'; available: ${AVAILABLE_SERVICES.join(", ")}, or 'none'`);
       }
@@ -146,6 +164,8 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     services,
     capturePath: v.capture,
     logLevel: v["log-level"] as CliLogLevel,
+    connect,
+    impairment,
   };
 }
 
@@ -178,6 +198,7 @@ export async function runStack(args: string[]): Promise<number> {
       mtu: config.mtu,
       services: config.services,
       capturePath: config.capturePath,
+      impairment: config.impairment,
     });
   } catch (error) {
     throw openFailure(error, config);
@@ -196,14 +217,48 @@ export async function runStack(args: string[]): Promise<number> {
     mtu: config.mtu,
     services: config.services.join(",") || "none",
   });
+  let code = 0;
   try {
-    const outcome = await Promise.race([stop, stack.closed.then(() => "device closed")]);
-    log.info("stopping ({reason})", { reason: outcome });
+    const bridge = config.connect ? bridgeStdio(stack, config.connect) : new Promise<never>(() => {});
+    const outcome = await Promise.race([stop, stack.closed.then(() => "device closed"), bridge]);
+    if (outcome instanceof Error) {
+      console.error(
+        `netstack: --connect ${config.connect!.hostname}:${config.connect!.port}: ${outcome.message}`,
+      );
+      code = 1;
+    }
+    log.info("stopping ({reason})", { reason: outcome instanceof Error ? outcome.message : outcome });
   } finally {
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
     await opened.close();
   }
   log.info("stats {stats}", { stats: stack.stats() });
-  return 0;
+  return code;
+}
+
+/**
+ * `--connect`: a TCP connection from the stack bridged to stdin/stdout like nc. Standard input's end
+ * half-closes the connection; the connection's end (the peer's FIN) ends the program. Resolves to a
+ * reason string, or to the Error that ended the connection.
+ */
+async function bridgeStdio(
+  stack: Stack,
+  target: { hostname: string; port: number },
+): Promise<string | Error> {
+  const log = logger("connect");
+  try {
+    const conn = await stack.connect(target);
+    log.info("connected {local} > {remote}", {
+      local: `${conn.localAddr.hostname}:${conn.localAddr.port}`,
+      remote: `${target.hostname}:${target.port}`,
+    });
+    const upstream = Deno.stdin.readable.pipeTo(conn.writable).catch(() => {});
+    await conn.readable.pipeTo(Deno.stdout.writable, { preventClose: true });
+    void upstream;
+    conn.close();
+    return "connection closed";
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
 }

@@ -8,6 +8,8 @@
 import { CaptureDevice } from "../phy/capture.ts";
 import type { Device } from "../phy/device.ts";
 import { TunDevice } from "../phy/tun.ts";
+import { ImpairedDevice, type ImpairmentSpec } from "../phy/impair.ts";
+import type { TcpLayerOptions } from "../tcp/config.ts";
 import type { Ipv4Cidr } from "../wire/ipv4_address.ts";
 import { type ServiceName, Stack } from "./stack.ts";
 
@@ -25,6 +27,10 @@ export interface TunStackOptions {
   services?: readonly ServiceName[];
   /** Path of a pcap file receiving every packet in and out. */
   capturePath?: string;
+  /** Test-only: impair traffic (loss, reordering, duplication) between the device and the stack. */
+  impairment?: ImpairmentSpec;
+  /** TCP tunables. */
+  tcp?: TcpLayerOptions;
 }
 
 /** A stack and what it opened, so that closing it closes everything. */
@@ -45,11 +51,18 @@ export function openTunStack(options: TunStackOptions): OpenedStack {
   let file: Deno.FsFile | null = null;
   let device: Device = tun;
   try {
+    if (options.impairment !== undefined) device = new ImpairedDevice(device, options.impairment);
+    // The capture wraps the impairment: it shows what the stack itself received and sent.
     if (options.capturePath !== undefined) {
       file = Deno.openSync(options.capturePath, { write: true, create: true, truncate: true });
-      device = new CaptureDevice(tun, file);
+      device = new CaptureDevice(device, file);
     }
-    const stack = new Stack({ device, address: options.address, services: options.services });
+    const stack = new Stack({
+      device,
+      address: options.address,
+      services: options.services,
+      tcp: options.tcp,
+    });
     return {
       stack,
       async close() {

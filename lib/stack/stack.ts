@@ -15,14 +15,14 @@ import { UdpLayer } from "../udp/layer.ts";
 import { IpProtocol } from "../wire/ipv4.ts";
 import { formatIpv4Cidr, type Ipv4Address, type Ipv4Cidr } from "../wire/ipv4_address.ts";
 import { DatagramEndpoint } from "./datagram.ts";
-import { bindUdpEcho } from "../services/udp_echo.ts";
+import { type RunningServices, type ServiceName, startServices } from "../services/mod.ts";
+import { TcpLayer } from "../tcp/layer.ts";
+import type { TcpLayerOptions } from "../tcp/config.ts";
+import { TcpConn, TcpConnListener } from "./tcp_conn.ts";
+import { formatIpv4, parseIpv4 } from "../wire/ipv4_address.ts";
 import { logger } from "../log.ts";
 
-/** Services the stack can run; see shared/CLI.md. */
-export const AVAILABLE_SERVICES = ["echo"] as const;
-
-/** A service name. */
-export type ServiceName = typeof AVAILABLE_SERVICES[number];
+export { SERVICE_NAMES as AVAILABLE_SERVICES, type ServiceName } from "../services/mod.ts";
 
 /** Options of {@link Stack}. */
 export interface StackOptions {
@@ -36,6 +36,8 @@ export interface StackOptions {
   clock?: () => number;
   /** Packets drained per batch before yielding to the event loop; default 64. */
   batchSize?: number;
+  /** TCP tunables (buffer sizes, congestion control, timers…); the MTU comes from the device. */
+  tcp?: TcpLayerOptions;
 }
 
 /** Device-level counters kept by the shell. */
@@ -67,6 +69,8 @@ export class Stack {
   readonly iface: Ipv4Interface;
   /** The UDP layer. */
   readonly udp: UdpLayer;
+  /** The TCP layer. */
+  readonly tcp: TcpLayer;
   /** Resolves when the I/O loop has stopped and the device is closed. */
   readonly closed: Promise<void>;
   readonly #device: Device;
@@ -81,6 +85,7 @@ export class Stack {
     waits: 0,
   };
   readonly #startedAt: number;
+  readonly #services: RunningServices;
   #stopping = false;
 
   /** Creates the stack on `options.device` and starts its I/O loop. */
@@ -95,10 +100,12 @@ export class Stack {
     this.iface = new Ipv4Interface({ address: options.address, mtu: options.device.mtu });
     this.udp = new UdpLayer(this.iface, options.device.mtu);
     this.iface.register(IpProtocol.UDP, this.udp);
-    for (const service of options.services ?? []) {
-      if (service === "echo") bindUdpEcho(this.udp, () => this.iface.address.address);
-    }
+    this.tcp = new TcpLayer({ ...options.tcp, mtu: options.device.mtu });
+    // Application calls (send, read, close) make output due: wake the loop so that it polls now.
+    this.tcp.onPollRequested = () => this.kick();
+    this.iface.register(IpProtocol.TCP, this.tcp);
     this.closed = this.#run();
+    this.#services = startServices(this, options.services ?? []);
   }
 
   /** The device's name. */
@@ -119,12 +126,35 @@ export class Stack {
     );
   }
 
+  /** Listens on a TCP port, like `Deno.listen`; iterate over the listener to accept connections. */
+  listen(options: { port: number; backlog?: number }): TcpConnListener {
+    const listener = this.tcp.listen(options.port, options.backlog);
+    return new TcpConnListener(listener, formatIpv4(this.iface.address.address));
+  }
+
+  /**
+   * Opens a TCP connection, like `Deno.connect`. Rejects with `Deno.errors.ConnectionRefused` (RST),
+   * `Deno.errors.TimedOut` (no answer) or `TypeError` (bad address).
+   */
+  async connect(options: { hostname: string; port: number }): Promise<TcpConn> {
+    const remote = parseIpv4(options.hostname);
+    if (remote === null) throw new TypeError(`'${options.hostname}' is not an IPv4 address`);
+    if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) {
+      throw new RangeError(`invalid TCP port ${options.port}`);
+    }
+    const connection = this.tcp.connect(this.iface.address.address, remote, options.port, this.#clock());
+    const conn = new TcpConn(connection);
+    this.kick();
+    await conn.opened();
+    return conn;
+  }
+
   /** Asks the I/O loop to run now (after the application queued something to send). */
   kick(): void {
     this.#device.wake();
   }
 
-  /** All counters: device, IPv4, ICMP, UDP, with drops by reason. */
+  /** All counters: device, IPv4, ICMP, UDP, TCP, with drops by reason. */
   stats(): Record<string, unknown> {
     return {
       address: formatIpv4Cidr(this.iface.address),
@@ -132,14 +162,20 @@ export class Stack {
       uptimeSeconds: Math.round((this.#clock() - this.#startedAt) / 100) / 10,
       ...this.iface.snapshot(),
       udp: this.udp.snapshot(),
+      tcp: { connections: this.tcp.countByState(), ...this.tcp.stats, drops: { ...this.tcp.stats.drops } },
     };
   }
 
   /** Stops the loop, closes the device (a created TUN device disappears) and resolves when done. */
   async close(): Promise<void> {
-    this.#stopping = true;
-    this.#device.wake();
+    if (!this.#stopping) {
+      // Reset what is still open so that peers learn at once; the loop's last poll sends the RSTs.
+      for (const connection of this.tcp.connections()) connection.abort();
+      this.#stopping = true;
+      this.#device.wake();
+    }
     await this.closed;
+    await this.#services.close();
   }
 
   async #run(): Promise<void> {
@@ -165,7 +201,11 @@ export class Stack {
     try {
       // Yield once so the constructor returns before any packet is handled.
       await yieldNow();
-      while (!this.#stopping) {
+      while (true) {
+        if (this.#stopping) {
+          iface.poll(this.#clock(), out); // flush what closing queued (RSTs)
+          break;
+        }
         now = this.#clock();
         const received = device.receive(onPacket, this.#batchSize);
         now = this.#clock();

@@ -14,7 +14,9 @@ Deno.test("cli: defaults follow shared/CLI.md", () => {
   assert.equal(formatIpv4Cidr(config.address), "10.0.0.2/24");
   assert.equal(formatIpv4Cidr(config.hostAddress!), "10.0.0.1/24");
   assert.equal(config.mtu, 1500);
-  assert.deepEqual(config.services, ["echo"]);
+  assert.deepEqual(config.services, ["echo", "discard", "chargen", "http"]);
+  assert.equal(config.connect, undefined);
+  assert.equal(config.impairment, undefined);
   assert.equal(config.logLevel, "info");
   assert.equal(config.capturePath, undefined);
 });
@@ -34,7 +36,14 @@ Deno.test("cli: flags are parsed", () => {
     "x.pcap",
     "--log-level",
     "debug",
+    "--connect",
+    "10.0.0.1:19",
+    "--impair",
+    "loss=0.1,seed=3",
   ])!;
+  assert.deepEqual(config.connect, { hostname: "10.0.0.1", port: 19 });
+  assert.equal(config.impairment?.loss, 0.1);
+  assert.equal(config.impairment?.seed, 3);
   assert.equal(config.iface, "tun7");
   assert.equal(formatIpv4Cidr(config.address), "192.168.50.2/30");
   assert.equal(config.hostAddress, null);
@@ -55,11 +64,13 @@ Deno.test("cli: usage mistakes are UsageErrors naming the problem", () => {
     [["--mtu", "67"], /between 68 and 65535/],
     [["--log-level", "loud"], /--log-level must be one of/],
     [["--services", "echo,gopher"], /unknown service 'gopher'/],
-    [["--services", "http"], /'http' is not available yet/],
+    [["--connect", "10.0.0.1"], /--connect needs HOST:PORT/],
+    [["--connect", "example.com:80"], /--connect needs HOST:PORT with an IPv4 address/],
+    [["--connect", "10.0.0.1:70000"], /--connect needs HOST:PORT/],
+    [["--impair", "loss=5"], /--impair: loss must be a probability/],
     [["--backend", "tap"], /--backend tap is not available yet/],
     [["--backend", "wifi"], /--backend must be tun, tap or pcap/],
     [["--dhcp"], /--dhcp is not available yet/],
-    [["--connect", "10.0.0.1:19"], /--connect is not available yet/],
     [["--gateway", "10.0.0.1"], /--gateway is not available yet/],
     [["--mac", "02:00:00:00:00:01"], /--mac is not available yet/],
     [["--iface", "a-very-long-interface-name"], /--iface must be an interface name/],

@@ -1,0 +1,204 @@
+/**
+ * The stack's TCP connections as `Deno.Conn`-like objects: a ReadableStream pulled from the receive
+ * buffer (so an application that stops reading closes the window), a WritableStream that waits while the
+ * send buffer is full, half-close, close, and typed errors (`Deno.errors.ConnectionRefused`, `TimedOut`,
+ * `ConnectionReset`) so that Deno code ports over unchanged.
+ *
+ * @module
+ */
+
+import { type TcpCloseError, type TcpConnection, TcpEvent } from "../tcp/connection.ts";
+import type { TcpListener } from "../tcp/layer.ts";
+import { formatIpv4 } from "../wire/ipv4_address.ts";
+import type { NetAddr } from "./datagram.ts";
+import type { StreamConn } from "../services/conn.ts";
+
+/** The typed error for how a connection ended abnormally. */
+export function closeError(error: TcpCloseError | null): Error {
+  switch (error) {
+    case "refused":
+      return new Deno.errors.ConnectionRefused("connection refused (the peer answered with a reset)");
+    case "timeout":
+      return new Deno.errors.TimedOut("connection timed out (no answer after the last retransmission)");
+    case "reset":
+      return new Deno.errors.ConnectionReset("connection reset by peer");
+    case "aborted":
+      return new Deno.errors.ConnectionAborted("connection aborted");
+    default:
+      return new Deno.errors.NotConnected("the connection is closed");
+  }
+}
+
+/** Largest chunk handed to a reader at once. */
+const READ_CHUNK = 256 * 1024;
+
+/** A TCP connection of the stack. */
+export class TcpConn implements StreamConn {
+  readonly localAddr: NetAddr;
+  readonly remoteAddr: NetAddr;
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  /** The protocol connection underneath, for counters and state. */
+  readonly connection: TcpConnection;
+  #readWaiter: (() => void) | null = null;
+  #writeWaiter: (() => void) | null = null;
+  #openWaiter: (() => void) | null = null;
+
+  /** Wraps `connection`; takes over its `onEvent`. */
+  constructor(connection: TcpConnection) {
+    this.connection = connection;
+    this.localAddr = {
+      transport: "tcp",
+      hostname: formatIpv4(connection.localAddress),
+      port: connection.localPort,
+    };
+    this.remoteAddr = {
+      transport: "tcp",
+      hostname: formatIpv4(connection.remoteAddress),
+      port: connection.remotePort,
+    };
+    connection.onEvent = (_c, events) => {
+      if (events & (TcpEvent.READABLE | TcpEvent.EOF | TcpEvent.CLOSED)) this.#wakeReader();
+      if (events & (TcpEvent.WRITABLE | TcpEvent.CLOSED)) this.#wakeWriter();
+      if (events & (TcpEvent.OPEN | TcpEvent.CLOSED)) this.#wakeOpen();
+    };
+    this.readable = new ReadableStream<Uint8Array>({
+      pull: (controller) => this.#pull(controller),
+      cancel: () => {
+        // The application will not read any more: closing now resets if data is pending, like Linux.
+        this.connection.close();
+      },
+    }, { highWaterMark: 0 });
+    this.writable = new WritableStream<Uint8Array>({
+      write: (chunk) => this.#write(chunk),
+      close: () => this.connection.shutdownWrite(),
+      abort: () => this.connection.abort(),
+    }, { highWaterMark: 1 });
+  }
+
+  /** Resolves once the handshake completed; rejects with the typed error when it failed. */
+  async opened(): Promise<void> {
+    const c = this.connection;
+    while (c.state === "SYN_SENT" || c.state === "SYN_RECEIVED") {
+      await new Promise<void>((resolve) => (this.#openWaiter = resolve));
+    }
+    if (c.state === "CLOSED" && c.error !== null) throw closeError(c.error);
+  }
+
+  /** Closes the sending side (FIN after the queued data); reading goes on. */
+  async closeWrite(): Promise<void> {
+    if (!this.writable.locked) await this.writable.close();
+    else this.connection.shutdownWrite();
+  }
+
+  /** Closes both directions: FIN after the queued data (or RST when received data was left unread). */
+  close(): void {
+    this.connection.close();
+    this.#wakeReader();
+    this.#wakeWriter();
+  }
+
+  /** Sets or clears TCP_NODELAY (Nagle's algorithm off when true). */
+  setNoDelay(noDelay = true): void {
+    this.connection.noDelay = noDelay;
+  }
+
+  async #pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+    const c = this.connection;
+    while (true) {
+      const available = c.readableBytes;
+      if (available > 0) {
+        const chunk = new Uint8Array(Math.min(available, READ_CHUNK));
+        const n = c.recv(chunk) ?? 0;
+        controller.enqueue(n === chunk.length ? chunk : chunk.subarray(0, n));
+        return;
+      }
+      if (c.peerClosed || c.state === "CLOSED" || c.state === "TIME_WAIT") {
+        if (c.error !== null && c.error !== "aborted") controller.error(closeError(c.error));
+        else controller.close();
+        return;
+      }
+      await new Promise<void>((resolve) => (this.#readWaiter = resolve));
+    }
+  }
+
+  async #write(chunk: Uint8Array): Promise<void> {
+    const c = this.connection;
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (c.state === "CLOSED") throw closeError(c.error);
+      if (c.writeShut) throw new Deno.errors.BrokenPipe("the connection's sending side is closed");
+      offset += c.send(offset === 0 ? chunk : chunk.subarray(offset));
+      if (offset < chunk.length) await new Promise<void>((resolve) => (this.#writeWaiter = resolve));
+    }
+  }
+
+  #wakeReader(): void {
+    const waiter = this.#readWaiter;
+    this.#readWaiter = null;
+    waiter?.();
+  }
+
+  #wakeWriter(): void {
+    const waiter = this.#writeWaiter;
+    this.#writeWaiter = null;
+    waiter?.();
+  }
+
+  #wakeOpen(): void {
+    const waiter = this.#openWaiter;
+    this.#openWaiter = null;
+    waiter?.();
+  }
+}
+
+/** A listening TCP port of the stack, like `Deno.Listener`: accept connections or iterate over them. */
+export class TcpConnListener implements AsyncIterable<TcpConn> {
+  /** The local address and port. */
+  readonly addr: NetAddr;
+  readonly #listener: TcpListener;
+  #waiter: (() => void) | null = null;
+  #closed = false;
+
+  /** Wraps a protocol listener; takes over its `onAcceptable`. */
+  constructor(listener: TcpListener, hostname: string) {
+    this.#listener = listener;
+    this.addr = { transport: "tcp", hostname, port: listener.port };
+    listener.onAcceptable = () => {
+      const waiter = this.#waiter;
+      this.#waiter = null;
+      waiter?.();
+    };
+  }
+
+  /** Waits for the next established connection; rejects once the listener is closed. */
+  async accept(): Promise<TcpConn> {
+    while (true) {
+      if (this.#closed) throw new Deno.errors.BadResource("the listener is closed");
+      const connection = this.#listener.accept();
+      if (connection !== null) return new TcpConn(connection);
+      await new Promise<void>((resolve) => (this.#waiter = resolve));
+    }
+  }
+
+  /** Stops listening; connections not yet accepted are reset, pending accepts reject. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listener.close();
+    const waiter = this.#waiter;
+    this.#waiter = null;
+    waiter?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<TcpConn> {
+    while (!this.#closed) {
+      try {
+        yield await this.accept();
+      } catch (error) {
+        if (this.#closed) return;
+        throw error;
+      }
+    }
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * Tunables of the TCP layer, with defaults close to Linux where RFCs leave room.
+ *
+ * @module
+ */
+
+/** Names of the congestion controllers available. */
+export type CongestionControlName = "cubic" | "newreno";
+
+/** Options for a {@link TcpLayer}; every field is optional in {@link TcpLayerOptions}. */
+export interface TcpConfig {
+  /** Link MTU; the advertised MSS is MTU − 40 (RFC 9293 §3.7.1, RFC 879). Default 1500. */
+  mtu: number;
+  /**
+   * Largest payload the sender puts in one segment, when above the peer's MSS (TSO: a lower layer
+   * splits it). Default 0: the effective MSS. At most 65495.
+   */
+  maxSendSegment: number;
+  /** Send buffer bytes. Default 1 MiB. */
+  sendBufferSize: number;
+  /** Receive buffer bytes, which bounds the advertised (scaled) window. Default 1 MiB (≥ 256 KiB). */
+  recvBufferSize: number;
+  /** Most disjoint out-of-order ranges kept for reassembly (RFC 9293 §3.10.7.4 allows any bound). */
+  maxOutOfOrderRanges: number;
+  /** TIME-WAIT duration, 2×MSL (RFC 9293 §3.4.2). Default 60 000 ms (Linux's fixed 60 s). */
+  timeWaitMs: number;
+  /** How long an application-closed connection may sit in FIN-WAIT-2 (Linux tcp_fin_timeout). */
+  finWait2TimeoutMs: number;
+  /** Initial RTO (RFC 6298 §2.1: 1 s). */
+  rtoInitialMs: number;
+  /**
+   * Lower bound of the RTO. RFC 6298 §2.4 says 1 s; we default to 200 ms like Linux (TCP_RTO_MIN),
+   * which RFC 6298 permits as a considered deviation for faster loss recovery.
+   */
+  rtoMinMs: number;
+  /** Upper bound of the RTO (RFC 6298 §2.5: at least 60 s). Default 120 000 ms like Linux. */
+  rtoMaxMs: number;
+  /** Retransmissions of one segment before the connection aborts with a timeout (Linux tcp_retries2 15). */
+  maxRetries: number;
+  /** SYN retransmissions before connect fails (Linux tcp_syn_retries 6). */
+  maxSynRetries: number;
+  /** Delayed-ACK timeout (RFC 9293 §3.8.6.3: < 0.5 s). Default 40 ms like Linux's minimum. */
+  delayedAckMs: number;
+  /** Send keepalives (RFC 9293 §3.8.4); off by default. */
+  keepalive: boolean;
+  /** Idle time before the first keepalive (RFC 1122: ≥ 2 h). */
+  keepaliveIdleMs: number;
+  /** Interval between unanswered keepalives. */
+  keepaliveIntervalMs: number;
+  /** Unanswered keepalives before the connection aborts. */
+  keepaliveCount: number;
+  /** Congestion controller. Default CUBIC (RFC 9438). */
+  congestionControl: CongestionControlName;
+  /** Disables Nagle's algorithm (RFC 9293 §3.7.4) for new connections. */
+  noDelay: boolean;
+  /** Offer/accept window scaling (RFC 7323). */
+  windowScaling: boolean;
+  /** Offer/accept timestamps (RFC 7323). */
+  timestamps: boolean;
+  /** Offer/accept SACK (RFC 2018). */
+  sack: boolean;
+  /** Pending plus accepted connections per listener when `listen` gives no backlog. */
+  defaultBacklog: number;
+  /** Verify checksums of received segments (off only for checksum-offloaded input). */
+  verifyChecksums: boolean;
+  /** Secret for RFC 6528 ISNs and timestamp offsets; 16 bytes. Default: random from `crypto`. */
+  secret: Uint8Array | null;
+  /** Random 32-bit numbers (ephemeral ports); default from `crypto`. Inject for determinism. */
+  random: (() => number) | null;
+}
+
+/** Partial options accepted by the layer constructor. */
+export type TcpLayerOptions = Partial<TcpConfig>;
+
+/** The defaults. */
+export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = {
+  mtu: 1500,
+  maxSendSegment: 0,
+  sendBufferSize: 1 << 20,
+  recvBufferSize: 1 << 20,
+  maxOutOfOrderRanges: 32,
+  timeWaitMs: 60_000,
+  finWait2TimeoutMs: 60_000,
+  rtoInitialMs: 1000,
+  rtoMinMs: 200,
+  rtoMaxMs: 120_000,
+  maxRetries: 15,
+  maxSynRetries: 6,
+  delayedAckMs: 40,
+  keepalive: false,
+  keepaliveIdleMs: 7_200_000,
+  keepaliveIntervalMs: 75_000,
+  keepaliveCount: 9,
+  congestionControl: "cubic",
+  noDelay: false,
+  windowScaling: true,
+  timestamps: true,
+  sack: true,
+  defaultBacklog: 128,
+  verifyChecksums: true,
+  secret: null,
+  random: null,
+};
+
+/** Fills defaults and validates ranges; throws `RangeError` for impossible values (programming errors). */
+export function resolveTcpConfig(options: TcpLayerOptions = {}): TcpConfig {
+  const config: TcpConfig = { ...DEFAULT_TCP_CONFIG, ...options };
+  if (!(config.mtu >= 68 && config.mtu <= 65535)) throw new RangeError(`tcp: bad mtu ${config.mtu}`);
+  if (config.maxSendSegment < 0 || config.maxSendSegment > 65495) {
+    throw new RangeError(`tcp: bad maxSendSegment ${config.maxSendSegment}`);
+  }
+  if (config.sendBufferSize < 1 || config.recvBufferSize < 1) throw new RangeError("tcp: bad buffer size");
+  if (config.recvBufferSize > (1 << 30)) throw new RangeError("tcp: receive buffer above 1 GiB");
+  if (config.rtoMinMs <= 0 || config.rtoMaxMs < config.rtoMinMs) throw new RangeError("tcp: bad RTO bounds");
+  if (config.secret !== null && config.secret.length !== 16) throw new RangeError("tcp: secret must be 16 bytes");
+  return config;
+}

@@ -1,0 +1,369 @@
+/**
+ * The TCP layer: a {@link TransportProtocol} that validates segments, demultiplexes them by 4-tuple to
+ * {@link TcpConnection}s, runs listeners with bounded backlogs, answers segments for closed ports with
+ * RSTs (RFC 9293 §3.10.7.1), and folds every connection's timers into one poll deadline.
+ *
+ * @module
+ */
+
+import type { Ipv4Datagram, Ipv4Sink, TransportProtocol } from "../iface/protocol.ts";
+import { IPV4_HEADER_LENGTH } from "../wire/ipv4.ts";
+import { parseTcpOptions, TCP_MAX_HEADER_LENGTH, TcpFlags, TcpOptions, TcpSegment } from "../wire/tcp.ts";
+import { resolveTcpConfig, type TcpConfig, type TcpLayerOptions } from "./config.ts";
+import { TcpConnection, type TcpConnectionContext, type TcpState } from "./connection.ts";
+import { IsnGenerator } from "./isn.ts";
+import { sendReset } from "./reset.ts";
+import { seqAdd } from "./seq.ts";
+import { TcpStats } from "./stats.ts";
+
+/** First port of the ephemeral range (RFC 6335 §6, IANA dynamic ports). */
+export const EPHEMERAL_PORT_FIRST = 49152;
+/** Last port of the ephemeral range. */
+export const EPHEMERAL_PORT_LAST = 65535;
+
+/** A passive open on a local port (any local address), with a bounded accept backlog. */
+export class TcpListener {
+  /** The local port. */
+  readonly port: number;
+  /** Most half-open plus not-yet-accepted connections; further SYNs are dropped (the peer retries). */
+  readonly backlog: number;
+  /** Called when {@link accept} has a connection to return. */
+  onAcceptable: ((listener: TcpListener) => void) | null = null;
+  readonly #halfOpen = new Set<TcpConnection>();
+  readonly #ready: TcpConnection[] = [];
+  readonly #layer: TcpLayer;
+  #closed = false;
+
+  /** Created by {@link TcpLayer.listen}. */
+  constructor(layer: TcpLayer, port: number, backlog: number) {
+    this.#layer = layer;
+    this.port = port;
+    this.backlog = backlog;
+  }
+
+  /** Returns the oldest established, not yet accepted connection, or null. */
+  accept(): TcpConnection | null {
+    return this.#ready.shift() ?? null;
+  }
+
+  /** Connections waiting in {@link accept}. */
+  get acceptable(): number {
+    return this.#ready.length;
+  }
+
+  /** Connections still in the handshake. */
+  get halfOpen(): number {
+    return this.#halfOpen.size;
+  }
+
+  /** Whether {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Stops listening; connections not yet accepted are reset. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#layer.unlisten(this);
+    for (const c of this.#halfOpen) c.abort();
+    for (const c of this.#ready) c.abort();
+    this.#halfOpen.clear();
+    this.#ready.length = 0;
+  }
+
+  /** Whether a new SYN fits the backlog. @internal */
+  hasRoom(): boolean {
+    return !this.#closed && this.#halfOpen.size + this.#ready.length < this.backlog;
+  }
+
+  /** Tracks a new half-open connection. @internal */
+  addHalfOpen(c: TcpConnection): void {
+    this.#halfOpen.add(c);
+  }
+
+  /** Moves a connection that completed its handshake to the accept queue. @internal */
+  established(c: TcpConnection): void {
+    if (!this.#halfOpen.delete(c)) return;
+    this.#ready.push(c);
+    this.onAcceptable?.(this);
+  }
+
+  /** Forgets a connection that closed before being accepted. @internal */
+  forget(c: TcpConnection): void {
+    if (this.#halfOpen.delete(c)) return;
+    const i = this.#ready.indexOf(c);
+    if (i >= 0) this.#ready.splice(i, 1);
+  }
+}
+
+function isUnicast(address: number): boolean {
+  // RFC 1122 §4.2.3.10: ignore segments from broadcast or multicast sources.
+  return address !== 0 && address !== 0xffffffff && (address >>> 28) !== 0xe;
+}
+
+/** The TCP transport protocol of one stack. */
+export class TcpLayer implements TransportProtocol {
+  /** Resolved configuration. */
+  readonly config: TcpConfig;
+  /** Counters. */
+  readonly stats: TcpStats = new TcpStats();
+  /**
+   * Called when the application queued output (send, recv opening the window, close) so the shell can
+   * schedule a {@link poll} soon; the layer sends nothing outside `ingress`/`poll`.
+   */
+  onPollRequested: (() => void) | null = null;
+  readonly #listeners = new Map<number, TcpListener>();
+  /** Buckets keyed by remote address × 65536 + remote port. */
+  readonly #table = new Map<number, TcpConnection[]>();
+  readonly #all = new Set<TcpConnection>();
+  readonly #segment = new TcpSegment();
+  readonly #options = new TcpOptions();
+  readonly #scratch: Uint8Array;
+  readonly #isn: IsnGenerator;
+  readonly #random: () => number;
+  readonly #context: TcpConnectionContext;
+  #pollRequested = false;
+
+  /** Creates a layer; pass `secret` and `random` for deterministic runs. */
+  constructor(options: TcpLayerOptions = {}) {
+    this.config = resolveTcpConfig(options);
+    const secret = this.config.secret ?? crypto.getRandomValues(new Uint8Array(16));
+    this.#isn = new IsnGenerator(secret);
+    this.#random = this.config.random ?? (() => crypto.getRandomValues(new Uint32Array(1))[0]);
+    const maxSegment = Math.max(this.config.mtu, this.config.maxSendSegment + 40);
+    this.#scratch = new Uint8Array(IPV4_HEADER_LENGTH + TCP_MAX_HEADER_LENGTH + maxSegment);
+    const layer = this;
+    this.#context = {
+      config: this.config,
+      stats: this.stats,
+      scratch: this.#scratch,
+      isn: this.#isn,
+      requestPoll() {
+        layer.#pollRequested = true;
+        layer.onPollRequested?.();
+      },
+      passiveEstablished(c: TcpConnection) {
+        (c.owner as TcpListener | null)?.established(c);
+      },
+    };
+  }
+
+  /** Whether an application call asked for a poll since the last one. */
+  get pollRequested(): boolean {
+    return this.#pollRequested;
+  }
+
+  /** Starts listening on `port` (all local addresses). Throws if the port already has a listener. */
+  listen(port: number, backlog: number = this.config.defaultBacklog): TcpListener {
+    if (!(port >= 1 && port <= 65535)) throw new RangeError(`tcp: bad port ${port}`);
+    if (this.#listeners.has(port)) throw new Error(`tcp: port ${port} is already listening`);
+    const listener = new TcpListener(this, port, Math.max(1, backlog));
+    this.#listeners.set(port, listener);
+    return listener;
+  }
+
+  /** Removes a listener (called by {@link TcpListener.close}). @internal */
+  unlisten(listener: TcpListener): void {
+    if (this.#listeners.get(listener.port) === listener) this.#listeners.delete(listener.port);
+  }
+
+  /**
+   * Active open from `localAddress` (an ephemeral port unless `localPort` is given) to
+   * `remoteAddress:remotePort`. The SYN leaves at the next {@link poll}; watch
+   * {@link TcpConnection.onEvent} for OPEN or CLOSED (error "refused"/"timeout").
+   */
+  connect(
+    localAddress: number,
+    remoteAddress: number,
+    remotePort: number,
+    now: number,
+    localPort?: number,
+  ): TcpConnection {
+    if (!(remotePort >= 1 && remotePort <= 65535)) throw new RangeError(`tcp: bad port ${remotePort}`);
+    let port = localPort ?? 0;
+    if (port === 0) {
+      const span = EPHEMERAL_PORT_LAST - EPHEMERAL_PORT_FIRST + 1;
+      const start = this.#random() % span;
+      for (let i = 0; i < span; i++) {
+        const candidate = EPHEMERAL_PORT_FIRST + ((start + i) % span);
+        if (this.#lookup(localAddress, candidate, remoteAddress, remotePort) === null) {
+          port = candidate;
+          break;
+        }
+      }
+      if (port === 0) throw new Error("tcp: no free ephemeral port");
+    } else if (this.#lookup(localAddress, port, remoteAddress, remotePort) !== null) {
+      throw new Error("tcp: connection already exists");
+    }
+    const c = new TcpConnection(this.#context, localAddress, port, remoteAddress, remotePort, false);
+    this.#insert(c);
+    c.openActive(now);
+    return c;
+  }
+
+  /** All connections (any state but CLOSED-and-forgotten). */
+  connections(): IterableIterator<TcpConnection> {
+    return this.#all.values();
+  }
+
+  /** Number of connections. */
+  get connectionCount(): number {
+    return this.#all.size;
+  }
+
+  /** Connections per state, for status output. */
+  countByState(): Partial<Record<TcpState, number>> {
+    const counts: Partial<Record<TcpState, number>> = {};
+    for (const c of this.#all) counts[c.state] = (counts[c.state] ?? 0) + 1;
+    return counts;
+  }
+
+  /** See {@link TransportProtocol.ingress}. */
+  ingress(datagram: Ipv4Datagram, now: number, out: Ipv4Sink): void {
+    const stats = this.stats;
+    stats.segmentsIn++;
+    const seg = this.#segment.wrap(datagram.bytes, datagram.payloadOffset, datagram.payloadEnd);
+    const error = seg.check(datagram.src, datagram.dst, this.config.verifyChecksums);
+    if (error !== null) {
+      stats.drop(error);
+      return;
+    }
+    if (!isUnicast(datagram.src)) {
+      stats.drop("broadcast");
+      return;
+    }
+    const opts = parseTcpOptions(seg.bytes, seg.optionsOffset, seg.payloadOffset, this.#options);
+    const flags = seg.flags;
+    const c = this.#lookup(datagram.dst, seg.dstPort, datagram.src, seg.srcPort);
+    let issOverride: number | null = null;
+    if (c !== null) {
+      const newIncarnation = c.state === "TIME_WAIT" &&
+        (flags & (TcpFlags.SYN | TcpFlags.ACK | TcpFlags.RST)) === TcpFlags.SYN &&
+        this.#listeners.has(seg.dstPort) && c.acceptsNewIncarnation(seg, opts);
+      if (!newIncarnation) {
+        c.ingress(seg, opts, now, out);
+        if (c.state === "CLOSED") this.#remove(c);
+        return;
+      }
+      // RFC 9293 §3.10.7.4 / RFC 6191: a new SYN may reopen a TIME-WAIT connection; the new ISS lies
+      // above the old sequence space, as Linux does (tw_snd_nxt + 65535 + 2).
+      issOverride = seqAdd(c.sndNxt, 65537);
+      this.#remove(c);
+    }
+    const listener = this.#listeners.get(seg.dstPort);
+    if (listener !== undefined) {
+      this.#listenInput(listener, datagram, seg, opts, now, out, issOverride);
+      return;
+    }
+    this.#closedPortInput(datagram, seg, out);
+  }
+
+  /** RFC 9293 §3.10.7.1: a segment for a connection that does not exist. */
+  #closedPortInput(datagram: Ipv4Datagram, seg: TcpSegment, out: Ipv4Sink): void {
+    const stats = this.stats;
+    stats.drop("no-socket");
+    const flags = seg.flags;
+    if (flags & TcpFlags.RST) return; // an incoming RST is discarded
+    stats.resetsOut++;
+    stats.segmentsOut++;
+    if (flags & TcpFlags.ACK) {
+      // <SEQ=SEG.ACK><CTL=RST>
+      sendReset(this.#scratch, out, datagram.dst, seg.dstPort, datagram.src, seg.srcPort, seg.ack, 0, false);
+    } else {
+      // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+      const ack = seqAdd(seg.seq, seg.sequenceLength);
+      sendReset(this.#scratch, out, datagram.dst, seg.dstPort, datagram.src, seg.srcPort, 0, ack, true);
+    }
+  }
+
+  /** RFC 9293 §3.10.7.2: a segment for a listening port. */
+  #listenInput(
+    listener: TcpListener,
+    datagram: Ipv4Datagram,
+    seg: TcpSegment,
+    opts: TcpOptions,
+    now: number,
+    out: Ipv4Sink,
+    issOverride: number | null,
+  ): void {
+    const stats = this.stats;
+    const flags = seg.flags;
+    if (flags & TcpFlags.RST) {
+      stats.drop("listen-bad-segment"); // first: an incoming RST is ignored
+      return;
+    }
+    if (flags & TcpFlags.ACK) {
+      // second: any ACK is bad here: <SEQ=SEG.ACK><CTL=RST>
+      stats.drop("listen-bad-segment");
+      stats.resetsOut++;
+      stats.segmentsOut++;
+      sendReset(this.#scratch, out, datagram.dst, seg.dstPort, datagram.src, seg.srcPort, seg.ack, 0, false);
+      return;
+    }
+    if (!(flags & TcpFlags.SYN)) {
+      stats.drop("listen-bad-segment"); // fifth: anything else is dropped
+      return;
+    }
+    if (!listener.hasRoom()) {
+      stats.drop("listen-overflow");
+      return;
+    }
+    const c = new TcpConnection(this.#context, datagram.dst, seg.dstPort, datagram.src, seg.srcPort, true);
+    c.owner = listener;
+    listener.addHalfOpen(c);
+    this.#insert(c);
+    // Third: SYN. Data carried on the SYN is not queued (the peer retransmits it after the handshake).
+    c.openPassive(seg, opts, now, out, issOverride);
+  }
+
+  /** See {@link TransportProtocol.poll}. */
+  poll(now: number, out: Ipv4Sink): number | null {
+    this.#pollRequested = false;
+    let next = Infinity;
+    for (const c of this.#all) {
+      const deadline = c.poll(now, out);
+      if (c.state === "CLOSED") {
+        this.#remove(c);
+        continue;
+      }
+      if (deadline !== null && deadline < next) next = deadline;
+    }
+    return next === Infinity ? null : next;
+  }
+
+  #key(remoteAddress: number, remotePort: number): number {
+    return remoteAddress * 65536 + remotePort;
+  }
+
+  #lookup(localAddress: number, localPort: number, remoteAddress: number, remotePort: number): TcpConnection | null {
+    const bucket = this.#table.get(this.#key(remoteAddress, remotePort));
+    if (bucket === undefined) return null;
+    for (let i = 0; i < bucket.length; i++) {
+      const c = bucket[i];
+      if (c.localPort === localPort && c.localAddress === localAddress) return c;
+    }
+    return null;
+  }
+
+  #insert(c: TcpConnection): void {
+    const key = this.#key(c.remoteAddress, c.remotePort);
+    const bucket = this.#table.get(key);
+    if (bucket === undefined) this.#table.set(key, [c]);
+    else bucket.push(c);
+    this.#all.add(c);
+  }
+
+  #remove(c: TcpConnection): void {
+    if (!this.#all.delete(c)) return;
+    const key = this.#key(c.remoteAddress, c.remotePort);
+    const bucket = this.#table.get(key);
+    if (bucket !== undefined) {
+      const i = bucket.indexOf(c);
+      if (i >= 0) bucket.splice(i, 1);
+      if (bucket.length === 0) this.#table.delete(key);
+    }
+    const listener = c.owner as TcpListener | null;
+    if (listener !== null) listener.forget(c);
+  }
+}

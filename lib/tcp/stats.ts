@@ -1,0 +1,89 @@
+/**
+ * TCP counters: segments, retransmissions, connection events and drops by named reason.
+ *
+ * @module
+ */
+
+/** Why a received segment was dropped; each reason has a counter in {@link TcpStats.drops}. */
+export type TcpDropReason =
+  | "truncated"
+  | "bad-offset"
+  | "bad-checksum"
+  | "no-socket"
+  | "out-of-window"
+  | "paws"
+  | "bad-ack"
+  | "no-ack"
+  | "listen-overflow"
+  | "listen-bad-segment"
+  | "ooo-queue-full"
+  | "buffer-full"
+  | "syn-sent-bad"
+  | "rst-out-of-window"
+  | "after-close"
+  | "broadcast";
+
+/** All drop reasons, for iteration. */
+export const TCP_DROP_REASONS: readonly TcpDropReason[] = [
+  "truncated",
+  "bad-offset",
+  "bad-checksum",
+  "no-socket",
+  "out-of-window",
+  "paws",
+  "bad-ack",
+  "no-ack",
+  "listen-overflow",
+  "listen-bad-segment",
+  "ooo-queue-full",
+  "buffer-full",
+  "syn-sent-bad",
+  "rst-out-of-window",
+  "after-close",
+  "broadcast",
+];
+
+/** Counters of one {@link TcpLayer}; plain mutable numbers, read by the shell for status output. */
+export class TcpStats {
+  /** Segments received (before validation). */
+  segmentsIn = 0;
+  /** Segments sent. */
+  segmentsOut = 0;
+  /** Payload bytes received in order and delivered to the receive buffer. */
+  bytesIn = 0;
+  /** Payload bytes sent (retransmissions included). */
+  bytesOut = 0;
+  /** Segments retransmitted (RTO, fast retransmit and SACK recovery). */
+  retransmissions = 0;
+  /** Retransmission timer expirations. */
+  rtoExpirations = 0;
+  /** Fast retransmit / recovery entries. */
+  fastRecoveries = 0;
+  /** RSTs sent. */
+  resetsOut = 0;
+  /** RSTs received and accepted. */
+  resetsIn = 0;
+  /** Challenge ACKs sent (RFC 5961). */
+  challengeAcks = 0;
+  /** Active opens (connect). */
+  activeOpens = 0;
+  /** Passive opens (SYN accepted by a listener). */
+  passiveOpens = 0;
+  /** Connections that reached ESTABLISHED. */
+  established = 0;
+  /** Connections aborted by the retransmission limit. */
+  timeouts = 0;
+  /** Zero-window probes sent. */
+  windowProbes = 0;
+  /** Keepalive probes sent. */
+  keepaliveProbes = 0;
+  /** Dropped segments by reason. */
+  readonly drops: Record<TcpDropReason, number> = Object.fromEntries(
+    TCP_DROP_REASONS.map((r) => [r, 0]),
+  ) as Record<TcpDropReason, number>;
+
+  /** Counts one drop. */
+  drop(reason: TcpDropReason): void {
+    this.drops[reason]++;
+  }
+}

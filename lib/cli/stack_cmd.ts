@@ -239,8 +239,9 @@ export async function runStack(args: string[]): Promise<number> {
 
 /**
  * `--connect`: a TCP connection from the stack bridged to stdin/stdout like nc. Standard input's end
- * half-closes the connection; the connection's end (the peer's FIN) ends the program. Resolves to a
- * reason string, or to the Error that ended the connection.
+ * half-closes the connection; the program ends once both directions are closed and what we sent was
+ * acknowledged (so nothing is cut off by the shutdown). Resolves to a reason, or to the Error that ended
+ * the connection (refused, timed out, reset).
  */
 async function bridgeStdio(
   stack: Stack,
@@ -253,11 +254,13 @@ async function bridgeStdio(
       local: `${conn.localAddr.hostname}:${conn.localAddr.port}`,
       remote: `${target.hostname}:${target.port}`,
     });
-    const upstream = Deno.stdin.readable.pipeTo(conn.writable).catch(() => {});
-    await conn.readable.pipeTo(Deno.stdout.writable, { preventClose: true });
-    void upstream;
+    await Promise.all([
+      Deno.stdin.readable.pipeTo(conn.writable),
+      conn.readable.pipeTo(Deno.stdout.writable, { preventClose: true }),
+    ]);
+    const finished = await conn.finished();
     conn.close();
-    return "connection closed";
+    return finished ? "connection closed" : "connection closed (our last data was not acknowledged in time)";
   } catch (error) {
     return error instanceof Error ? error : new Error(String(error));
   }

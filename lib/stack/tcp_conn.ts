@@ -85,6 +85,21 @@ export class TcpConn implements StreamConn {
     if (c.state === "CLOSED" && c.error !== null) throw closeError(c.error);
   }
 
+  /**
+   * Resolves once everything we sent is acknowledged and both sides closed (TIME-WAIT or CLOSED), or
+   * after `lingerMs`; resolves to whether the connection finished in time.
+   */
+  async finished(lingerMs = 10_000): Promise<boolean> {
+    const deadline = Date.now() + lingerMs;
+    const c = this.connection;
+    // The state changes inside the stack's loop; checking every few ms is cheap on this exit path.
+    while (c.state !== "CLOSED" && c.state !== "TIME_WAIT") {
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return c.error === null || c.error === "aborted";
+  }
+
   /** Closes the sending side (FIN after the queued data); reading goes on. */
   async closeWrite(): Promise<void> {
     if (!this.writable.locked) await this.writable.close();

@@ -19,6 +19,7 @@ import type { Ipv4Datagram, Ipv4Sink, TransportProtocol, UnreachableReporter } f
 import { DropCounters, LayerCounters } from "./stats.ts";
 import { TokenBucket } from "./rate_limiter.ts";
 import { logger } from "../log.ts";
+import { RxFlags } from "../phy/device.ts";
 
 /** Options of {@link Ipv4Interface}. */
 export interface Ipv4InterfaceOptions {
@@ -64,10 +65,13 @@ const log = logger("ipv4");
 class CountingSink implements Ipv4Sink {
   target: Ipv4Sink | null = null;
   constructor(private readonly counters: LayerCounters) {}
-  sendIpv4(packet: Uint8Array): void {
+  get offloads(): boolean {
+    return this.target?.offloads === true;
+  }
+  sendIpv4(packet: Uint8Array, txFlags = 0, gsoSize = 0): void {
     this.counters.txPackets++;
     this.counters.txBytes += packet.length;
-    this.target!.sendIpv4(packet);
+    this.target!.sendIpv4(packet, txFlags, gsoSize);
   }
 }
 
@@ -88,6 +92,7 @@ export class Ipv4Interface implements UnreachableReporter {
     bytes: new Uint8Array(0),
     payloadOffset: 0,
     payloadEnd: 0,
+    checksumTrusted: false,
   };
   readonly #scratch = new Uint8Array(65536);
   readonly #sink = new CountingSink(this.ipv4);
@@ -126,8 +131,11 @@ export class Ipv4Interface implements UnreachableReporter {
     this.#protocols.set(protocol, handler);
   }
 
-  /** Handles one received packet (an IPv4 packet without link header); replies go to `out`. */
-  ingress(packet: Uint8Array, now: number, out: Ipv4Sink): void {
+  /**
+   * Handles one received packet (an IPv4 packet without link header); replies go to `out`.
+   * `rxFlags` are the device's `RxFlags` for the packet.
+   */
+  ingress(packet: Uint8Array, now: number, out: Ipv4Sink, rxFlags = 0): void {
     const ip = this.#view.wrap(packet);
     const error = ip.check();
     if (error !== null) {
@@ -156,6 +164,7 @@ export class Ipv4Interface implements UnreachableReporter {
     d.bytes = packet;
     d.payloadOffset = ip.headerLength;
     d.payloadEnd = ip.totalLength;
+    d.checksumTrusted = (rxFlags & RxFlags.CHECKSUM_TRUSTED) !== 0;
     this.#sink.target = out;
     if (d.protocol === IpProtocol.ICMP) {
       if (isBroadcast) {

@@ -12,8 +12,13 @@ import type { Ipv4Address } from "../wire/ipv4_address.ts";
  * The sink consumes the bytes before returning, so callers may reuse their buffer at once.
  */
 export interface Ipv4Sink {
-  /** Sends one IPv4 packet. */
-  sendIpv4(packet: Uint8Array): void;
+  /**
+   * Sends one IPv4 packet. `txFlags` and `gsoSize` are device offload requests (see `TxFlags` and
+   * `Device.send` in lib/phy/device.ts); protocols use them only where {@link Ipv4Sink.offloads} is true.
+   */
+  sendIpv4(packet: Uint8Array, txFlags?: number, gsoSize?: number): void;
+  /** Whether the link below takes checksum-partial packets and TCP super-segments. */
+  readonly offloads?: boolean;
 }
 
 /**
@@ -35,6 +40,8 @@ export interface Ipv4Datagram {
   payloadOffset: number;
   /** End of the IP payload in `bytes` (the IP total length; link padding excluded). */
   payloadEnd: number;
+  /** The transport checksum need not be verified (the device vouched for it, see `RxFlags`). */
+  checksumTrusted?: boolean;
 }
 
 /** A transport protocol driven by the IPv4 layer. */

@@ -6,7 +6,8 @@
  */
 
 import { LinkType, PcapWriter, type SyncWriter, wallClockMicros } from "../pcap/writer.ts";
-import type { Device, Medium, PacketHandler } from "./device.ts";
+import { type Device, type Medium, type PacketHandler, RxFlags, TxFlags } from "./device.ts";
+import { completePartialChecksum } from "../wire/offload.ts";
 
 /** A device that records all traffic of an inner device. */
 export class CaptureDevice implements Device {
@@ -21,9 +22,9 @@ export class CaptureDevice implements Device {
     this.#writer = new PcapWriter(sink, {
       linkType: inner.medium === "ip" ? LinkType.RAW : LinkType.ETHERNET,
     });
-    this.#record = (packet) => {
-      this.#writer.write(packet, wallClockMicros());
-      this.#handler(packet);
+    this.#record = (packet, flags = 0) => {
+      this.#write(packet, (flags & RxFlags.CHECKSUM_PARTIAL) !== 0);
+      this.#handler(packet, flags);
     };
   }
 
@@ -36,6 +37,9 @@ export class CaptureDevice implements Device {
   get mtu(): number {
     return this.#inner.mtu;
   }
+  get offloads(): boolean {
+    return this.#inner.offloads === true;
+  }
 
   /** Packets written to the capture so far. */
   get captured(): number {
@@ -47,9 +51,20 @@ export class CaptureDevice implements Device {
     return this.#inner.receive(this.#record, max);
   }
 
-  send(packet: Uint8Array): boolean {
-    this.#writer.write(packet, wallClockMicros());
-    return this.#inner.send(packet);
+  send(packet: Uint8Array, txFlags = 0, gsoSize = 0): boolean {
+    this.#write(packet, (txFlags & TxFlags.CHECKSUM_PARTIAL) !== 0);
+    return this.#inner.send(packet, txFlags, gsoSize);
+  }
+
+  /** Records a packet; a partial checksum is completed in a copy so readers see a valid packet. */
+  #write(packet: Uint8Array, checksumPartial: boolean): void {
+    if (!checksumPartial) {
+      this.#writer.write(packet, wallClockMicros());
+      return;
+    }
+    const copy = packet.slice();
+    completePartialChecksum(copy);
+    this.#writer.write(copy, wallClockMicros());
   }
 
   wait(timeoutMs: number): Promise<void> {

@@ -73,9 +73,14 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+/** Delivers a packet with its device flags (rx or tx) and GSO size. */
+type Deliver = (packet: Uint8Array, flags: number, gsoSize: number) => void;
+
 /** One direction's impairment: decides per packet, holds at most one packet back. */
 class Impairer {
   held: Uint8Array | null = null;
+  heldFlags = 0;
+  heldGsoSize = 0;
   constructor(
     private readonly spec: ImpairmentSpec,
     private readonly random: () => number,
@@ -83,30 +88,32 @@ class Impairer {
   ) {}
 
   /** Passes `packet` through `deliver` zero, one or two times, maybe after the next packet. */
-  apply(packet: Uint8Array, deliver: (p: Uint8Array) => void): void {
+  apply(packet: Uint8Array, flags: number, gsoSize: number, deliver: Deliver): void {
     if (this.random() < this.spec.loss) {
       this.counters.lost++;
       return;
     }
     if (this.held === null && this.random() < this.spec.reorder) {
       this.held = packet.slice();
+      this.heldFlags = flags;
+      this.heldGsoSize = gsoSize;
       this.counters.reordered++;
       return;
     }
-    deliver(packet);
+    deliver(packet, flags, gsoSize);
     if (this.random() < this.spec.duplicate) {
       this.counters.duplicated++;
-      deliver(packet);
+      deliver(packet, flags, gsoSize);
     }
     this.release(deliver);
   }
 
   /** Delivers the held packet, if any. */
-  release(deliver: (p: Uint8Array) => void): void {
+  release(deliver: Deliver): void {
     const held = this.held;
     if (held === null) return;
     this.held = null;
-    deliver(held);
+    deliver(held, this.heldFlags, this.heldGsoSize);
   }
 }
 
@@ -119,10 +126,10 @@ export class ImpairedDevice implements Device {
   readonly #inner: Device;
   readonly #in: Impairer | null;
   readonly #out: Impairer | null;
-  readonly #sendInner: (p: Uint8Array) => void;
+  readonly #sendInner: Deliver;
   #handler: PacketHandler = () => {};
   readonly #receiveOne: PacketHandler;
-  readonly #deliverIn: (p: Uint8Array) => void;
+  readonly #deliverIn: Deliver;
 
   /** Wraps `inner`. */
   constructor(inner: Device, spec: ImpairmentSpec) {
@@ -130,9 +137,9 @@ export class ImpairedDevice implements Device {
     const random = seededRandom(spec.seed);
     this.#in = spec.direction === "out" ? null : new Impairer(spec, random, this.inbound);
     this.#out = spec.direction === "in" ? null : new Impairer(spec, random, this.outbound);
-    this.#sendInner = (p) => void inner.send(p);
-    this.#deliverIn = (p) => this.#handler(p);
-    this.#receiveOne = (p) => this.#in!.apply(p, this.#deliverIn);
+    this.#sendInner = (p, flags, gsoSize) => void inner.send(p, flags, gsoSize);
+    this.#deliverIn = (p, flags) => this.#handler(p, flags);
+    this.#receiveOne = (p, flags = 0) => this.#in!.apply(p, flags, 0, this.#deliverIn);
   }
 
   get name(): string {
@@ -143,6 +150,9 @@ export class ImpairedDevice implements Device {
   }
   get mtu(): number {
     return this.#inner.mtu;
+  }
+  get offloads(): boolean {
+    return this.#inner.offloads === true;
   }
 
   receive(onPacket: PacketHandler, max: number): number {
@@ -157,9 +167,9 @@ export class ImpairedDevice implements Device {
     return count;
   }
 
-  send(packet: Uint8Array): boolean {
-    if (this.#out === null) return this.#inner.send(packet);
-    this.#out.apply(packet, this.#sendInner);
+  send(packet: Uint8Array, txFlags = 0, gsoSize = 0): boolean {
+    if (this.#out === null) return this.#inner.send(packet, txFlags, gsoSize);
+    this.#out.apply(packet, txFlags, gsoSize, this.#sendInner);
     return true;
   }
 

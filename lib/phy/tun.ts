@@ -10,15 +10,27 @@
 
 import { cString, errno, lastError, Libc, libc, strerror } from "../ffi/libc.ts";
 import { Errno, SystemError } from "../ffi/errno.ts";
-import { type Ipv4Cidr, prefixToMask, writeIpv4 } from "../wire/ipv4_address.ts";
-import type { Device, Medium, PacketHandler } from "./device.ts";
+import { type Ipv4Cidr, prefixToMask, readIpv4, writeIpv4 } from "../wire/ipv4_address.ts";
+import { foldSum, ipv4PseudoHeaderSum } from "../wire/checksum.ts";
+import { type Device, type Medium, type PacketHandler, RxFlags, TxFlags } from "./device.ts";
 import { FdWaiter } from "./fd_waiter.ts";
+import {
+  VIRTIO_NET_HDR_LENGTH,
+  virtioFlags,
+  VirtioNetFlags,
+  writeVirtioNetHeader,
+} from "../wire/virtio_net.ts";
 
 // linux/if_tun.h and linux/sockios.h (x86-64).
 const TUNSETIFF = 0x400454can;
 const IFF_TUN = 0x0001;
 const IFF_TAP = 0x0002;
 const IFF_NO_PI = 0x1000;
+const IFF_VNET_HDR = 0x4000;
+const TUNSETOFFLOAD = 0x400454d0n;
+const TUNSETVNETHDRSZ = 0x400454d8n;
+const TUN_F_CSUM = 0x01;
+const TUN_F_TSO4 = 0x02;
 const SIOCGIFFLAGS = 0x8913n;
 const SIOCSIFFLAGS = 0x8914n;
 const SIOCSIFADDR = 0x8916n;
@@ -42,6 +54,12 @@ export interface TunOptions {
   hostAddress?: Ipv4Cidr | null;
   /** Transmit queue length of the host side; default 1000. */
   txQueueLength?: number;
+  /**
+   * Checksum and segmentation offload through virtio_net_hdr (IFF_VNET_HDR, TUN_F_CSUM|TUN_F_TSO4):
+   * the kernel hands over TCP segments of up to 64 KiB with partial checksums and splits the large
+   * segments we write. TUN only. Default false.
+   */
+  offload?: boolean;
 }
 
 function ifreq(name: string): Uint8Array<ArrayBuffer> {
@@ -117,25 +135,38 @@ export class TunDevice implements Device {
   readonly name: string;
   readonly medium: Medium;
   readonly mtu: number;
+  readonly offloads: boolean;
   readonly #fd: number;
   readonly #waiter: FdWaiter;
   readonly #buffer: Uint8Array<ArrayBuffer>;
   readonly #bufferLength: bigint;
+  /** With offload: a virtio_net_hdr followed by a copy of the packet being sent. */
+  readonly #txBuffer: Uint8Array<ArrayBuffer> | null;
   #closed = false;
   /** Packets the kernel refused on write (ENOBUFS, EAGAIN…), counted rather than thrown. */
   sendErrors = 0;
   /** Read errors other than EAGAIN, counted. */
   receiveErrors = 0;
 
-  private constructor(name: string, medium: Medium, mtu: number, fd: number, waiter: FdWaiter) {
+  private constructor(
+    name: string,
+    medium: Medium,
+    mtu: number,
+    fd: number,
+    waiter: FdWaiter,
+    offload: boolean,
+  ) {
     this.name = name;
     this.medium = medium;
     this.mtu = mtu;
+    this.offloads = offload;
     this.#fd = fd;
     this.#waiter = waiter;
-    // Room for the largest frame of this MTU (Ethernet header and VLAN tag for TAP) and then some.
-    this.#buffer = new Uint8Array(mtu + 18 + 4096);
+    // Room for the largest frame of this MTU (Ethernet header and VLAN tag for TAP) and then some; with
+    // offload, for a 64 KiB super-segment after its virtio_net_hdr.
+    this.#buffer = new Uint8Array(offload ? VIRTIO_NET_HDR_LENGTH + 65536 : mtu + 18 + 4096);
     this.#bufferLength = BigInt(this.#buffer.length);
+    this.#txBuffer = offload ? new Uint8Array(VIRTIO_NET_HDR_LENGTH + 65536) : null;
   }
 
   /**
@@ -147,6 +178,8 @@ export class TunDevice implements Device {
     const requested = options.name ?? "tun0";
     const kind = options.kind ?? "tun";
     const mtu = options.mtu ?? 1500;
+    const offload = options.offload === true;
+    if (offload && kind !== "tun") throw new RangeError("offload is available on TUN devices only");
     const fd = c.open(cString("/dev/net/tun"), Libc.O_RDWR | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
     if (fd < 0) {
       const code = errno();
@@ -156,7 +189,8 @@ export class TunDevice implements Device {
     let waiter: FdWaiter | null = null;
     try {
       const req = ifreq(requested);
-      new DataView(req.buffer).setUint16(16, (kind === "tun" ? IFF_TUN : IFF_TAP) | IFF_NO_PI, true);
+      const flags = (kind === "tun" ? IFF_TUN : IFF_TAP) | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
+      new DataView(req.buffer).setUint16(16, flags, true);
       if (c.ioctl(fd, TUNSETIFF, req) < 0) {
         const code = errno();
         const hint = code === Errno.EPERM
@@ -174,8 +208,17 @@ export class TunDevice implements Device {
         );
       }
       const name = ifreqName(req);
+      if (offload) {
+        const size = new Uint8Array(4);
+        new DataView(size.buffer).setInt32(0, VIRTIO_NET_HDR_LENGTH, true);
+        check(c.ioctl(fd, TUNSETVNETHDRSZ, size), `ioctl(TUNSETVNETHDRSZ) on ${name}`);
+        check(
+          c.ioctl_int(fd, TUNSETOFFLOAD, BigInt(TUN_F_CSUM | TUN_F_TSO4)),
+          `ioctl(TUNSETOFFLOAD) on ${name}`,
+        );
+      }
       waiter = new FdWaiter(fd);
-      const device = new TunDevice(name, kind === "tun" ? "ip" : "ethernet", mtu, fd, waiter);
+      const device = new TunDevice(name, kind === "tun" ? "ip" : "ethernet", mtu, fd, waiter, offload);
       if (options.hostAddress !== null && options.hostAddress !== undefined) {
         configureHostInterface(name, {
           address: options.hostAddress,
@@ -206,14 +249,63 @@ export class TunDevice implements Device {
       }
       if (n === 0) break;
       count++;
-      onPacket(buffer.subarray(0, n));
+      if (this.offloads) {
+        if (n < VIRTIO_NET_HDR_LENGTH) continue;
+        const vflags = virtioFlags(buffer);
+        // NEEDS_CSUM: the local kernel left the checksum partial; DATA_VALID: it verified it.
+        const flags =
+          (vflags & VirtioNetFlags.NEEDS_CSUM ? RxFlags.CHECKSUM_TRUSTED | RxFlags.CHECKSUM_PARTIAL : 0) |
+          (vflags & VirtioNetFlags.DATA_VALID ? RxFlags.CHECKSUM_TRUSTED : 0);
+        onPacket(buffer.subarray(VIRTIO_NET_HDR_LENGTH, n), flags);
+      } else {
+        onPacket(buffer.subarray(0, n));
+      }
     }
     return count;
   }
 
-  send(packet: Uint8Array): boolean {
-    const n = Number(libc().write(this.#fd, packet as Uint8Array<ArrayBuffer>, BigInt(packet.length)));
-    if (n !== packet.length) {
+  send(packet: Uint8Array, txFlags = 0, gsoSize = 0): boolean {
+    let out = packet as Uint8Array<ArrayBuffer>;
+    const tx = this.#txBuffer;
+    if (tx !== null) {
+      if (packet.length > tx.length - VIRTIO_NET_HDR_LENGTH) {
+        this.sendErrors++;
+        return false;
+      }
+      const partial = (txFlags & TxFlags.CHECKSUM_PARTIAL) !== 0 || gsoSize > 0;
+      const headerLength = (packet[0] & 0x0f) * 4;
+      const protocol = packet[9];
+      // csum_offset: where the checksum field sits in the transport header (TCP 16, UDP 6).
+      const checksumOffset = partial ? (protocol === 6 ? 16 : 6) : 0;
+      const transportHeader = protocol === 6 ? (packet[headerLength + 12] >> 4) * 4 : 8;
+      writeVirtioNetHeader(
+        tx,
+        0,
+        partial ? headerLength : 0,
+        checksumOffset,
+        gsoSize,
+        headerLength + transportHeader,
+      );
+      tx.set(packet, VIRTIO_NET_HDR_LENGTH);
+      if (partial) {
+        // The kernel completes (or, delivering locally, trusts) a partial checksum: the field must hold
+        // the pseudo-header sum, whatever the protocol layer wrote there.
+        const at = VIRTIO_NET_HDR_LENGTH + headerLength + checksumOffset;
+        const sum = foldSum(
+          ipv4PseudoHeaderSum(
+            readIpv4(packet, 12),
+            readIpv4(packet, 16),
+            protocol,
+            packet.length - headerLength,
+          ),
+        );
+        tx[at] = sum >> 8;
+        tx[at + 1] = sum & 0xff;
+      }
+      out = tx.subarray(0, VIRTIO_NET_HDR_LENGTH + packet.length);
+    }
+    const n = Number(libc().write(this.#fd, out, BigInt(out.length)));
+    if (n !== out.length) {
       this.sendErrors++;
       return false;
     }

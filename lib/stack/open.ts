@@ -31,6 +31,8 @@ export interface TunStackOptions {
   impairment?: ImpairmentSpec;
   /** TCP tunables. */
   tcp?: TcpLayerOptions;
+  /** Checksum and segmentation offload on the TUN device (see `TunOptions.offload`); default true. */
+  offload?: boolean;
 }
 
 /** A stack and what it opened, so that closing it closes everything. */
@@ -47,6 +49,7 @@ export function openTunStack(options: TunStackOptions): OpenedStack {
     name: options.iface ?? "tun0",
     mtu: options.mtu ?? 1500,
     hostAddress: options.hostAddress,
+    offload: options.offload ?? true,
   });
   let file: Deno.FsFile | null = null;
   let device: Device = tun;

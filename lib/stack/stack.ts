@@ -182,8 +182,9 @@ export class Stack {
     const device = this.#device;
     const counters = this.#counters;
     const out: Ipv4Sink = {
-      sendIpv4(packet: Uint8Array): void {
-        if (device.send(packet)) {
+      offloads: device.offloads === true,
+      sendIpv4(packet: Uint8Array, txFlags = 0, gsoSize = 0): void {
+        if (device.send(packet, txFlags, gsoSize)) {
           counters.txPackets++;
           counters.txBytes += packet.length;
         } else {
@@ -193,10 +194,10 @@ export class Stack {
     };
     let now = this.#clock();
     const iface = this.iface;
-    const onPacket = (packet: Uint8Array) => {
+    const onPacket = (packet: Uint8Array, flags = 0) => {
       counters.rxPackets++;
       counters.rxBytes += packet.length;
-      iface.ingress(packet, now, out);
+      iface.ingress(packet, now, out, flags);
     };
     try {
       // Yield once so the constructor returns before any packet is handled.

@@ -124,6 +124,8 @@ export class TcpLayer implements TransportProtocol {
   readonly #random: () => number;
   readonly #context: TcpConnectionContext;
   #pollRequested = false;
+  #challengeWindowStart = -Infinity;
+  #challengeAcksInWindow = 0;
 
   /** Creates a layer; pass `secret` and `random` for deterministic runs. */
   constructor(options: TcpLayerOptions = {}) {
@@ -131,20 +133,29 @@ export class TcpLayer implements TransportProtocol {
     const secret = this.config.secret ?? crypto.getRandomValues(new Uint8Array(16));
     this.#isn = new IsnGenerator(secret);
     this.#random = this.config.random ?? (() => crypto.getRandomValues(new Uint32Array(1))[0]);
-    const maxSegment = Math.max(this.config.mtu, this.config.maxSendSegment + 40);
-    this.#scratch = new Uint8Array(IPV4_HEADER_LENGTH + TCP_MAX_HEADER_LENGTH + maxSegment);
-    const layer = this;
+    // One IPv4 packet of up to 64 KiB: the largest TSO super-segment or configured maxSendSegment.
+    this.#scratch = new Uint8Array(
+      Math.max(65536, IPV4_HEADER_LENGTH + TCP_MAX_HEADER_LENGTH + this.config.maxSendSegment),
+    );
     this.#context = {
       config: this.config,
       stats: this.stats,
       scratch: this.#scratch,
       isn: this.#isn,
-      requestPoll() {
-        layer.#pollRequested = true;
-        layer.onPollRequested?.();
+      requestPoll: () => {
+        this.#pollRequested = true;
+        this.onPollRequested?.();
       },
-      passiveEstablished(c: TcpConnection) {
+      passiveEstablished: (c: TcpConnection) => {
         (c.owner as TcpListener | null)?.established(c);
+      },
+      allowChallengeAck: (now: number) => {
+        // A fixed one-second window, like Linux's tcp_challenge_ack_limit.
+        if (now - this.#challengeWindowStart >= 1000) {
+          this.#challengeWindowStart = now;
+          this.#challengeAcksInWindow = 0;
+        }
+        return this.#challengeAcksInWindow++ < this.config.challengeAckLimit;
       },
     };
   }
@@ -224,7 +235,11 @@ export class TcpLayer implements TransportProtocol {
     const stats = this.stats;
     stats.segmentsIn++;
     const seg = this.#segment.wrap(datagram.bytes, datagram.payloadOffset, datagram.payloadEnd);
-    const error = seg.check(datagram.src, datagram.dst, this.config.verifyChecksums);
+    const error = seg.check(
+      datagram.src,
+      datagram.dst,
+      this.config.verifyChecksums && datagram.checksumTrusted !== true,
+    );
     if (error !== null) {
       stats.drop(error);
       return;
@@ -336,7 +351,12 @@ export class TcpLayer implements TransportProtocol {
     return remoteAddress * 65536 + remotePort;
   }
 
-  #lookup(localAddress: number, localPort: number, remoteAddress: number, remotePort: number): TcpConnection | null {
+  #lookup(
+    localAddress: number,
+    localPort: number,
+    remoteAddress: number,
+    remotePort: number,
+  ): TcpConnection | null {
     const bucket = this.#table.get(this.#key(remoteAddress, remotePort));
     if (bucket === undefined) return null;
     for (let i = 0; i < bucket.length; i++) {

@@ -100,7 +100,7 @@ export class UdpLayer implements TransportProtocol {
   /** Handles one datagram addressed to us. */
   ingress(d: Ipv4Datagram, now: number, out: Ipv4Sink): void {
     const udp = this.#view.wrap(d.bytes.subarray(d.payloadOffset, d.payloadEnd));
-    const error = udp.check(d.src, d.dst);
+    const error = udp.check(d.src, d.dst, !d.checksumTrusted);
     if (error !== null) {
       this.counters.drops.count(error);
       return;

@@ -32,14 +32,15 @@ export class UdpDatagram {
 
   /**
    * Validates the length field against the bytes present and, unless the checksum field is zero (sender
-   * computed none, allowed over IPv4 by RFC 768), the checksum over the pseudo-header.
+   * computed none, allowed over IPv4 by RFC 768) or `verifyChecksum` is false (offloaded), the checksum
+   * over the pseudo-header.
    */
-  check(src: Ipv4Address, dst: Ipv4Address): UdpError | null {
+  check(src: Ipv4Address, dst: Ipv4Address, verifyChecksum = true): UdpError | null {
     const b = this.bytes;
     if (b.length < UDP_HEADER_LENGTH) return "truncated";
     const length = (b[4] << 8) | b[5];
     if (length < UDP_HEADER_LENGTH || length > b.length) return "bad-length";
-    if (((b[6] << 8) | b[7]) === 0) return null;
+    if (!verifyChecksum || ((b[6] << 8) | b[7]) === 0) return null;
     const sum = sumWords(b, 0, length, ipv4PseudoHeaderSum(src, dst, IpProtocol.UDP, length));
     if (foldSum(sum) !== 0xffff) return "bad-checksum";
     return null;

@@ -1,0 +1,140 @@
+/**
+ * A device over an existing interface through libpcap (the "MIP over pcap" arrangement): the stack shares
+ * the wire with the interface, with its own MAC, reading frames from a capture and injecting its own.
+ *
+ * Waiting is one awaited `poll` on libpcap's selectable fd (via {@link FdWaiter}); reading is a synchronous
+ * `pcap_next_ex` drain. The capture is not promiscuous unless asked: that suffices on a veth pair (the
+ * peer's frames for our MAC reach the packet socket), but on a physical NIC a MAC other than the
+ * interface's own is filtered by the hardware, so there `promiscuous: true` is needed.
+ *
+ * @module
+ */
+
+import { lastError, Libc, libc } from "../ffi/libc.ts";
+import { PcapHandle, type PcapStats } from "../ffi/libpcap.ts";
+import type { Device, Medium, PacketHandler } from "./device.ts";
+import { FdWaiter } from "./fd_waiter.ts";
+
+const SIOCGIFMTU = 0x8921n;
+
+/** Options of {@link PcapDevice.open}. */
+export interface PcapDeviceOptions {
+  /** The existing interface to open, e.g. `my0`. */
+  iface: string;
+  /** Receive frames for any MAC (needed on physical NICs, see the module comment); default false. */
+  promiscuous?: boolean;
+  /** Bytes captured per frame; default the MTU plus Ethernet header and VLAN tag, at least 1518. */
+  snaplen?: number;
+  /** Kernel ring size in bytes; default 4 MiB. */
+  bufferSize?: number;
+}
+
+/** The MTU of an interface in the calling thread's namespace (`SIOCGIFMTU`). */
+export function interfaceMtu(name: string): number {
+  const c = libc();
+  const sock = c.socket(Libc.AF_INET, Libc.SOCK_DGRAM | Libc.SOCK_CLOEXEC, 0);
+  if (sock < 0) throw lastError("socket(AF_INET)");
+  try {
+    const req = new Uint8Array(40);
+    const encoded = new TextEncoder().encode(name);
+    if (encoded.length >= 16) throw new RangeError(`interface name '${name}' is longer than 15 bytes`);
+    req.set(encoded);
+    if (c.ioctl(sock, SIOCGIFMTU, req) < 0) throw lastError(`ioctl(SIOCGIFMTU) on ${name}`);
+    return new DataView(req.buffer).getInt32(16, true);
+  } finally {
+    c.close(sock);
+  }
+}
+
+/** An existing Ethernet interface opened through libpcap. */
+export class PcapDevice implements Device {
+  readonly name: string;
+  readonly medium: Medium = "ethernet";
+  /** The interface's IP MTU. */
+  readonly mtu: number;
+  /** Frames libpcap refused to inject, counted rather than thrown. */
+  sendErrors = 0;
+  /** Capture errors (pcap_next_ex returned an error), counted. */
+  receiveErrors = 0;
+  readonly #pcap: PcapHandle;
+  readonly #waiter: FdWaiter;
+  #closed = false;
+
+  private constructor(name: string, mtu: number, pcap: PcapHandle, waiter: FdWaiter) {
+    this.name = name;
+    this.mtu = mtu;
+    this.#pcap = pcap;
+    this.#waiter = waiter;
+  }
+
+  /**
+   * Opens `options.iface`. Throws `PcapError` (no such interface, no permission, down, not Ethernet) or
+   * `SystemError` with a message that names the cause.
+   */
+  static open(options: PcapDeviceOptions): PcapDevice {
+    const pcap = PcapHandle.openLive({
+      iface: options.iface,
+      promiscuous: options.promiscuous ?? false,
+      snaplen: options.snaplen ?? Math.max(1518, interfaceMtuOr(options.iface, 1500) + 18),
+      bufferSize: options.bufferSize,
+    });
+    let waiter: FdWaiter | null = null;
+    try {
+      const mtu = interfaceMtu(options.iface);
+      waiter = new FdWaiter(pcap.selectableFd);
+      return new PcapDevice(options.iface, mtu, pcap, waiter);
+    } catch (error) {
+      waiter?.close();
+      pcap.close();
+      throw error;
+    }
+  }
+
+  /** Activation warning from libpcap (e.g. promiscuous mode not supported), if any. */
+  get warning(): string | null {
+    return this.#pcap.warning;
+  }
+
+  receive(onPacket: PacketHandler, max: number): number {
+    const n = this.#pcap.drain(onPacket, max);
+    if (n < 0) {
+      this.receiveErrors++;
+      return 0;
+    }
+    return n;
+  }
+
+  send(packet: Uint8Array): boolean {
+    if (this.#pcap.inject(packet)) return true;
+    this.sendErrors++;
+    return false;
+  }
+
+  wait(timeoutMs: number): Promise<void> {
+    return this.#waiter.wait(timeoutMs);
+  }
+
+  wake(): void {
+    this.#waiter.wake();
+  }
+
+  /** Kernel capture counters (ring drops), or `null`. */
+  captureStats(): PcapStats | null {
+    return this.#pcap.stats();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#waiter.close();
+    this.#pcap.close();
+  }
+}
+
+function interfaceMtuOr(name: string, fallback: number): number {
+  try {
+    return interfaceMtu(name);
+  } catch {
+    return fallback;
+  }
+}

@@ -61,6 +61,8 @@ export interface TcpConfig {
   sack: boolean;
   /** Pending plus accepted connections per listener when `listen` gives no backlog. */
   defaultBacklog: number;
+  /** Challenge ACKs (RFC 5961 §7) the layer sends per second at most; Linux's default is 1000. */
+  challengeAckLimit: number;
   /** Verify checksums of received segments (off only for checksum-offloaded input). */
   verifyChecksums: boolean;
   /** Secret for RFC 6528 ISNs and timestamp offsets; 16 bytes. Default: random from `crypto`. */
@@ -97,6 +99,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = {
   timestamps: true,
   sack: true,
   defaultBacklog: 128,
+  challengeAckLimit: 1000,
   verifyChecksums: true,
   secret: null,
   random: null,
@@ -112,6 +115,8 @@ export function resolveTcpConfig(options: TcpLayerOptions = {}): TcpConfig {
   if (config.sendBufferSize < 1 || config.recvBufferSize < 1) throw new RangeError("tcp: bad buffer size");
   if (config.recvBufferSize > (1 << 30)) throw new RangeError("tcp: receive buffer above 1 GiB");
   if (config.rtoMinMs <= 0 || config.rtoMaxMs < config.rtoMinMs) throw new RangeError("tcp: bad RTO bounds");
-  if (config.secret !== null && config.secret.length !== 16) throw new RangeError("tcp: secret must be 16 bytes");
+  if (config.secret !== null && config.secret.length !== 16) {
+    throw new RangeError("tcp: secret must be 16 bytes");
+  }
   return config;
 }

@@ -8,7 +8,7 @@
  */
 
 import type { Ipv4Sink } from "../iface/protocol.ts";
-import { IPV4_HEADER_LENGTH, IpProtocol, writeIpv4Header } from "../wire/ipv4.ts";
+import { IpProtocol, IPV4_HEADER_LENGTH, writeIpv4Header } from "../wire/ipv4.ts";
 import {
   fillTcpChecksum,
   MAX_SACK_BLOCKS,
@@ -23,6 +23,8 @@ import {
   writeTimestampsOption,
   writeWindowScaleOption,
 } from "../wire/tcp.ts";
+import { foldSum, ipv4PseudoHeaderSum } from "../wire/checksum.ts";
+import { TxFlags } from "../phy/device.ts";
 import type { TcpConfig } from "./config.ts";
 import { type CongestionControl, createCongestionControl } from "./congestion.ts";
 import type { IsnGenerator } from "./isn.ts";
@@ -62,6 +64,38 @@ export const TcpEvent = {
   CLOSED: 16,
 } as const;
 
+/** See {@link TcpConnection.diagnostics}. */
+export interface TcpConnectionDiagnostics {
+  /** Connection state. */
+  state: TcpState;
+  /** Loss recovery phase. */
+  recovery: "none" | "fast" | "timeout";
+  /** Congestion window (bytes). */
+  cwnd: number;
+  /** Slow start threshold (bytes). */
+  ssthresh: number;
+  /** RFC 6675 pipe estimate (bytes). */
+  pipe: number;
+  /** SND.NXT − SND.UNA. */
+  flight: number;
+  /** Bytes the peer SACKed. */
+  sackedBytes: number;
+  /** Queued bytes not yet sent. */
+  unsent: number;
+  /** Peer's window (bytes). */
+  sndWnd: number;
+  /** Our advertised window remaining (bytes). */
+  rcvWnd: number;
+  /** Smoothed RTT (ms, −1 unknown). */
+  srtt: number;
+  /** Current RTO (ms). */
+  rto: number;
+  /** Consecutive retransmission timeouts. */
+  retries: number;
+  /** Disjoint out-of-order ranges held. */
+  outOfOrderRanges: number;
+}
+
 /** Why a connection ended abnormally. */
 export type TcpCloseError = "reset" | "refused" | "timeout" | "aborted";
 
@@ -88,7 +122,15 @@ export interface TcpConnectionContext {
   requestPoll(): void;
   /** Called once when a passively opened connection reaches ESTABLISHED. */
   passiveEstablished(connection: TcpConnection): void;
+  /** Whether another challenge ACK may be sent at `now` (RFC 5961 §7 rate limit). */
+  allowChallengeAck(now: number): boolean;
 }
+
+/** `TxFlags.CHECKSUM_PARTIAL`: the device completes the checksum from the pseudo-header sum. */
+const TX_CHECKSUM_PARTIAL = TxFlags.CHECKSUM_PARTIAL;
+
+/** Largest TSO payload: a 65 535-byte IPv4 packet minus IPv4 and maximal TCP headers. */
+const MAX_TSO_PAYLOAD = 65535 - IPV4_HEADER_LENGTH - 60;
 
 const enum Recovery {
   None = 0,
@@ -209,6 +251,13 @@ export class TcpConnection {
   #dupAcks = 0;
   #renoSacked = 0;
   #forceRetransmit = false;
+  #rescueDone = false;
+  readonly #rtxStart = new Uint32Array(256);
+  readonly #rtxEnd = new Uint32Array(256);
+  readonly #rtxSentAtNxt = new Uint32Array(256);
+  #rtxHead = 0;
+  #rtxCount = 0;
+  #lostRetransmission = false;
   #smallSegmentEnd = 0;
   #cwndLimited = false;
 
@@ -222,6 +271,7 @@ export class TcpConnection {
   #ackNow = false;
   #synAckDue = false;
   #pendingRst = false;
+  #outputPending = false;
   #pendingRstSeq = 0;
   #pendingRstAck = 0;
   #pendingRstWithAck = false;
@@ -298,6 +348,30 @@ export class TcpConnection {
     return this.congestion.cwnd;
   }
 
+  /** A snapshot of sender internals for status output and debugging (allocates; not for hot paths). */
+  diagnostics(): TcpConnectionDiagnostics {
+    return {
+      state: this.state,
+      recovery: this.#recovery === Recovery.None
+        ? "none"
+        : this.#recovery === Recovery.Fast
+        ? "fast"
+        : "timeout",
+      cwnd: this.congestion.cwnd,
+      ssthresh: this.congestion.ssthresh,
+      pipe: this.#pipe(),
+      flight: (this.sndNxt - this.sndUna) >>> 0,
+      sackedBytes: this.#scoreboard.sackedBytes,
+      unsent: this.#unsentBytes(),
+      sndWnd: this.sndWnd,
+      rcvWnd: Math.max(0, (this.#rcvAdvEdge - this.rcvNxt) | 0),
+      srtt: this.rtt.srtt,
+      rto: this.rtt.rto,
+      retries: this.#retries,
+      outOfOrderRanges: this.#reassembly.rangeCount,
+    };
+  }
+
   #canSend(): boolean {
     if (this.#finQueued) return false;
     const s = this.state;
@@ -310,10 +384,12 @@ export class TcpConnection {
    */
   send(data: Uint8Array): number {
     if (!this.#canSend()) {
-      throw new TcpStateError(`tcp: cannot send in state ${this.state}${this.#finQueued ? " after shutdown" : ""}`);
+      throw new TcpStateError(
+        `tcp: cannot send in state ${this.state}${this.#finQueued ? " after shutdown" : ""}`,
+      );
     }
     const n = this.#sendBuffer.write(data);
-    if (n > 0) this.#ctx.requestPoll();
+    if (n > 0) this.#wake();
     return n;
   }
 
@@ -351,7 +427,7 @@ export class TcpConnection {
       default:
         return;
     }
-    this.#ctx.requestPoll();
+    this.#wake();
   }
 
   /**
@@ -371,7 +447,7 @@ export class TcpConnection {
       return;
     }
     this.shutdownWrite();
-    this.#ctx.requestPoll();
+    this.#wake();
   }
 
   /** Aborts: sends RST (in synchronized states) at the next poll and enters CLOSED (RFC 9293 §3.10.5). */
@@ -384,9 +460,15 @@ export class TcpConnection {
       this.#pendingRstSeq = this.sndNxt;
       this.#pendingRstAck = 0;
       this.#pendingRstWithAck = false;
-      this.#ctx.requestPoll();
+      this.#wake();
     }
     this.#enterClosed("aborted");
+  }
+
+  /** Marks output as pending and asks the layer for a poll. */
+  #wake(): void {
+    this.#outputPending = true;
+    this.#ctx.requestPoll();
   }
 
   #maybeWindowUpdate(): void {
@@ -397,7 +479,7 @@ export class TcpConnection {
     const possible = this.#freeWindow();
     if (possible >= 2 * current && possible - current >= this.#swsThreshold()) {
       this.#ackNow = true;
-      this.#ctx.requestPoll();
+      this.#wake();
     }
   }
 
@@ -407,30 +489,47 @@ export class TcpConnection {
   openActive(now: number): void {
     const isn = this.#ctx.isn;
     this.iss = isn.isn(this.localAddress, this.localPort, this.remoteAddress, this.remotePort, now);
-    this.#tsOffset = isn.timestampOffset(this.localAddress, this.localPort, this.remoteAddress, this.remotePort);
+    this.#tsOffset = isn.timestampOffset(
+      this.localAddress,
+      this.localPort,
+      this.remoteAddress,
+      this.remotePort,
+    );
     this.sndUna = this.iss;
     this.sndNxt = this.iss;
     this.#sndBufSeq = seqAdd(this.iss, 1);
     this.#recoveryFence = this.iss;
     this.#smallSegmentEnd = this.iss;
     this.state = "SYN_SENT";
+    this.#outputPending = true;
     this.#ctx.stats.activeOpens++;
     const config = this.#ctx.config;
     this.timestampsEnabled = config.timestamps;
     this.sackEnabled = config.sack;
     if (!config.windowScaling) this.rcvScale = 0;
-    this.#ctx.requestPoll();
+    this.#wake();
   }
 
   /**
    * Passive open from LISTEN on a SYN (RFC 9293 §3.10.7.2): records the peer's options and sends
    * SYN,ACK. `issOverride` reuses a sequence space above an old TIME-WAIT incarnation (RFC 6191).
    */
-  openPassive(seg: TcpSegment, opts: TcpOptions, now: number, out: Ipv4Sink, issOverride: number | null): void {
+  openPassive(
+    seg: TcpSegment,
+    opts: TcpOptions,
+    now: number,
+    out: Ipv4Sink,
+    issOverride: number | null,
+  ): void {
     const isn = this.#ctx.isn;
     this.iss = issOverride ??
       isn.isn(this.localAddress, this.localPort, this.remoteAddress, this.remotePort, now);
-    this.#tsOffset = isn.timestampOffset(this.localAddress, this.localPort, this.remoteAddress, this.remotePort);
+    this.#tsOffset = isn.timestampOffset(
+      this.localAddress,
+      this.localPort,
+      this.remoteAddress,
+      this.remotePort,
+    );
     this.sndUna = this.iss;
     this.sndNxt = this.iss;
     this.#sndBufSeq = seqAdd(this.iss, 1);
@@ -479,7 +578,10 @@ export class TcpConnection {
    * calls for, and fires events. Never throws for bad input.
    */
   ingress(seg: TcpSegment, opts: TcpOptions, now: number, out: Ipv4Sink): void {
-    if (this.state === "CLOSED") return;
+    if (this.state === "CLOSED") {
+      this.#flushReset(out);
+      return;
+    }
     if (this.state === "SYN_SENT") this.#ingressSynSent(seg, opts, now);
     else this.#ingressSynchronized(seg, opts, now);
     if (this.config.keepalive && !this.#isClosed()) {
@@ -533,7 +635,6 @@ export class TcpConnection {
       this.#takeRttSample(seg.ack, opts, now);
       this.sndUna = seg.ack;
       this.#rtoDeadline = Infinity;
-      this.#retries = 0;
       // RFC 7323 §2.2: the window in a SYN,ACK is not scaled.
       this.sndWnd = seg.window;
       this.#maxSndWnd = this.sndWnd;
@@ -553,6 +654,10 @@ export class TcpConnection {
   }
 
   #establish(): void {
+    // RFC 6298 §5.7: if the handshake needed a retransmission and gave no RTT sample, start data
+    // transfer with a 3 s RTO.
+    if (this.#retries > 0 && this.rtt.srtt < 0) this.rtt.resetInitial(3000);
+    this.#retries = 0;
     // A shutdown requested during the handshake takes effect now (RFC 9293 §3.10.4).
     this.state = this.#finQueued ? "FIN_WAIT_1" : "ESTABLISHED";
     this.#ctx.stats.established++;
@@ -568,8 +673,17 @@ export class TcpConnection {
     let dataOffset = seg.payloadOffset;
     let dataLength = seg.payloadLength;
     let fin = (flags & TcpFlags.FIN) !== 0;
-    const syn = (flags & TcpFlags.SYN) !== 0;
+    let syn = (flags & TcpFlags.SYN) !== 0;
     const rst = (flags & TcpFlags.RST) !== 0;
+    if (
+      syn && this.state === "SYN_RECEIVED" && !this.passive && (flags & TcpFlags.ACK) &&
+      seqAdd(seq, 1) === this.rcvNxt && dataLength === 0 && seg.ack === this.sndNxt
+    ) {
+      // Simultaneous open (RFC 9293 Figure 8): the peer's SYN,ACK repeats the SYN we already have and
+      // acknowledges ours; only its ACK is new (Linux makes the same exception to RFC 5961 §4.2).
+      syn = false;
+      seq = this.rcvNxt;
+    }
     const segLength = dataLength + (syn ? 1 : 0) + (fin ? 1 : 0);
 
     // RFC 7323 §5.3 R1: PAWS, before the sequence check; RSTs are exempt.
@@ -584,9 +698,7 @@ export class TcpConnection {
     const rcvEnd = seqAdd(this.rcvNxt, rcvWnd);
     let acceptable: boolean;
     if (segLength === 0) {
-      acceptable = rcvWnd === 0
-        ? seq === this.rcvNxt
-        : seqGe(seq, this.rcvNxt) && seqLt(seq, rcvEnd);
+      acceptable = rcvWnd === 0 ? seq === this.rcvNxt : seqGe(seq, this.rcvNxt) && seqLt(seq, rcvEnd);
     } else if (rcvWnd === 0) {
       // RFC 9293 §3.10.7.4: with a zero window still accept valid ACKs and RSTs (text is trimmed below).
       acceptable = seq === this.rcvNxt;
@@ -617,7 +729,7 @@ export class TcpConnection {
     // Second: RST (RFC 5961 §3.2: only an exact match resets; other in-window RSTs get a challenge ACK).
     if (rst) {
       if (seq !== this.rcvNxt) {
-        this.#challengeAck();
+        this.#challengeAck(now);
         return;
       }
       stats.resetsIn++;
@@ -640,7 +752,7 @@ export class TcpConnection {
 
     // Fourth: SYN in a synchronized state or SYN-RECEIVED (RFC 5961 §4.2): challenge ACK.
     if (syn) {
-      this.#challengeAck();
+      this.#challengeAck(now);
       return;
     }
 
@@ -659,9 +771,12 @@ export class TcpConnection {
       this.#ackNow = true; // duplicate data: acknowledge at once (RFC 9293 §3.10.7.4)
     }
     const room = (rcvEnd - seq) | 0;
-    if (dataLength > room) {
-      dataLength = Math.max(0, room);
+    if (dataLength > room || (fin && dataLength === room && room === 0 && rcvWnd === 0)) {
+      // Text beyond the window is dropped; the ACK tells the sender where the window stands (this
+      // answers zero-window probes).
+      dataLength = Math.max(0, Math.min(dataLength, room));
       fin = false;
+      this.#ackNow = true;
     }
 
     // Fifth: ACK.
@@ -692,7 +807,7 @@ export class TcpConnection {
     if (seqLt(ack, seqAdd(this.sndUna, -Math.max(this.#maxSndWnd, 1)))) {
       // RFC 5961 §5.2: too old to be plausible: challenge ACK.
       stats.drop("bad-ack");
-      this.#challengeAck();
+      this.#challengeAck(now);
       return;
     }
     this.#processAck(seg, opts, ack, seg.seq, dataLength, fin, now);
@@ -725,11 +840,17 @@ export class TcpConnection {
         this.#pendingPeerFinSeq = finSeq;
       }
     }
-    if (this.#pendingPeerFin && !this.#peerFin && this.#pendingPeerFinSeq === this.rcvNxt) this.#processFin(now);
+    if (this.#pendingPeerFin && !this.#peerFin && this.#pendingPeerFinSeq === this.rcvNxt) {
+      this.#processFin(now);
+    }
   }
 
-  #challengeAck(): void {
-    // RFC 5961 §3.2 / §4.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+  #challengeAck(now: number): void {
+    // RFC 5961 §3.2 / §4.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, rate-limited per layer (§7).
+    if (!this.#ctx.allowChallengeAck(now)) {
+      this.#ctx.stats.drop("challenge-ack-limit");
+      return;
+    }
     this.#ctx.stats.challengeAcks++;
     this.#ackNow = true;
   }
@@ -784,6 +905,7 @@ export class TcpConnection {
       if (this.#sackActive() && opts.sackBlockCount > 0) {
         this.#scoreboard.update(opts.sackBlocks, opts.sackBlockCount, this.sndUna, this.sndNxt);
       }
+      const endedFastRecovery = this.#recovery === Recovery.Fast && seqGe(ack, this.#recoveryPoint);
       if (this.#recovery !== Recovery.None && seqGe(ack, this.#recoveryPoint)) {
         // Full acknowledgment: recovery ends (RFC 6582 §3.2 step 3, RFC 6675 §5).
         this.#recovery = Recovery.None;
@@ -805,8 +927,14 @@ export class TcpConnection {
           this.#lossBoundary = seqMax(this.#lossBoundary, this.#scoreboard.lossBoundary(ack, mss));
         }
       }
-      if (this.#recovery !== Recovery.Fast) {
-        this.congestion.onAck(acked, now, this.rtt.srtt, this.#cwndLimited || flightBefore >= this.congestion.cwnd);
+      if (this.#recovery !== Recovery.Fast && !endedFastRecovery) {
+        // The ACK ending fast recovery leaves cwnd at ssthresh (RFC 6582 §3.2 step 3, RFC 6675 §5).
+        this.congestion.onAck(
+          acked,
+          now,
+          this.rtt.srtt,
+          this.#cwndLimited || flightBefore >= this.congestion.cwnd,
+        );
         this.#dupAcks = 0;
       }
       // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
@@ -842,6 +970,8 @@ export class TcpConnection {
       }
     }
 
+    if (this.#recovery === Recovery.Fast && this.#sackActive()) this.#detectLostRetransmission();
+
     // Window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)).
     if (seqLt(this.#sndWl1, seq) || (this.#sndWl1 === seq && seqLe(this.#sndWl2, ack))) {
       const opened = window > this.sndWnd;
@@ -871,7 +1001,69 @@ export class TcpConnection {
     }
   }
 
+  /**
+   * Remembers a retransmission in fast recovery with the SND.NXT of that moment, to detect its loss:
+   * once the peer SACKs data sent at least DupThresh segments after it while it is still missing, the
+   * retransmission was lost too (the idea of Linux's tcp_mark_lost_retrans and of RACK, RFC 8985).
+   */
+  #recordRetransmission(start: number, end: number): void {
+    if (this.#recovery !== Recovery.Fast || !this.#sackActive()) return;
+    const cap = this.#rtxStart.length;
+    if (this.#rtxCount === cap) {
+      // Full: forget the oldest record (its loss will then be found by the RTO instead).
+      this.#rtxHead = (this.#rtxHead + 1) % cap;
+      this.#rtxCount--;
+    }
+    const i = (this.#rtxHead + this.#rtxCount) % cap;
+    this.#rtxStart[i] = start;
+    this.#rtxEnd[i] = end;
+    this.#rtxSentAtNxt[i] = this.sndNxt;
+    this.#rtxCount++;
+  }
+
+  /** Checks the oldest outstanding retransmission for loss (see {@link #recordRetransmission}). */
+  #detectLostRetransmission(): void {
+    const cap = this.#rtxStart.length;
+    while (this.#rtxCount > 0) {
+      const i = this.#rtxHead;
+      const start = seqMax(this.#rtxStart[i], this.sndUna);
+      const end = this.#rtxEnd[i];
+      if (seqLt(start, end) && this.#scoreboard.unsackedBytes(start, end) > 0) break;
+      this.#rtxHead = (i + 1) % cap;
+      this.#rtxCount--;
+    }
+    if (this.#rtxCount === 0 || this.#lostRetransmission) return;
+    const i = this.#rtxHead;
+    const threshold = seqAdd(this.#rtxSentAtNxt[i], DUP_THRESH * this.sendMss);
+    if (seqGe(this.#scoreboard.highestSacked(this.sndUna), threshold)) {
+      this.#lostRetransmission = true;
+    }
+  }
+
+  /** Sends the oldest retransmission again after {@link #detectLostRetransmission} found it lost. */
+  #resendLostRetransmission(now: number, out: Ipv4Sink): boolean {
+    this.#lostRetransmission = false;
+    if (this.#rtxCount === 0 || this.#recovery !== Recovery.Fast) return false;
+    const i = this.#rtxHead;
+    const seq = this.#scoreboard.nextUnsacked(seqMax(this.#rtxStart[i], this.sndUna));
+    const end = this.#rtxEnd[i];
+    if (!seqLt(seq, end)) return false;
+    const limit = seqMin(end, this.#scoreboard.nextSackedStart(seq, end));
+    const dataEnd = seqAdd(this.#sndBufSeq, this.#sendBuffer.length);
+    const length = Math.max(0, Math.min(this.sendMss, (seqMin(limit, dataEnd) - seq) | 0));
+    const fin = this.#finSent && seqAdd(seq, length) === this.#finSeq && seqLt(this.#finSeq, limit);
+    if (length === 0 && !fin) return false;
+    this.#emit(out, now, seq, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0), length, true);
+    this.#ctx.stats.retransmissions++;
+    this.#ctx.stats.lostRetransmissions++;
+    this.#rtxSentAtNxt[i] = this.sndNxt;
+    if (this.#rtoDeadline === Infinity) this.#rtoDeadline = now + this.rtt.rto;
+    return true;
+  }
+
   #enterFastRecovery(now: number): void {
+    this.#rtxCount = 0;
+    this.#lostRetransmission = false;
     const mss = this.sendMss;
     this.#ctx.stats.fastRecoveries++;
     this.#recovery = Recovery.Fast;
@@ -884,6 +1076,7 @@ export class TcpConnection {
     this.#lossBoundary = boundary;
     this.#renoSacked = this.#sackActive() ? 0 : Math.min(DUP_THRESH * mss, (this.sndNxt - this.sndUna) >>> 0);
     this.#forceRetransmit = true; // RFC 6675 §5 step 4.3 / RFC 5681 §3.2 step 2: retransmit now
+    this.#rescueDone = false;
     this.#rttTime = -1; // Karn
   }
 
@@ -960,6 +1153,11 @@ export class TcpConnection {
 
   #enterTimeWait(now: number): void {
     this.state = "TIME_WAIT";
+    // Nothing more can be sent or received: free the stores (unread bytes stay readable).
+    this.#sendBuffer.release();
+    if (this.#recvBuffer.length === 0) this.#recvBuffer.release();
+    this.#reassembly.clear();
+    this.#scoreboard.clear();
     this.#timeWaitDeadline = now + this.#ctx.config.timeWaitMs;
     this.#rtoDeadline = Infinity;
     this.#persistDeadline = Infinity;
@@ -971,6 +1169,9 @@ export class TcpConnection {
   #enterClosed(error: TcpCloseError | null): void {
     if (this.state === "CLOSED") return;
     this.state = "CLOSED";
+    this.#sendBuffer.release();
+    if (this.#recvBuffer.length === 0) this.#recvBuffer.release();
+    this.#reassembly.clear();
     if (this.error === null) this.error = error;
     this.#rtoDeadline = Infinity;
     this.#persistDeadline = Infinity;
@@ -995,6 +1196,12 @@ export class TcpConnection {
    * waits for input). After it returns with {@link state} CLOSED the layer forgets the connection.
    */
   poll(now: number, out: Ipv4Sink): number | null {
+    if (!this.#outputPending && !this.#pendingRst && this.#events === 0) {
+      // Fast path: nothing queued by the application and no timer due.
+      const due = this.nextDeadline();
+      if (due === null || now < due) return due;
+    }
+    this.#outputPending = false;
     this.#flushReset(out);
     if (this.#appClosed && this.state === "FIN_WAIT_2" && this.#finWait2Deadline === Infinity) {
       this.#finWait2Deadline = now + this.#ctx.config.finWait2TimeoutMs;
@@ -1076,7 +1283,7 @@ export class TcpConnection {
     if (unsent > 0 && usable > 0 && this.sndUna === this.sndNxt) {
       // The window is open but too small for the sender SWS rules: the override timer fired
       // (RFC 9293 §3.8.6.2.1), send what fits.
-      this.#sendNewData(now, out, Math.min(unsent, usable, this.#sendSegmentLimit()));
+      this.#sendNewData(now, out, Math.min(unsent, usable, this.#sendSegmentLimit(out)));
     } else {
       // RFC 9293 §3.8.6.1 zero-window probe, in Linux's form: an old sequence number that forces an ACK.
       this.#ctx.stats.windowProbes++;
@@ -1117,9 +1324,17 @@ export class TcpConnection {
     return (seqAdd(this.#sndBufSeq, this.#sendBuffer.length) - this.sndNxt) | 0;
   }
 
-  #sendSegmentLimit(): number {
-    const limit = this.#ctx.config.maxSendSegment;
-    return limit > this.sendMss ? limit : this.sendMss;
+  /**
+   * Largest payload of one emitted segment: the configured `maxSendSegment` when larger than the MSS,
+   * else with a segmentation-offloading link (TSO) whole MSS multiples up to what fits a 64 KiB IPv4
+   * packet, else the MSS.
+   */
+  #sendSegmentLimit(out: Ipv4Sink): number {
+    const mss = this.sendMss;
+    const configured = this.#ctx.config.maxSendSegment;
+    if (configured > mss) return Math.min(configured, MAX_TSO_PAYLOAD);
+    if (out.offloads === true) return Math.max(mss, Math.floor(MAX_TSO_PAYLOAD / mss) * mss);
+    return mss;
   }
 
   /** RFC 6675 §4 pipe: bytes presumed in the network. */
@@ -1159,8 +1374,12 @@ export class TcpConnection {
     }
     let sent = false;
     if (SYNCHRONIZED_SEND_STATES.has(state)) {
-      if (this.#recovery !== Recovery.None) sent = this.#sendRetransmissions(now, out);
+      if (this.#lostRetransmission) sent = this.#resendLostRetransmission(now, out);
+      if (this.#recovery !== Recovery.None && this.#sendRetransmissions(now, out)) sent = true;
       if (this.#sendNewData(now, out, -1)) sent = true;
+      if (this.#recovery === Recovery.Fast && this.#sackActive() && this.#sendRecoveryExtras(now, out)) {
+        sent = true;
+      }
       // Persist timer (RFC 9293 §3.8.6.1): data waits, nothing in flight to elicit ACKs.
       if (
         this.#persistDeadline === Infinity && this.sndUna === this.sndNxt &&
@@ -1195,6 +1414,7 @@ export class TcpConnection {
       this.#emit(out, now, seq, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0), length, true);
       this.#ctx.stats.retransmissions++;
       this.#highRxt = seqAdd(seq, length + (fin ? 1 : 0));
+      this.#recordRetransmission(seq, this.#highRxt);
       this.#forceRetransmit = false;
       if (this.#rtoDeadline === Infinity) this.#rtoDeadline = now + this.rtt.rto;
       sent = true;
@@ -1203,10 +1423,46 @@ export class TcpConnection {
     return sent;
   }
 
+  /**
+   * RFC 6675 §4 NextSeg rules 3 and 4, when neither a lost segment (rule 1) nor new data (rule 2) could
+   * use the room in cwnd: rule 3 retransmits an un-SACKed segment below the highest SACK that is not yet
+   * deemed lost; rule 4 (once per recovery) retransmits the last segment, which no later SACK can ever
+   * reveal as lost (the tail-loss case).
+   */
+  #sendRecoveryExtras(now: number, out: Ipv4Sink): boolean {
+    const mss = this.sendMss;
+    if (this.#pipe() + mss > this.congestion.cwnd) return false;
+    const from = this.#scoreboard.nextUnsacked(seqMax(this.#highRxt, this.sndUna));
+    const highSack = this.#scoreboard.highestSacked(this.sndUna);
+    let seq: number;
+    let limit: number;
+    if (seqLt(from, highSack)) {
+      seq = from;
+      limit = seqMin(highSack, this.#scoreboard.nextSackedStart(from, highSack));
+    } else if (!this.#rescueDone && seqLt(this.sndUna, this.sndNxt)) {
+      this.#rescueDone = true;
+      limit = this.sndNxt;
+      seq = seqMax(seqMax(seqAdd(this.sndNxt, -mss), this.sndUna), from);
+      if (!seqLt(seq, limit)) return false;
+    } else {
+      return false;
+    }
+    const dataEnd = seqAdd(this.#sndBufSeq, this.#sendBuffer.length);
+    const length = Math.max(0, Math.min(mss, (seqMin(limit, dataEnd) - seq) | 0));
+    const fin = this.#finSent && seqAdd(seq, length) === this.#finSeq && seqLt(this.#finSeq, limit);
+    if (length === 0 && !fin) return false;
+    this.#emit(out, now, seq, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0), length, true);
+    this.#ctx.stats.retransmissions++;
+    this.#highRxt = seqMax(this.#highRxt, seqAdd(seq, length + (fin ? 1 : 0)));
+    this.#recordRetransmission(seq, seqAdd(seq, length + (fin ? 1 : 0)));
+    if (this.#rtoDeadline === Infinity) this.#rtoDeadline = now + this.rtt.rto;
+    return true;
+  }
+
   /** Sends new data (and the FIN) as window, cwnd, Nagle and SWS allow; `forced` > 0 overrides them. */
   #sendNewData(now: number, out: Ipv4Sink, forced: number): boolean {
     const mss = this.sendMss;
-    const segmentLimit = this.#sendSegmentLimit();
+    const segmentLimit = this.#sendSegmentLimit(out);
     let sent = false;
     this.#cwndLimited = false;
     while (!this.#finSent) {
@@ -1244,7 +1500,14 @@ export class TcpConnection {
         this.#rttSeq = this.sndNxt;
         this.#rttTime = now;
       }
-      this.#emit(out, now, this.sndNxt, TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (length > 0 && length === unsent ? TcpFlags.PSH : 0), length, true);
+      this.#emit(
+        out,
+        now,
+        this.sndNxt,
+        TcpFlags.ACK | (fin ? TcpFlags.FIN : 0) | (length > 0 && length === unsent ? TcpFlags.PSH : 0),
+        length,
+        true,
+      );
       this.sndNxt = seqAdd(this.sndNxt, length + (fin ? 1 : 0));
       if (length < mss) this.#smallSegmentEnd = this.sndNxt;
       if (fin) {
@@ -1331,14 +1594,34 @@ export class TcpConnection {
       }
     }
     const optionsLength = o - tcpOffset - TCP_HEADER_LENGTH;
-    writeTcpHeader(buf, tcpOffset, this.localPort, this.remotePort, seq, flags & TcpFlags.ACK ? this.rcvNxt : 0, flags, window, optionsLength);
+    writeTcpHeader(
+      buf,
+      tcpOffset,
+      this.localPort,
+      this.remotePort,
+      seq,
+      flags & TcpFlags.ACK ? this.rcvNxt : 0,
+      flags,
+      window,
+      optionsLength,
+    );
     if (withData && length > 0) {
       this.#sendBuffer.copyOut((seq - this.#sndBufSeq) >>> 0, buf, o, length);
     } else {
       length = 0;
     }
     const tcpLength = TCP_HEADER_LENGTH + optionsLength + length;
-    fillTcpChecksum(buf, tcpOffset, tcpLength, this.localAddress, this.remoteAddress);
+    const offload = out.offloads === true;
+    if (offload) {
+      // Checksum offload: the field holds the folded pseudo-header sum; the device completes it.
+      const sum = foldSum(
+        ipv4PseudoHeaderSum(this.localAddress, this.remoteAddress, IpProtocol.TCP, tcpLength),
+      );
+      buf[tcpOffset + 16] = sum >> 8;
+      buf[tcpOffset + 17] = sum & 0xff;
+    } else {
+      fillTcpChecksum(buf, tcpOffset, tcpLength, this.localAddress, this.remoteAddress);
+    }
     writeIpv4Header(buf, 0, this.localAddress, this.remoteAddress, IpProtocol.TCP, tcpLength);
     const total = IPV4_HEADER_LENGTH + tcpLength;
     let view = this.#cachedView;
@@ -1355,7 +1638,12 @@ export class TcpConnection {
     const stats = this.#ctx.stats;
     stats.segmentsOut++;
     stats.bytesOut += length;
-    out.sendIpv4(view);
+    if (offload) {
+      // A payload above the MSS is a super-segment the device cuts into MSS-sized segments (TSO).
+      out.sendIpv4(view, TX_CHECKSUM_PARTIAL, length > this.sendMss ? this.sendMss : 0);
+    } else {
+      out.sendIpv4(view);
+    }
   }
 
   /** Queues a RST (sent by the next output pass, which every ingress and poll ends with). */

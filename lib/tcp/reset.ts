@@ -6,7 +6,7 @@
  */
 
 import type { Ipv4Sink } from "../iface/protocol.ts";
-import { IPV4_HEADER_LENGTH, IpProtocol, writeIpv4Header } from "../wire/ipv4.ts";
+import { IpProtocol, IPV4_HEADER_LENGTH, writeIpv4Header } from "../wire/ipv4.ts";
 import { fillTcpChecksum, TCP_HEADER_LENGTH, TcpFlags, writeTcpHeader } from "../wire/tcp.ts";
 
 /**

@@ -55,6 +55,12 @@ export class RttEstimator {
     return this.#rto;
   }
 
+  /** Sets the RTO used until the first sample (RFC 6298 §5.7) and clears the backoff. */
+  resetInitial(rto: number): void {
+    this.#rto = Math.min(this.#maxRto, Math.max(this.#minRto, rto));
+    this.backoff = 0;
+  }
+
   /** Records a timeout: doubles the next RTO (RFC 6298 §5.5). */
   onTimeout(): void {
     if (this.#rto * 2 ** this.backoff < this.#maxRto) this.backoff++;

@@ -21,7 +21,8 @@ export type TcpDropReason =
   | "syn-sent-bad"
   | "rst-out-of-window"
   | "after-close"
-  | "broadcast";
+  | "broadcast"
+  | "challenge-ack-limit";
 
 /** All drop reasons, for iteration. */
 export const TCP_DROP_REASONS: readonly TcpDropReason[] = [
@@ -41,6 +42,7 @@ export const TCP_DROP_REASONS: readonly TcpDropReason[] = [
   "rst-out-of-window",
   "after-close",
   "broadcast",
+  "challenge-ack-limit",
 ];
 
 /** Counters of one {@link TcpLayer}; plain mutable numbers, read by the shell for status output. */
@@ -55,6 +57,8 @@ export class TcpStats {
   bytesOut = 0;
   /** Segments retransmitted (RTO, fast retransmit and SACK recovery). */
   retransmissions = 0;
+  /** Retransmissions found lost again during fast recovery (and resent without waiting for the RTO). */
+  lostRetransmissions = 0;
   /** Retransmission timer expirations. */
   rtoExpirations = 0;
   /** Fast retransmit / recovery entries. */

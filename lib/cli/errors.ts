@@ -26,7 +26,13 @@ export class RuntimeError extends Error {
 }
 
 /** Parses a whole decimal number within bounds, or throws a {@link UsageError} naming the flag. */
-export function parseIntegerFlag(command: string, flag: string, text: string, min: number, max: number): number {
+export function parseIntegerFlag(
+  command: string,
+  flag: string,
+  text: string,
+  min: number,
+  max: number,
+): number {
   if (!/^\d+$/.test(text)) throw new UsageError(command, `--${flag} needs a whole number, got '${text}'`);
   const value = Number(text);
   if (value < min || value > max) {

@@ -29,6 +29,8 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   geteuid: { parameters: [], result: "u32" },
   getpid: { parameters: [], result: "i32" },
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  vsnprintf: { parameters: ["buffer", "usize", "pointer", "pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded libc symbols. */

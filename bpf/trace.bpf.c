@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * netstack trace: the in-kernel half of the packet tracer.
+ *
+ * Two programs share one parser and one filter: `trace_xdp` (XDP, ingress) and `trace_tc` (TC egress,
+ * attached as a tcx link or a clsact filter). For every packet they count it as seen, parse Ethernet
+ * (up to two 802.1Q/802.1ad tags), ARP, IPv4, IPv6 (hop-by-hop, routing, destination options, fragment
+ * and AH extension headers), TCP, UDP, SCTP, ICMP and ICMPv6, apply the filter from `trace_config`, and
+ * copy a record (struct trace_record + the first snaplen bytes) into the ring buffer. They always return
+ * XDP_PASS / TC_ACT_OK: tracing never changes traffic.
+ *
+ * Build: clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c trace.bpf.c (scripts/build_bpf.ts).
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "trace_record.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by user space before load (bpf_map__set_initial_value on .rodata); see trace_record.h. */
+const volatile struct trace_config trace_config = {.snaplen = 128};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, TRACE_RING_BYTES);
+} trace_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct trace_counter_key);
+	__type(value, struct trace_counters);
+} trace_counters SEC(".maps");
+
+/* The data area is the power of two above TRACE_MAX_SNAPLEN so that a mask can bound the copy length. */
+#define TRACE_SCRATCH_MASK (2 * TRACE_MAX_SNAPLEN - 1)
+
+struct trace_scratch {
+	struct trace_record record;
+	__u8 data[2 * TRACE_MAX_SNAPLEN];
+};
+
+/* Where a record is assembled before bpf_ringbuf_output copies it (the reserve API needs a constant size). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct trace_scratch);
+} trace_scratch SEC(".maps");
+
+struct vlan_tag {
+	__be16 tci;
+	__be16 proto;
+};
+
+struct l4_ports {
+	__be16 source;
+	__be16 dest;
+};
+
+/* What the filter looks at. Addresses in network order; IPv4 (and ARP's protocol addresses) in word 0. */
+struct parsed {
+	__u16 eth_proto; /* network order, after VLAN tags */
+	__u8 family;     /* TRACE_HOST_IPV4 (also ARP) / TRACE_HOST_IPV6 / 0 */
+	__u8 l4_proto;   /* IPPROTO_*, 0 when there is no transport header (ARP, non-first fragment) */
+	__u8 has_ports;
+	__be16 sport;
+	__be16 dport;
+	__u32 saddr[4];
+	__u32 daddr[4];
+};
+
+#define IPV6_EXT_MAX 6
+
+/* IPv6 extension headers and ICMPv6 (linux/in6.h defines them only for some libc set-ups). */
+#define NH_HOPOPTS 0
+#define NH_ROUTING 43
+#define NH_FRAGMENT 44
+#define NH_AH 51
+#define NH_DSTOPTS 60
+#define NH_ICMPV6 58
+
+static __always_inline int parse_ipv6(void *cur, void *data_end, struct parsed *p)
+{
+	struct ipv6hdr_min {
+		__u8 priority_version;
+		__u8 flow_lbl[3];
+		__be16 payload_len;
+		__u8 nexthdr;
+		__u8 hop_limit;
+		__u32 saddr[4];
+		__u32 daddr[4];
+	} *ip6 = cur;
+	if ((void *)(ip6 + 1) > data_end)
+		return -1;
+	p->family = TRACE_HOST_IPV6;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		p->saddr[i] = ip6->saddr[i];
+		p->daddr[i] = ip6->daddr[i];
+	}
+	__u8 next = ip6->nexthdr;
+	cur = ip6 + 1;
+#pragma unroll
+	for (int i = 0; i < IPV6_EXT_MAX; i++) {
+		__u8 *ext = cur;
+		if (next != NH_HOPOPTS && next != NH_ROUTING && next != NH_DSTOPTS &&
+		    next != NH_FRAGMENT && next != NH_AH)
+			break;
+		if ((void *)(ext + 8) > data_end)
+			return 0;
+		if (next == NH_FRAGMENT) {
+			/* Only the first fragment (offset 0) carries the transport header. */
+			if ((ext[2] << 8 | ext[3]) & 0xfff8)
+				return 0;
+			next = ext[0];
+			cur = ext + 8;
+		} else if (next == NH_AH) {
+			next = ext[0];
+			cur = ext + (((__u32)ext[1] + 2) << 2);
+		} else {
+			next = ext[0];
+			cur = ext + (((__u32)ext[1] + 1) << 3);
+		}
+	}
+	p->l4_proto = next;
+	if (next == IPPROTO_TCP || next == IPPROTO_UDP || next == IPPROTO_SCTP) {
+		struct l4_ports *ports = cur;
+		if ((void *)(ports + 1) > data_end)
+			return 0;
+		p->sport = ports->source;
+		p->dport = ports->dest;
+		p->has_ports = 1;
+	}
+	return 0;
+}
+
+static __always_inline int parse_ipv4(void *cur, void *data_end, struct parsed *p)
+{
+	struct iphdr_min {
+		__u8 version_ihl;
+		__u8 tos;
+		__be16 tot_len;
+		__be16 id;
+		__be16 frag_off;
+		__u8 ttl;
+		__u8 protocol;
+		__sum16 check;
+		__be32 saddr;
+		__be32 daddr;
+	} *ip = cur;
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	__u32 header_len = (ip->version_ihl & 0x0f) << 2;
+	if (header_len < sizeof(*ip))
+		return -1;
+	p->family = TRACE_HOST_IPV4;
+	p->saddr[0] = ip->saddr;
+	p->daddr[0] = ip->daddr;
+	p->l4_proto = ip->protocol;
+	if (ip->frag_off & bpf_htons(0x1fff)) {
+		p->l4_proto = 0; /* not the first fragment: no transport header */
+		return 0;
+	}
+	if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP || ip->protocol == IPPROTO_SCTP) {
+		struct l4_ports *ports = cur + header_len;
+		if ((void *)(ports + 1) > data_end)
+			return 0;
+		p->sport = ports->source;
+		p->dport = ports->dest;
+		p->has_ports = 1;
+	}
+	return 0;
+}
+
+static __always_inline int parse_arp(void *cur, void *data_end, struct parsed *p)
+{
+	/* Ethernet/IPv4 ARP: htype, ptype, hlen, plen, oper, sha[6], spa[4], tha[6], tpa[4]. */
+	__u8 *arp = cur;
+	if ((void *)(arp + 28) > data_end)
+		return -1;
+	if (arp[0] != 0 || arp[1] != 1 || arp[2] != 0x08 || arp[3] != 0x00 || arp[4] != 6 || arp[5] != 4)
+		return 0;
+	p->family = TRACE_HOST_IPV4;
+	__builtin_memcpy(&p->saddr[0], arp + 14, 4);
+	__builtin_memcpy(&p->daddr[0], arp + 24, 4);
+	return 0;
+}
+
+static __always_inline void parse(void *data, void *data_end, struct parsed *p)
+{
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return;
+	__be16 proto = eth->h_proto;
+	void *cur = eth + 1;
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		struct vlan_tag *tag = cur;
+		if ((void *)(tag + 1) > data_end)
+			return;
+		proto = tag->proto;
+		cur = tag + 1;
+	}
+	p->eth_proto = proto;
+	if (proto == bpf_htons(ETH_P_IP))
+		parse_ipv4(cur, data_end, p);
+	else if (proto == bpf_htons(ETH_P_IPV6))
+		parse_ipv6(cur, data_end, p);
+	else if (proto == bpf_htons(ETH_P_ARP))
+		parse_arp(cur, data_end, p);
+}
+
+static __always_inline int in_prefix(const __u32 *addr)
+{
+	const volatile __u32 *want = (const volatile __u32 *)trace_config.host_addr;
+	const volatile __u32 *mask = (const volatile __u32 *)trace_config.host_mask;
+	if ((addr[0] & mask[0]) != want[0])
+		return 0;
+	if (trace_config.host_family == TRACE_HOST_IPV4)
+		return 1;
+	return (addr[1] & mask[1]) == want[1] && (addr[2] & mask[2]) == want[2] && (addr[3] & mask[3]) == want[3];
+}
+
+static __always_inline int matches(const struct parsed *p)
+{
+	switch (trace_config.proto) {
+	case TRACE_PROTO_ANY:
+		break;
+	case TRACE_PROTO_TCP:
+		if (p->l4_proto != IPPROTO_TCP)
+			return 0;
+		break;
+	case TRACE_PROTO_UDP:
+		if (p->l4_proto != IPPROTO_UDP)
+			return 0;
+		break;
+	case TRACE_PROTO_SCTP:
+		if (p->l4_proto != IPPROTO_SCTP)
+			return 0;
+		break;
+	case TRACE_PROTO_ICMP:
+		if (p->eth_proto != bpf_htons(ETH_P_IP) || p->l4_proto != IPPROTO_ICMP)
+			return 0;
+		break;
+	case TRACE_PROTO_ICMP6:
+		if (p->eth_proto != bpf_htons(ETH_P_IPV6) || p->l4_proto != NH_ICMPV6)
+			return 0;
+		break;
+	case TRACE_PROTO_ARP:
+		if (p->eth_proto != bpf_htons(ETH_P_ARP))
+			return 0;
+		break;
+	case TRACE_PROTO_IP:
+		if (p->eth_proto != bpf_htons(ETH_P_IP))
+			return 0;
+		break;
+	case TRACE_PROTO_IP6:
+		if (p->eth_proto != bpf_htons(ETH_P_IPV6))
+			return 0;
+		break;
+	default:
+		return 0;
+	}
+	if (trace_config.host_family != TRACE_HOST_ANY) {
+		if (p->family != trace_config.host_family)
+			return 0;
+		if (!in_prefix(p->saddr) && !in_prefix(p->daddr))
+			return 0;
+	}
+	if (trace_config.port_set) {
+		if (!p->has_ports)
+			return 0;
+		__be16 port = bpf_htons(trace_config.port);
+		if (p->sport != port && p->dport != port)
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline struct trace_counters *counters_for(__u32 ifindex, __u32 direction)
+{
+	struct trace_counter_key key = {.ifindex = ifindex, .direction = direction};
+	return bpf_map_lookup_elem(&trace_counters, &key);
+}
+
+/* Assembles the record in the scratch buffer and copies it to the ring; returns 0 or a negative error. */
+static __always_inline long submit(void *ctx, int is_xdp, __u32 ifindex, __u32 direction, __u32 wire_len)
+{
+	__u32 zero = 0;
+	struct trace_scratch *scratch = bpf_map_lookup_elem(&trace_scratch, &zero);
+	if (!scratch)
+		return -1;
+	__u64 cap = trace_config.snaplen;
+	if (cap > wire_len)
+		cap = wire_len;
+	if (cap > TRACE_MAX_SNAPLEN)
+		cap = TRACE_MAX_SNAPLEN;
+	/* A no-op for the value (cap <= TRACE_MAX_SNAPLEN already) that gives the verifier a bound on the
+	 * very register passed to the helpers; clang would otherwise pass an unclamped copy. */
+	asm volatile("%[cap] &= %[mask]" : [cap] "+r"(cap) : [mask] "i"(TRACE_SCRATCH_MASK));
+	if (cap > 0) {
+		long err = is_xdp ? bpf_xdp_load_bytes(ctx, 0, scratch->data, cap)
+				  : bpf_skb_load_bytes(ctx, 0, scratch->data, cap);
+		if (err)
+			return err;
+	}
+	scratch->record.timestamp_ns = bpf_ktime_get_ns();
+	scratch->record.ifindex = ifindex;
+	scratch->record.wire_len = wire_len;
+	scratch->record.cap_len = cap;
+	scratch->record.direction = direction;
+	scratch->record.version = TRACE_RECORD_VERSION;
+	scratch->record.reserved = 0;
+	__u64 size = TRACE_RECORD_HEADER_BYTES + cap;
+	/* Wake the reader only when this record makes the pending data cross the threshold; otherwise it
+	 * finds the records on its short poll timeout. A wake-up per record halves the capture rate. */
+	__u64 pending = bpf_ringbuf_query(&trace_ring, BPF_RB_AVAIL_DATA);
+	__u64 flags = pending < TRACE_WAKEUP_BYTES && pending + size >= TRACE_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+											   : BPF_RB_NO_WAKEUP;
+	return bpf_ringbuf_output(&trace_ring, scratch, size, flags);
+}
+
+static __always_inline void trace(void *ctx, int is_xdp, void *data, void *data_end, __u32 ifindex,
+				  __u32 direction, __u32 wire_len)
+{
+	struct trace_counters *counters = counters_for(ifindex, direction);
+	if (counters)
+		counters->seen++;
+	/* Without a filter there is nothing to parse; the verifier sees trace_config as constants and
+	 * removes the parser from the program altogether. */
+	if (trace_config.proto != TRACE_PROTO_ANY || trace_config.host_family != TRACE_HOST_ANY ||
+	    trace_config.port_set) {
+		struct parsed p = {};
+		parse(data, data_end, &p);
+		if (!matches(&p))
+			return;
+	}
+	if (counters)
+		counters->matched++;
+	long err = submit(ctx, is_xdp, ifindex, direction, wire_len);
+	if (!counters)
+		return;
+	if (err == 0)
+		counters->submitted++;
+	else
+		counters->lost++;
+}
+
+SEC("xdp")
+int trace_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	trace(ctx, 1, data, data_end, ctx->ingress_ifindex, TRACE_DIR_INGRESS, bpf_xdp_get_buff_len(ctx));
+	return XDP_PASS;
+}
+
+SEC("tc")
+int trace_tc(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	trace(skb, 0, data, data_end, skb->ifindex, TRACE_DIR_EGRESS, skb->len);
+	return TC_ACT_OK;
+}

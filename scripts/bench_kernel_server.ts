@@ -1,0 +1,34 @@
+/**
+ * The kernel-side reference server for `bench:stack`: discard (9), chargen (19) and echo (7) on Deno's
+ * own sockets, i.e. the Linux kernel's TCP, so that the benchmark compares netstack with the kernel
+ * through the same runtime. Runs inside a benchmark namespace until killed; prints `ready`.
+ *
+ * @module
+ */
+
+function serve(port: number, handler: (conn: Deno.TcpConn) => Promise<void>): void {
+  const listener = Deno.listen({ hostname: "0.0.0.0", port });
+  (async () => {
+    for await (const conn of listener) {
+      handler(conn).catch(() => {}).finally(() => {
+        try {
+          conn.close();
+        } catch { /* closed by its streams already */ }
+      });
+    }
+  })();
+}
+
+serve(9, async (conn) => {
+  const buf = new Uint8Array(1 << 20);
+  while ((await conn.read(buf)) !== null) { /* discard */ }
+});
+serve(19, async (conn) => {
+  const buf = new Uint8Array(1 << 20).fill(120);
+  while (true) await conn.write(buf);
+});
+serve(7, async (conn) => {
+  conn.setNoDelay(true);
+  await conn.readable.pipeTo(conn.writable, { preventClose: false });
+});
+console.log("ready");

@@ -71,7 +71,8 @@ export function broadcastOf(cidr: Ipv4Cidr): Ipv4Address {
 
 /** Reads an address stored big-endian at `offset`. */
 export function readIpv4(bytes: Uint8Array, offset: number): Ipv4Address {
-  return ((bytes[offset] << 24) | (bytes[offset + 1] << 16) | (bytes[offset + 2] << 8) | bytes[offset + 3]) >>> 0;
+  return ((bytes[offset] << 24) | (bytes[offset + 1] << 16) | (bytes[offset + 2] << 8) |
+    bytes[offset + 3]) >>> 0;
 }
 
 /** Writes an address big-endian at `offset`. */

@@ -73,6 +73,10 @@ export interface EthernetInterfaceOptions {
   announcements?: number;
   /** Time between announcements in ms; default 2000 (RFC 5227 §1.1 ANNOUNCE_INTERVAL). */
   announceIntervalMs?: number;
+  /** ARP probes sent by {@link EthernetInterface.startProbe}; default 2. */
+  probes?: number;
+  /** Time between probes in ms; default 400 (shorter than RFC 5227's 1–2 s: the DHCP server checked too). */
+  probeIntervalMs?: number;
 }
 
 /** ARP counters beyond the common ones. */
@@ -83,6 +87,8 @@ export class ArpCounters extends LayerCounters {
   repliesSent = 0;
   /** Gratuitous ARP announcements sent. */
   announcementsSent = 0;
+  /** Address conflict probes sent (RFC 5227). */
+  probesSent = 0;
 
   /** The counters as a plain object for JSON. */
   override snapshot(): Record<string, number | Record<string, number>> {
@@ -91,11 +97,16 @@ export class ArpCounters extends LayerCounters {
       requestsSent: this.requestsSent,
       repliesSent: this.repliesSent,
       announcementsSent: this.announcementsSent,
+      probesSent: this.probesSent,
     };
   }
 }
 
 const log = logger("arp");
+
+function earliest(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null || a <= b ? a : b;
+}
 
 /** The IPv4 → Ethernet adapter: one long-lived object retargeted per call, so no per-packet allocation. */
 class AdapterSink implements Ipv4Sink {
@@ -132,6 +143,13 @@ export class EthernetInterface {
   #announceAt = 0;
   /** Set by {@link EthernetInterface.configure}: announce at the next poll (no sink at hand then). */
   #announceRequested = false;
+  /** The address being probed (RFC 5227), or 0. */
+  #probeAddress: Ipv4Address = 0;
+  #probesLeft = 0;
+  #probeAt = 0;
+  #probeConflict = false;
+  readonly #probes: number;
+  readonly #probeInterval: number;
 
   /** Creates the layer; nothing is sent until it is polled or given frames. */
   constructor(options: EthernetInterfaceOptions) {
@@ -144,6 +162,8 @@ export class EthernetInterface {
     this.cache = new ArpCache(this.arp.drops, options.arp);
     this.#announcements = options.announcements ?? 2;
     this.#announceInterval = options.announceIntervalMs ?? 2000;
+    this.#probes = options.probes ?? 2;
+    this.#probeInterval = options.probeIntervalMs ?? 400;
     this.#adapter = new AdapterSink(this);
   }
 
@@ -189,6 +209,28 @@ export class EthernetInterface {
     this.cache.clear();
     this.#announcesLeft = 0;
     this.#announceRequested = false;
+  }
+
+  /**
+   * Starts checking whether `address` is in use (RFC 5227 §2.1.1): ARP probes — requests with sender
+   * address 0.0.0.0 and target `address` — go out from the next poll on; a reply from, or a probe by,
+   * another host for that address marks a conflict, read with {@link EthernetInterface.probeConflict}.
+   * This is the DHCP client's `AddressCheck` (see `lib/dhcp/mod.ts`).
+   */
+  startProbe(address: Ipv4Address): void {
+    this.#probeAddress = address;
+    this.#probesLeft = this.#probes;
+    this.#probeAt = -Infinity;
+    this.#probeConflict = false;
+  }
+
+  /** Whether another host answered for (or probed) `address` since {@link EthernetInterface.startProbe}; ends the probe. */
+  probeConflict(address: Ipv4Address): boolean {
+    const conflict = this.#probeAddress === address && this.#probeConflict;
+    this.#probeAddress = 0;
+    this.#probesLeft = 0;
+    this.#probeConflict = false;
+    return conflict;
   }
 
   /** Adds something that sends IPv4 on its own schedule (the DHCP client); polled after the IPv4 layer. */
@@ -255,31 +297,36 @@ export class EthernetInterface {
   }
 
   /**
-   * Emits what is due: announcements, the IPv4 layer's and pollers' packets, ARP retries; counts failed
-   * resolutions. Returns the earliest deadline or `null`.
+   * Emits what is due: the IPv4 layer's and pollers' packets, announcements, probes, ARP retries; counts
+   * failed resolutions. Returns the earliest deadline or `null`.
    */
   poll(now: number, out: FrameSink): number | null {
-    let next: number | null = null;
-    const merge = (deadline: number | null) => {
-      if (deadline !== null && (next === null || deadline < next)) next = deadline;
-    };
-    if (this.#announceRequested) this.announce(now, out);
-    if (this.#announcesLeft > 0) {
-      if (now >= this.#announceAt) this.#sendDueAnnouncement(now, out);
-      if (this.#announcesLeft > 0) merge(this.#announceAt);
-    }
     const adapter = this.#adapter;
     adapter.now = now;
     adapter.out = out;
-    merge(this.#ipv4.poll(now, adapter));
+    let next = this.#ipv4.poll(now, adapter);
     for (const poller of this.#pollers) {
       adapter.now = now;
       adapter.out = out;
-      merge(poller.poll(now, adapter));
+      next = earliest(next, poller.poll(now, adapter));
+    }
+    // After the pollers: a DHCP lease bound just now is announced in this same poll.
+    if (this.#announceRequested) this.announce(now, out);
+    if (this.#announcesLeft > 0) {
+      if (now >= this.#announceAt) this.#sendDueAnnouncement(now, out);
+      if (this.#announcesLeft > 0) next = earliest(next, this.#announceAt);
+    }
+    if (this.#probesLeft > 0) {
+      if (now >= this.#probeAt) {
+        this.#probesLeft--;
+        this.#probeAt = now + this.#probeInterval;
+        this.arp.probesSent++;
+        this.#writeArpFrame(BROADCAST_MAC, ArpOperation.REQUEST, 0, this.#probeAddress, out, 0);
+      }
+      if (this.#probesLeft > 0) next = earliest(next, this.#probeAt);
     }
     // Last, so that resolutions started above are included in the deadline.
-    merge(this.cache.poll(now, (ip) => this.#sendRequest(ip, out)));
-    return next;
+    return earliest(next, this.cache.poll(now, this.#requestCallback(out)));
   }
 
   /**
@@ -363,18 +410,11 @@ export class EthernetInterface {
     targetMac: MacAddress,
     targetIp: Ipv4Address,
     out: FrameSink,
+    senderIp: Ipv4Address = this.#ipv4.address.address,
   ): void {
     const tx = this.#tx;
     writeEthernetHeader(tx, 0, dst, this.mac, EtherType.ARP);
-    writeArp(
-      tx,
-      ETHERNET_HEADER_LENGTH,
-      operation,
-      this.mac,
-      this.#ipv4.address.address,
-      targetMac,
-      targetIp,
-    );
+    writeArp(tx, ETHERNET_HEADER_LENGTH, operation, this.mac, senderIp, targetMac, targetIp);
     const length = ETHERNET_HEADER_LENGTH + ARP_LENGTH;
     tx.fill(0, length, ETHERNET_MIN_FRAME_LENGTH);
     this.arp.txPackets++;
@@ -382,6 +422,14 @@ export class EthernetInterface {
     this.ethernet.txPackets++;
     this.ethernet.txBytes += ETHERNET_MIN_FRAME_LENGTH;
     out.sendFrame(tx.subarray(0, ETHERNET_MIN_FRAME_LENGTH));
+  }
+
+  /** The ARP cache's request callback, bound once; `out` is retargeted per poll. */
+  #requestOut: FrameSink | null = null;
+  readonly #requestFn = (ip: Ipv4Address) => this.#sendRequest(ip, this.#requestOut!);
+  #requestCallback(out: FrameSink): (ip: Ipv4Address) => void {
+    this.#requestOut = out;
+    return this.#requestFn;
   }
 
   #sendRequest(ip: Ipv4Address, out: FrameSink): void {
@@ -416,6 +464,15 @@ export class EthernetInterface {
     if (isMulticastMac(senderMac)) {
       this.arp.drops.count("multicast-sender");
       return;
+    }
+    const probed = this.#probeAddress;
+    if (probed !== 0 && (senderIp === probed || (senderIp === 0 && arp.targetIp === probed))) {
+      // RFC 5227 §2.1.1: someone uses the address, or probes for it at the same time.
+      this.#probeConflict = true;
+      log.warning("{mac} answers for {address}, which we are probing", {
+        mac: formatMac(senderMac),
+        address: formatIpv4(probed),
+      });
     }
     if (own !== 0 && senderIp === own) {
       // Someone else claims our address (RFC 5227 §2.4 conflict); never cache it.

@@ -8,29 +8,42 @@
 import { parseArgs } from "node:util";
 import { type CliLogLevel, configureLogging, LOG_LEVELS, logger } from "../log.ts";
 import { parseIntegerFlag, RuntimeError, UsageError } from "./errors.ts";
-import { formatIpv4Cidr, type Ipv4Cidr, parseIpv4, parseIpv4Cidr } from "../wire/ipv4_address.ts";
+import {
+  formatIpv4,
+  formatIpv4Cidr,
+  inSubnet,
+  type Ipv4Address,
+  type Ipv4Cidr,
+  parseIpv4,
+  parseIpv4Cidr,
+} from "../wire/ipv4_address.ts";
+import { formatMac, isMulticastMac, type MacAddress, parseMac } from "../wire/ethernet.ts";
 import { type ImpairmentSpec, parseImpairment } from "../phy/impair.ts";
 import type { Stack } from "../stack/stack.ts";
 import { AVAILABLE_SERVICES, type ServiceName } from "../stack/stack.ts";
-import { type OpenedStack, openTunStack } from "../stack/open.ts";
+import { type Backend, type OpenedStack, openStack } from "../stack/open.ts";
+import type { DhcpLease } from "../dhcp/mod.ts";
 import { SystemError } from "../ffi/errno.ts";
 
 /** Help text of `netstack stack`. */
 export const STACK_HELP = `Usage: netstack stack [options]
 
-Runs a user-space TCP/IP stack on a TUN device it creates, and emulates a remote host that answers
-ping and runs small services. Needs root or CAP_NET_ADMIN.
+Runs a user-space TCP/IP stack on a TUN or TAP device it creates (or on an existing interface through
+libpcap), and emulates a remote host that answers ping and runs small services. Needs root or
+CAP_NET_ADMIN.
 
 Options:
-  --backend tun|tap|pcap  device kind (default tun; tap and pcap are not available yet)
-  --iface NAME            device to create (default tun0)
+  --backend tun|tap|pcap  TUN (IP packets), TAP (Ethernet frames), or an existing interface through
+                          libpcap (default tun)
+  --iface NAME            device to create (tun/tap; default tun0) or to open (pcap; required)
   --addr CIDR             the stack's own IPv4 address (default 10.0.0.2/24)
-  --host-addr CIDR        address given to the host side of the device (default 10.0.0.1/24)
-  --no-configure          leave the host side without an address (the device is still brought up)
-  --gateway ADDR          next hop outside the subnet (not available yet)
-  --dhcp                  obtain the address by DHCPv4 (not available yet)
-  --mac MAC               the stack's MAC address, tap/pcap only (not available yet)
-  --mtu N                 interface MTU, 68..65535 (default 1500)
+  --host-addr CIDR        tun/tap: address given to the host side of the device (default 10.0.0.1/24)
+  --no-configure          tun/tap: leave the host side without an address (it is still brought up)
+  --gateway ADDR          tap/pcap: next hop for destinations outside the subnet
+  --dhcp                  tap/pcap: obtain address and gateway by DHCPv4 instead of --addr
+  --mac MAC               tap/pcap: the stack's MAC (default random, locally administered)
+  --promiscuous           pcap: receive frames for any MAC (needed on physical NICs)
+  --mtu N                 tun/tap: interface MTU, 68..65535 (default 1500)
   --services LIST         comma list, or 'none' (default: ${AVAILABLE_SERVICES.join(",")})
                           echo = TCP+UDP 7, discard = TCP 9, chargen = TCP 19, http = TCP 80
   --connect HOST:PORT     open a TCP connection from the stack and bridge it to stdin/stdout
@@ -41,15 +54,26 @@ Options:
   --log-level LEVEL       debug, info, warning or error (default info)
   -h, --help              show this help
 
-Example:
+Examples:
   sudo netstack stack --capture /tmp/stack.pcap    # then: ping 10.0.0.2; curl http://10.0.0.2/
   sudo netstack stack --connect 10.0.0.1:5000      # talk to a listener on the host side
+  sudo netstack stack --backend pcap --iface my0 --dhcp   # a veth end, address from a DHCP server
 `;
 
 /** The parsed configuration of `netstack stack`. */
 export interface StackConfig {
+  /** Device kind. */
+  backend: Backend;
   /** Device name. */
   iface: string;
+  /** Next hop outside the subnet (tap/pcap). */
+  gateway: Ipv4Address | null;
+  /** Address from DHCP (tap/pcap). */
+  dhcp: boolean;
+  /** The stack's MAC (tap/pcap); undefined for a random one. */
+  mac?: MacAddress;
+  /** pcap: promiscuous mode. */
+  promiscuous: boolean;
   /** The stack's address. */
   address: Ipv4Cidr;
   /** Host-side address, or null with --no-configure. */
@@ -82,9 +106,10 @@ export function parseStackArgs(args: string[]): StackConfig | null {
       allowPositionals: false,
       options: {
         backend: { type: "string", default: "tun" },
-        iface: { type: "string", default: "tun0" },
-        addr: { type: "string", default: "10.0.0.2/24" },
-        "host-addr": { type: "string", default: "10.0.0.1/24" },
+        iface: { type: "string" },
+        addr: { type: "string" },
+        "host-addr": { type: "string" },
+        promiscuous: { type: "boolean", default: false },
         "no-configure": { type: "boolean", default: false },
         gateway: { type: "string" },
         dhcp: { type: "boolean", default: false },
@@ -106,10 +131,63 @@ export function parseStackArgs(args: string[]): StackConfig | null {
   if (!["tun", "tap", "pcap"].includes(v.backend)) {
     throw usage(`--backend must be tun, tap or pcap, got '${v.backend}'`);
   }
-  if (v.backend !== "tun") throw usage(`--backend ${v.backend} is not available yet; use --backend tun`);
-  if (v.dhcp) throw usage("--dhcp is not available yet (it needs the tap or pcap backend)");
-  if (v.mac !== undefined) throw usage("--mac is not available yet (it needs the tap or pcap backend)");
-  if (v.gateway !== undefined) throw usage("--gateway is not available yet");
+  const backend = v.backend as Backend;
+  const ethernet = backend !== "tun";
+  if (!ethernet) {
+    for (const flag of ["dhcp", "mac", "gateway"] as const) {
+      if (v[flag] !== undefined && v[flag] !== false) {
+        throw usage(`--${flag} needs an Ethernet backend (--backend tap or pcap); on tun the host routes`);
+      }
+    }
+  }
+  if (backend !== "pcap" && v.promiscuous) throw usage("--promiscuous applies to --backend pcap only");
+  if (backend === "pcap") {
+    if (v.iface === undefined) {
+      throw usage("--backend pcap needs --iface NAME, an existing interface to open");
+    }
+    if (v["host-addr"] !== undefined || v["no-configure"]) {
+      throw usage("--host-addr and --no-configure apply to tun and tap; pcap opens an interface as it is");
+    }
+    if (v.mtu !== "1500") throw usage("--mtu applies to tun and tap; pcap uses the interface's MTU");
+  }
+  if (v.dhcp && v.addr !== undefined) throw usage("--dhcp and --addr exclude each other");
+  if (!LOG_LEVELS.includes(v["log-level"] as CliLogLevel)) {
+    throw usage(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got '${v["log-level"]}'`);
+  }
+  const iface = v.iface ?? (backend === "tap" ? "tap0" : "tun0");
+  if (iface.length === 0 || new TextEncoder().encode(iface).length > 15 || /[\s/]/.test(iface)) {
+    throw usage(`--iface must be an interface name of 1 to 15 bytes without spaces or '/', got '${iface}'`);
+  }
+  const addrText = v.addr ?? "10.0.0.2/24";
+  const address = parseIpv4Cidr(addrText);
+  if (address === null) {
+    throw usage(`--addr needs an IPv4 address with prefix like 10.0.0.2/24, got '${addrText}'`);
+  }
+  let hostAddress: Ipv4Cidr | null = null;
+  if (backend !== "pcap" && !v["no-configure"]) {
+    const hostText = v["host-addr"] ?? "10.0.0.1/24";
+    hostAddress = parseIpv4Cidr(hostText);
+    if (hostAddress === null) {
+      throw usage(`--host-addr needs an IPv4 address with prefix like 10.0.0.1/24, got '${hostText}'`);
+    }
+    if (!v.dhcp && hostAddress.address === address.address) throw usage("--host-addr and --addr must differ");
+  }
+  let gateway: Ipv4Address | null = null;
+  if (v.gateway !== undefined) {
+    gateway = parseIpv4(v.gateway);
+    if (gateway === null) throw usage(`--gateway needs an IPv4 address, got '${v.gateway}'`);
+    if (!v.dhcp && !inSubnet(gateway, address)) {
+      throw usage(`--gateway ${v.gateway} is not in the stack's subnet ${formatIpv4Cidr(address)}`);
+    }
+  }
+  let mac: MacAddress | undefined;
+  if (v.mac !== undefined) {
+    const parsedMac = parseMac(v.mac);
+    if (parsedMac === null || isMulticastMac(parsedMac)) {
+      throw usage(`--mac needs a unicast MAC address like 02:00:00:00:00:01, got '${v.mac}'`);
+    }
+    mac = parsedMac;
+  }
   let connect: StackConfig["connect"];
   if (v.connect !== undefined) {
     const match = /^(.+):(\d{1,5})$/.exec(v.connect);
@@ -127,24 +205,6 @@ export function parseStackArgs(args: string[]): StackConfig | null {
       throw usage(`--impair: ${(error as Error).message}`);
     }
   }
-  if (!LOG_LEVELS.includes(v["log-level"] as CliLogLevel)) {
-    throw usage(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got '${v["log-level"]}'`);
-  }
-  if (v.iface.length === 0 || new TextEncoder().encode(v.iface).length > 15 || /[\s/]/.test(v.iface)) {
-    throw usage(`--iface must be an interface name of 1 to 15 bytes without spaces or '/', got '${v.iface}'`);
-  }
-  const address = parseIpv4Cidr(v.addr);
-  if (address === null) {
-    throw usage(`--addr needs an IPv4 address with prefix like 10.0.0.2/24, got '${v.addr}'`);
-  }
-  let hostAddress: Ipv4Cidr | null = null;
-  if (!v["no-configure"]) {
-    hostAddress = parseIpv4Cidr(v["host-addr"]);
-    if (hostAddress === null) {
-      throw usage(`--host-addr needs an IPv4 address with prefix like 10.0.0.1/24, got '${v["host-addr"]}'`);
-    }
-    if (hostAddress.address === address.address) throw usage("--host-addr and --addr must differ");
-  }
   const mtu = parseIntegerFlag("stack", "mtu", v.mtu, 68, 65535);
   const services: ServiceName[] = [];
   if (v.services !== "none") {
@@ -157,7 +217,12 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     }
   }
   return {
-    iface: v.iface,
+    backend,
+    iface,
+    gateway,
+    dhcp: v.dhcp,
+    mac,
+    promiscuous: v.promiscuous,
     address,
     hostAddress,
     mtu,
@@ -190,12 +255,19 @@ export async function runStack(args: string[]): Promise<number> {
   await configureLogging(config.logLevel);
   const log = logger("stack");
   let opened: OpenedStack;
+  let bound: (lease: DhcpLease) => void = () => {};
+  const leased = new Promise<DhcpLease>((resolve) => (bound = resolve));
   try {
-    opened = openTunStack({
+    opened = openStack({
+      backend: config.backend,
       iface: config.iface,
       address: config.address,
       hostAddress: config.hostAddress,
-      mtu: config.mtu,
+      gateway: config.gateway,
+      mac: config.mac,
+      promiscuous: config.promiscuous,
+      dhcp: config.dhcp ? { onBound: (lease) => bound(lease) } : false,
+      mtu: config.backend === "pcap" ? undefined : config.mtu,
       services: config.services,
       capturePath: config.capturePath,
       impairment: config.impairment,
@@ -210,13 +282,34 @@ export async function runStack(args: string[]): Promise<number> {
   const onTerm = () => signalled("SIGTERM");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
-  log.info("ready iface={iface} addr={addr} host={host} mtu={mtu} services={services}", {
-    iface: stack.deviceName,
-    addr: formatIpv4Cidr(config.address),
-    host: config.hostAddress ? formatIpv4Cidr(config.hostAddress) : "unconfigured",
-    mtu: config.mtu,
-    services: config.services.join(",") || "none",
-  });
+  const logReady = () => {
+    const fields = [
+      `iface=${stack.deviceName}`,
+      `addr=${formatIpv4Cidr(stack.address)}`,
+      config.backend !== "pcap"
+        ? `host=${config.hostAddress ? formatIpv4Cidr(config.hostAddress) : "unconfigured"}`
+        : "",
+      stack.ethernet ? `mac=${formatMac(stack.ethernet.mac)}` : "",
+      stack.ethernet?.gateway ? `gateway=${formatIpv4(stack.ethernet.gateway)}` : "",
+      `mtu=${stack.iface.mtu}`,
+      `services=${config.services.join(",") || "none"}`,
+    ];
+    log.info(`ready ${fields.filter((f) => f !== "").join(" ")}`);
+  };
+  if (config.dhcp) {
+    log.info("waiting for a DHCP lease on {iface}", { iface: stack.deviceName });
+    // The stack becomes ready when bound (the DHCP client logs the lease itself).
+    const first = await Promise.race([leased, stop, stack.closed.then(() => "device closed")]);
+    if (typeof first === "string") {
+      Deno.removeSignalListener("SIGINT", onInt);
+      Deno.removeSignalListener("SIGTERM", onTerm);
+      await opened.close();
+      log.info("stopped before a lease was obtained ({reason})", { reason: first });
+      log.info("stats {stats}", { stats: stack.stats() });
+      return 0;
+    }
+  }
+  logReady();
   let code = 0;
   try {
     const bridge = config.connect ? bridgeStdio(stack, config.connect) : new Promise<never>(() => {});

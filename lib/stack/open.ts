@@ -1,6 +1,7 @@
 /**
- * Opens a stack on a TUN device with the usual options of the command line: device creation, host-side
- * configuration and an optional pcap capture, in one call, with everything closed again on failure.
+ * Opens a stack with the options of the command line: the device (a TUN or TAP device it creates, or an
+ * existing interface through libpcap), host-side configuration, optional impairment and pcap capture, in
+ * one call, with everything closed again on failure.
  *
  * @module
  */
@@ -8,32 +9,51 @@
 import { CaptureDevice } from "../phy/capture.ts";
 import type { Device } from "../phy/device.ts";
 import { TunDevice } from "../phy/tun.ts";
+import { PcapDevice } from "../phy/pcap_device.ts";
 import { ImpairedDevice, type ImpairmentSpec } from "../phy/impair.ts";
 import type { TcpLayerOptions } from "../tcp/config.ts";
-import type { Ipv4Cidr } from "../wire/ipv4_address.ts";
+import type { Ipv4Address, Ipv4Cidr } from "../wire/ipv4_address.ts";
+import type { MacAddress } from "../wire/ethernet.ts";
+import type { AttachDhcpOptions } from "../dhcp/mod.ts";
 import { type ServiceName, Stack } from "./stack.ts";
 
-/** Options of {@link openTunStack}. */
-export interface TunStackOptions {
-  /** Device name; default `tun0`. */
+/** Where the stack's packets go: see shared/CLI.md `--backend`. */
+export type Backend = "tun" | "tap" | "pcap";
+
+/** Options of {@link openStack}. */
+export interface OpenStackOptions {
+  /** Device kind; default `tun`. */
+  backend?: Backend;
+  /** Device to create (tun, tap; default `tun0`) or to open (pcap; required). */
   iface?: string;
-  /** The stack's address. */
+  /** The stack's address (ignored with `dhcp`). */
   address: Ipv4Cidr;
-  /** Address given to the host side; `null` leaves the host side unconfigured (but up). */
-  hostAddress: Ipv4Cidr | null;
-  /** MTU; default 1500. */
+  /** tun/tap: address given to the host side; `null` leaves the host side unconfigured (but up). */
+  hostAddress?: Ipv4Cidr | null;
+  /** tap/pcap: next hop outside the subnet. */
+  gateway?: Ipv4Address | null;
+  /** tap/pcap: obtain the address by DHCPv4. */
+  dhcp?: boolean | AttachDhcpOptions;
+  /** tap/pcap: the stack's MAC; default random, locally administered. */
+  mac?: MacAddress;
+  /** pcap: receive frames for any MAC (needed on physical NICs). */
+  promiscuous?: boolean;
+  /** tun/tap: MTU; default 1500 (pcap takes the interface's). */
   mtu?: number;
   /** Services to run. */
   services?: readonly ServiceName[];
-  /** Path of a pcap file receiving every packet in and out. */
+  /** Path of a pcap file receiving every packet in and out (link type raw IP for tun, Ethernet else). */
   capturePath?: string;
   /** Test-only: impair traffic (loss, reordering, duplication) between the device and the stack. */
   impairment?: ImpairmentSpec;
   /** TCP tunables. */
   tcp?: TcpLayerOptions;
-  /** Checksum and segmentation offload on the TUN device (see `TunOptions.offload`); default true. */
+  /** tun: checksum and segmentation offload (see `TunOptions.offload`); default true. */
   offload?: boolean;
 }
+
+/** Options of {@link openTunStack} (the TUN case of {@link openStack}). */
+export type TunStackOptions = Omit<OpenStackOptions, "backend" | "gateway" | "dhcp" | "mac" | "promiscuous">;
 
 /** A stack and what it opened, so that closing it closes everything. */
 export interface OpenedStack {
@@ -43,16 +63,26 @@ export interface OpenedStack {
   close(): Promise<void>;
 }
 
-/** Creates the TUN device (and capture) and starts a stack on it. */
-export function openTunStack(options: TunStackOptions): OpenedStack {
-  const tun = TunDevice.open({
+function openDevice(options: OpenStackOptions): Device {
+  const backend = options.backend ?? "tun";
+  if (backend === "pcap") {
+    if (!options.iface) throw new Error("the pcap backend needs the name of an existing interface");
+    return PcapDevice.open({ iface: options.iface, promiscuous: options.promiscuous });
+  }
+  return TunDevice.open({
     name: options.iface ?? "tun0",
+    kind: backend,
     mtu: options.mtu ?? 1500,
-    hostAddress: options.hostAddress,
-    offload: options.offload ?? true,
+    hostAddress: options.hostAddress ?? null,
+    offload: backend === "tun" && (options.offload ?? true),
   });
+}
+
+/** Opens the device (and capture) and starts a stack on it. */
+export function openStack(options: OpenStackOptions): OpenedStack {
+  const base = openDevice(options);
   let file: Deno.FsFile | null = null;
-  let device: Device = tun;
+  let device: Device = base;
   try {
     if (options.impairment !== undefined) device = new ImpairedDevice(device, options.impairment);
     // The capture wraps the impairment: it shows what the stack itself received and sent.
@@ -65,6 +95,9 @@ export function openTunStack(options: TunStackOptions): OpenedStack {
       address: options.address,
       services: options.services,
       tcp: options.tcp,
+      mac: options.mac,
+      gateway: options.gateway,
+      dhcp: options.dhcp,
     });
     return {
       stack,
@@ -75,7 +108,12 @@ export function openTunStack(options: TunStackOptions): OpenedStack {
     };
   } catch (error) {
     file?.close();
-    tun.close();
+    base.close();
     throw error;
   }
+}
+
+/** Creates a TUN device (and capture) and starts a stack on it. */
+export function openTunStack(options: TunStackOptions): OpenedStack {
+  return openStack({ ...options, backend: "tun" });
 }

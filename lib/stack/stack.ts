@@ -20,16 +20,28 @@ import { TcpLayer } from "../tcp/layer.ts";
 import type { TcpLayerOptions } from "../tcp/config.ts";
 import { TcpConn, TcpConnListener } from "./tcp_conn.ts";
 import { formatIpv4, parseIpv4 } from "../wire/ipv4_address.ts";
+import { EthernetInterface, type FrameSink } from "../iface/ethernet_interface.ts";
+import { attachDhcpClient, type AttachDhcpOptions, type DhcpClient, type DhcpLease } from "../dhcp/mod.ts";
+import { type MacAddress, randomLocalMac } from "../wire/ethernet.ts";
 import { logger } from "../log.ts";
 
 export { SERVICE_NAMES as AVAILABLE_SERVICES, type ServiceName } from "../services/mod.ts";
 
 /** Options of {@link Stack}. */
 export interface StackOptions {
-  /** The device the stack runs on (a TUN device, or an in-memory one in tests). */
+  /** The device the stack runs on: TUN (IP packets), TAP or libpcap (Ethernet), or an in-memory one. */
   device: Device;
-  /** The stack's own address and subnet. */
+  /** The stack's own address and subnet; with `dhcp`, ignored until a lease provides one. */
   address: Ipv4Cidr;
+  /** Ethernet devices: the stack's MAC address; default a random locally administered one. */
+  mac?: MacAddress;
+  /** Ethernet devices: next hop for destinations outside the subnet. */
+  gateway?: Ipv4Address | null;
+  /**
+   * Ethernet devices: obtain address, prefix and gateway by DHCPv4 (RFC 2131); `onBound` and the other
+   * callbacks of {@link AttachDhcpOptions} report the lease.
+   */
+  dhcp?: boolean | AttachDhcpOptions;
   /** Services to start; default none. */
   services?: readonly ServiceName[];
   /** Monotonic clock in milliseconds; default `performance.now`. Tests may pass a virtual one. */
@@ -63,10 +75,17 @@ function yieldNow(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** How long shutdown waits for a DHCP release to get out (it may need ARP first). */
+const RELEASE_DRAIN_MS = 1000;
+
 /** A running user-space TCP/IP stack on one device. */
 export class Stack {
   /** The IPv4 layer (ICMP included). */
   readonly iface: Ipv4Interface;
+  /** The Ethernet layer (ARP, next hops) on Ethernet devices; `null` on TUN. */
+  readonly ethernet: EthernetInterface | null;
+  /** The DHCP client, when the address comes from DHCP. */
+  readonly dhcp: DhcpClient | null;
   /** The UDP layer. */
   readonly udp: UdpLayer;
   /** The TCP layer. */
@@ -86,24 +105,61 @@ export class Stack {
   };
   readonly #startedAt: number;
   readonly #services: RunningServices;
+  /** Packets from the protocols, to the device (through the Ethernet layer on Ethernet devices). */
+  readonly #out: Ipv4Sink;
+  /** Frames from the Ethernet layer, to the device. */
+  readonly #frames: FrameSink;
   #stopping = false;
+  /** During shutdown, the time until which the loop keeps running for a DHCP release. */
+  #drainUntil = 0;
 
   /** Creates the stack on `options.device` and starts its I/O loop. */
   constructor(options: StackOptions) {
-    if (options.device.medium !== "ip") {
-      throw new Error("Ethernet devices (TAP, libpcap) are not available yet: use a TUN device");
-    }
     this.#device = options.device;
     this.#clock = options.clock ?? (() => performance.now());
     this.#batchSize = options.batchSize ?? 64;
     this.#startedAt = this.#clock();
-    this.iface = new Ipv4Interface({ address: options.address, mtu: options.device.mtu });
+    const ethernet = options.device.medium === "ethernet";
+    const unconfigured = { address: 0, prefixLength: 0 };
+    this.iface = new Ipv4Interface({
+      address: options.dhcp ? unconfigured : options.address,
+      mtu: options.device.mtu,
+    });
+    const device = options.device;
+    const counters = this.#counters;
+    this.#out = {
+      offloads: device.offloads === true,
+      sendIpv4(packet: Uint8Array, txFlags = 0, gsoSize = 0): void {
+        if (device.send(packet, txFlags, gsoSize)) {
+          counters.txPackets++;
+          counters.txBytes += packet.length;
+        } else {
+          counters.txErrors++;
+        }
+      },
+    };
+    this.#frames = { sendFrame: (frame) => this.#out.sendIpv4(frame) };
+    this.ethernet = ethernet
+      ? new EthernetInterface({
+        mac: options.mac ?? randomLocalMac(),
+        ipv4: this.iface,
+        gateway: options.gateway ?? null,
+      })
+      : null;
     this.udp = new UdpLayer(this.iface, options.device.mtu);
     this.iface.register(IpProtocol.UDP, this.udp);
     this.tcp = new TcpLayer({ ...options.tcp, mtu: options.device.mtu });
     // Application calls (send, read, close) make output due: wake the loop so that it polls now.
     this.tcp.onPollRequested = () => this.kick();
     this.iface.register(IpProtocol.TCP, this.tcp);
+    this.dhcp = null;
+    if (options.dhcp) {
+      if (this.ethernet === null) throw new Error("DHCP needs an Ethernet device (TAP or libpcap)");
+      const dhcpOptions = options.dhcp === true ? {} : options.dhcp;
+      this.dhcp = attachDhcpClient(this.ethernet, this.udp, this.#clock(), dhcpOptions);
+    } else if (this.ethernet !== null) {
+      this.ethernet.announce(this.#clock(), this.#frames); // gratuitous ARP for the static address
+    }
     this.closed = this.#run();
     this.#services = startServices(this, options.services ?? []);
   }
@@ -154,15 +210,22 @@ export class Stack {
     this.#device.wake();
   }
 
-  /** All counters: device, IPv4, ICMP, UDP, TCP, with drops by reason. */
+  /** The current DHCP lease, if any. */
+  get lease(): DhcpLease | null {
+    return this.dhcp?.lease ?? null;
+  }
+
+  /** All counters: device, Ethernet/ARP, IPv4, ICMP, UDP, TCP, DHCP, with drops by reason. */
   stats(): Record<string, unknown> {
     return {
       address: formatIpv4Cidr(this.iface.address),
       device: { name: this.#device.name, ...this.#counters },
       uptimeSeconds: Math.round((this.#clock() - this.#startedAt) / 100) / 10,
+      ...(this.ethernet?.snapshot() ?? {}),
       ...this.iface.snapshot(),
       udp: this.udp.snapshot(),
       tcp: { connections: this.tcp.countByState(), ...this.tcp.stats, drops: { ...this.tcp.stats.drops } },
+      ...(this.dhcp ? { dhcp: this.dhcp.snapshot() } : {}),
     };
   }
 
@@ -171,6 +234,12 @@ export class Stack {
     if (!this.#stopping) {
       // Reset what is still open so that peers learn at once; the loop's last poll sends the RSTs.
       for (const connection of this.tcp.connections()) connection.abort();
+      const now = this.#clock();
+      if (this.dhcp?.lease && this.ethernet) {
+        // RFC 2131 §4.4.6: give the lease back; the loop runs on briefly so the RELEASE (and ARP) get out.
+        this.dhcp.release(now, this.ethernet.ipv4Sink(now, this.#frames));
+        this.#drainUntil = now + RELEASE_DRAIN_MS;
+      }
       this.#stopping = true;
       this.#device.wake();
     }
@@ -178,45 +247,54 @@ export class Stack {
     await this.#services.close();
   }
 
+  /** Whether shutdown is done: stopping, and nothing (a DHCP release awaiting ARP) asks for more time. */
+  #finished(now: number): boolean {
+    if (!this.#stopping) return false;
+    return now >= this.#drainUntil || (this.ethernet?.cache.pendingCount ?? 0) === 0;
+  }
+
   async #run(): Promise<void> {
     const device = this.#device;
     const counters = this.#counters;
-    const out: Ipv4Sink = {
-      offloads: device.offloads === true,
-      sendIpv4(packet: Uint8Array, txFlags = 0, gsoSize = 0): void {
-        if (device.send(packet, txFlags, gsoSize)) {
-          counters.txPackets++;
-          counters.txBytes += packet.length;
-        } else {
-          counters.txErrors++;
-        }
-      },
-    };
+    const out = this.#out;
+    const frames = this.#frames;
     let now = this.#clock();
     const iface = this.iface;
-    const onPacket = (packet: Uint8Array, flags = 0) => {
-      counters.rxPackets++;
-      counters.rxBytes += packet.length;
-      iface.ingress(packet, now, out, flags);
-    };
+    const ethernet = this.ethernet;
+    const onPacket = ethernet === null
+      ? (packet: Uint8Array, flags = 0) => {
+        counters.rxPackets++;
+        counters.rxBytes += packet.length;
+        iface.ingress(packet, now, out, flags);
+      }
+      : (frame: Uint8Array) => {
+        counters.rxPackets++;
+        counters.rxBytes += frame.length;
+        ethernet.ingress(frame, now, frames);
+      };
+    // On Ethernet the Ethernet layer polls IPv4 and everything above it (and ARP, DHCP).
+    const poll = ethernet === null
+      ? (at: number) => iface.poll(at, out)
+      : (at: number) => ethernet.poll(at, frames);
     try {
       // Yield once so the constructor returns before any packet is handled.
       await yieldNow();
       while (true) {
-        if (this.#stopping) {
-          iface.poll(this.#clock(), out); // flush what closing queued (RSTs)
+        if (this.#finished(this.#clock())) {
+          poll(this.#clock()); // flush what closing queued (RSTs)
           break;
         }
         now = this.#clock();
         const received = device.receive(onPacket, this.#batchSize);
         now = this.#clock();
-        const deadline = iface.poll(now, out);
+        const deadline = poll(now);
         if (received > 0) {
           // More may be ready: a read returning EAGAIN (~1 µs) is far cheaper than an awaited poll.
           await yieldNow();
           continue;
         }
-        const timeout = deadline === null ? 1000 : Math.min(1000, Math.max(0, deadline - this.#clock()));
+        const limit = this.#stopping ? 20 : 1000; // while draining, look again soon
+        const timeout = deadline === null ? limit : Math.min(limit, Math.max(0, deadline - this.#clock()));
         if (timeout > 0) {
           counters.waits++;
           await device.wait(timeout);

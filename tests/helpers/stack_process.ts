@@ -78,20 +78,50 @@ export class StackProcess {
   }
 }
 
-/** Starts `netstack stack ARGS` inside `ns` and waits for its `ready` line. */
-export async function startStack(ns: Netns, args: string[] = []): Promise<StackProcess> {
+/** Starts `netstack stack ARGS` inside `ns` without waiting for anything. */
+export function spawnStack(ns: Netns, args: string[] = []): StackProcess {
   const child = new Deno.Command("ip", {
     args: ["netns", "exec", ns.name, ...netstackCommand("stack", ...args)],
     stdin: "null",
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  const stack = new StackProcess(child);
+  return new StackProcess(child);
+}
+
+/** Starts `netstack stack ARGS` inside `ns` and waits for its `ready` line. */
+export async function startStack(ns: Netns, args: string[] = [], timeoutMs = 20_000): Promise<StackProcess> {
+  const stack = spawnStack(ns, args);
   try {
-    await stack.waitFor("ready");
+    await stack.waitFor("ready", timeoutMs);
   } catch (error) {
     await stack.stop("SIGKILL");
     throw error;
   }
   return stack;
+}
+
+/**
+ * Runs `tests/helpers/tcp_peer.ts ARGS` (the kernel's TCP through Deno sockets) inside `ns` and returns
+ * the JSON object of its last output line.
+ */
+export async function kernelPeer(
+  ns: Netns,
+  args: (string | number)[],
+  timeoutMs = 60_000,
+): Promise<Record<string, unknown>> {
+  const out = await ns.exec(
+    [
+      Deno.execPath(),
+      "run",
+      "--allow-all",
+      "--config",
+      `${REPO}deno.json`,
+      `${REPO}tests/helpers/tcp_peer.ts`,
+      ...args.map(String),
+    ],
+    { timeoutMs },
+  );
+  const lines = out.trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]);
 }

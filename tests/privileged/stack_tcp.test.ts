@@ -6,29 +6,16 @@
 
 import assert from "node:assert/strict";
 import { privilegedTest } from "../helpers/privileged.ts";
-import { type Netns, withNetns } from "../helpers/netns.ts";
-import { netstackCommand, REPO, startStack } from "../helpers/stack_process.ts";
+import { withNetns } from "../helpers/netns.ts";
+import { kernelPeer, netstackCommand, REPO, startStack } from "../helpers/stack_process.ts";
 
 const PEER = `${REPO}tests/helpers/tcp_peer.ts`;
-
-async function peer(
-  ns: Netns,
-  args: (string | number)[],
-  timeoutMs = 60_000,
-): Promise<Record<string, unknown>> {
-  const out = await ns.exec(
-    [Deno.execPath(), "run", "--allow-all", "--config", `${REPO}deno.json`, PEER, ...args.map(String)],
-    { timeoutMs },
-  );
-  const lines = out.trim().split("\n");
-  return JSON.parse(lines[lines.length - 1]);
-}
 
 privilegedTest("tcp: echo returns 1 MiB byte for byte, half-close honoured", async () => {
   await withNetns("ns-tcp-echo", async (ns) => {
     const stack = await startStack(ns);
     try {
-      const result = await peer(ns, ["echo", "10.0.0.2", 7, 1 << 20]);
+      const result = await kernelPeer(ns, ["echo", "10.0.0.2", 7, 1 << 20]);
       assert.equal(result.matching, 1, JSON.stringify(result));
     } finally {
       assert.equal(await stack.stop(), 0, stack.stderr);
@@ -40,12 +27,12 @@ privilegedTest("tcp: 200 MiB to discard, 1 MiB from chargen, curl of / and /stat
   await withNetns("ns-tcp-bulk", async (ns) => {
     const stack = await startStack(ns);
     try {
-      const discard = await peer(ns, ["discard", "10.0.0.2", 9, 200 << 20], 120_000);
+      const discard = await kernelPeer(ns, ["discard", "10.0.0.2", 9, 200 << 20], 120_000);
       assert.equal(discard.sent, 200 << 20);
       assert.equal(discard.echoed, 0);
       console.log(`discard: ${(discard.gbits as number).toFixed(2)} Gbit/s`);
 
-      const chargen = await peer(ns, ["chargen", "10.0.0.2", 19, 1 << 20]);
+      const chargen = await kernelPeer(ns, ["chargen", "10.0.0.2", 19, 1 << 20]);
       assert.equal(chargen.received, 1 << 20);
       const first = Array.from({ length: 72 }, (_, i) => String.fromCharCode(32 + i)).join("");
       assert.equal(chargen.head, `${first}\r\n`);
@@ -84,9 +71,9 @@ privilegedTest(
     await withNetns("ns-tcp-many", async (ns) => {
       const stack = await startStack(ns);
       try {
-        const refused = await peer(ns, ["connect", "10.0.0.2", 4444]);
+        const refused = await kernelPeer(ns, ["connect", "10.0.0.2", 4444]);
         assert.equal(refused.error, "ConnectionRefused");
-        const many = await peer(ns, ["echo", "10.0.0.2", 7, 10_000, 200], 120_000);
+        const many = await kernelPeer(ns, ["echo", "10.0.0.2", 7, 10_000, 200], 120_000);
         assert.equal(many.matching, 200, JSON.stringify(many));
       } finally {
         assert.equal(await stack.stop(), 0, stack.stderr);
@@ -181,7 +168,7 @@ privilegedTest("tcp: a 50 MiB echo round trip survives 5% loss and 2% reordering
   await withNetns("ns-tcp-loss", async (ns) => {
     const stack = await startStack(ns, ["--impair", "loss=0.05,reorder=0.02,seed=7"]);
     try {
-      const result = await peer(ns, ["echo", "10.0.0.2", 7, 50 << 20], 240_000);
+      const result = await kernelPeer(ns, ["echo", "10.0.0.2", 7, 50 << 20], 240_000);
       assert.equal(result.matching, 1, JSON.stringify(result));
       console.log(`50 MiB echo under 5% loss: ${(result.seconds as number).toFixed(1)} s`);
     } finally {

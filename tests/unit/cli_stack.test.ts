@@ -68,11 +68,22 @@ Deno.test("cli: usage mistakes are UsageErrors naming the problem", () => {
     [["--connect", "example.com:80"], /--connect needs HOST:PORT with an IPv4 address/],
     [["--connect", "10.0.0.1:70000"], /--connect needs HOST:PORT/],
     [["--impair", "loss=5"], /--impair: loss must be a probability/],
-    [["--backend", "tap"], /--backend tap is not available yet/],
+    [["--backend", "pcap"], /--backend pcap needs --iface NAME/],
+    [["--backend", "pcap", "--iface", "my0", "--host-addr", "10.0.0.1/24"], /apply to tun and tap/],
+    [["--backend", "pcap", "--iface", "my0", "--mtu", "9000"], /--mtu applies to tun and tap/],
+    [["--promiscuous"], /--promiscuous applies to --backend pcap only/],
+    [["--backend", "tap", "--dhcp", "--addr", "10.0.0.2/24"], /--dhcp and --addr exclude each other/],
+    [
+      ["--backend", "tap", "--gateway", "192.168.1.1"],
+      /--gateway 192\.168\.1\.1 is not in the stack's subnet/,
+    ],
+    [["--backend", "tap", "--gateway", "nope"], /--gateway needs an IPv4 address/],
+    [["--backend", "tap", "--mac", "01:00:5e:00:00:01"], /--mac needs a unicast MAC/],
+    [["--backend", "tap", "--mac", "zz"], /--mac needs a unicast MAC/],
     [["--backend", "wifi"], /--backend must be tun, tap or pcap/],
-    [["--dhcp"], /--dhcp is not available yet/],
-    [["--gateway", "10.0.0.1"], /--gateway is not available yet/],
-    [["--mac", "02:00:00:00:00:01"], /--mac is not available yet/],
+    [["--dhcp"], /--dhcp needs an Ethernet backend/],
+    [["--gateway", "10.0.0.1"], /--gateway needs an Ethernet backend/],
+    [["--mac", "02:00:00:00:00:01"], /--mac needs an Ethernet backend/],
     [["--iface", "a-very-long-interface-name"], /--iface must be an interface name/],
     [["extra"], /positional|Unexpected argument/i],
   ];
@@ -83,6 +94,21 @@ Deno.test("cli: usage mistakes are UsageErrors naming the problem", () => {
       return true;
     });
   }
+});
+
+Deno.test("cli: Ethernet backends take --dhcp, --mac, --gateway and --promiscuous", () => {
+  const tap = parseStackArgs(["--backend", "tap", "--mac", "02:00:00:00:00:07", "--gateway", "10.0.0.254"])!;
+  assert.equal(tap.backend, "tap");
+  assert.equal(tap.iface, "tap0");
+  assert.equal(tap.mac, 0x020000000007);
+  assert.equal(tap.gateway, 0x0a0000fe);
+  assert.equal(formatIpv4Cidr(tap.hostAddress!), "10.0.0.1/24");
+  const pcap = parseStackArgs(["--backend", "pcap", "--iface", "my0", "--dhcp", "--promiscuous"])!;
+  assert.equal(pcap.backend, "pcap");
+  assert.equal(pcap.iface, "my0");
+  assert.equal(pcap.dhcp, true);
+  assert.equal(pcap.promiscuous, true);
+  assert.equal(pcap.hostAddress, null);
 });
 
 Deno.test("cli: the version matches deno.json", async () => {

@@ -8,6 +8,14 @@ import { parseIpv4Cidr } from "../../lib/wire/ipv4_address.ts";
 import { parsePcap } from "../../lib/pcap/reader.ts";
 import { LinkType } from "../../lib/pcap/writer.ts";
 import { echoRequest, expectIcmp, expectUdp, udpPacket } from "../helpers/packets.ts";
+import {
+  BROADCAST_MAC,
+  ETHERNET_HEADER_LENGTH,
+  EthernetFrame,
+  EtherType,
+  writeEthernetHeader,
+} from "../../lib/wire/ethernet.ts";
+import { ArpOperation, ArpPacket, writeArp } from "../../lib/wire/arp.ts";
 
 async function until(condition: () => boolean, what: string, timeoutMs = 2000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -34,12 +42,42 @@ Deno.test("stack: answers ping and UDP echo through the I/O loop, and counts the
   }
 });
 
-Deno.test("stack: refuses an Ethernet device until Ethernet exists", () => {
-  assert.throws(
-    () =>
-      new Stack({ device: new MemoryDevice({ medium: "ethernet" }), address: parseIpv4Cidr("10.0.0.2/24")! }),
-    /not available yet/,
-  );
+Deno.test("stack: on an Ethernet device, announces itself, answers ARP, and replies to ping by MAC", async () => {
+  const device = new MemoryDevice({ medium: "ethernet" });
+  const mac = 0x020000000002;
+  const peerMac = 0x020000000001;
+  const stack = new Stack({ device, address: parseIpv4Cidr("10.0.0.2/24")!, mac });
+  try {
+    // A gratuitous ARP for the static address goes out at once (RFC 5227 announcement).
+    await until(() => device.sent.length >= 1, "the announcement");
+    const announcement = new ArpPacket(device.sent[0].subarray(ETHERNET_HEADER_LENGTH));
+    assert.equal(announcement.check(), null);
+    assert.equal(announcement.senderIp, 0x0a000002);
+    device.sent.length = 0;
+    // The peer asks who has 10.0.0.2, then pings it.
+    const request = new Uint8Array(ETHERNET_HEADER_LENGTH + 28);
+    writeEthernetHeader(request, 0, BROADCAST_MAC, peerMac, EtherType.ARP);
+    writeArp(request, ETHERNET_HEADER_LENGTH, ArpOperation.REQUEST, peerMac, 0x0a000001, 0, 0x0a000002);
+    device.inject(request);
+    const ping = echoRequest("10.0.0.1", "10.0.0.2", 9, 1, new Uint8Array([7, 7]));
+    const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + ping.length);
+    writeEthernetHeader(frame, 0, mac, peerMac, EtherType.IPV4);
+    frame.set(ping, ETHERNET_HEADER_LENGTH);
+    device.inject(frame);
+    await until(() => device.sent.length >= 2, "the ARP reply and the echo reply");
+    const arpReply = new ArpPacket(device.sent[0].subarray(ETHERNET_HEADER_LENGTH));
+    assert.equal(arpReply.operation, ArpOperation.REPLY);
+    assert.equal(arpReply.senderMac, mac);
+    const echo = new EthernetFrame(device.sent[1]);
+    assert.equal(echo.dst, peerMac, "the reply goes to the MAC learned from the request");
+    assert.equal(echo.etherType, EtherType.IPV4);
+    expectIcmp(device.sent[1].subarray(ETHERNET_HEADER_LENGTH, ETHERNET_HEADER_LENGTH + ping.length), {
+      type: 0,
+      dst: "10.0.0.1",
+    });
+  } finally {
+    await stack.close();
+  }
 });
 
 Deno.test("stack: listenDatagram receives, and its send is flushed by the loop", async () => {

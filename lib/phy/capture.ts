@@ -6,19 +6,19 @@
  */
 
 import { LinkType, PcapWriter, type SyncWriter, wallClockMicros } from "../pcap/writer.ts";
-import { type Device, type Medium, type PacketHandler, RxFlags, TxFlags } from "./device.ts";
+import { type Device, type PacketHandler, RxFlags, TxFlags } from "./device.ts";
+import { DeviceMiddleware } from "./middleware.ts";
 import { completePartialChecksum } from "../wire/offload.ts";
 
 /** A device that records all traffic of an inner device. */
-export class CaptureDevice implements Device {
-  readonly #inner: Device;
+export class CaptureDevice extends DeviceMiddleware {
   readonly #writer: PcapWriter;
   #handler: PacketHandler = () => {};
   readonly #record: PacketHandler;
 
   /** Wraps `inner`, writing pcap records to `sink` (link type from the device's medium). */
   constructor(inner: Device, sink: SyncWriter) {
-    this.#inner = inner;
+    super(inner);
     this.#writer = new PcapWriter(sink, {
       linkType: inner.medium === "ip" ? LinkType.RAW : LinkType.ETHERNET,
     });
@@ -28,32 +28,19 @@ export class CaptureDevice implements Device {
     };
   }
 
-  get name(): string {
-    return this.#inner.name;
-  }
-  get medium(): Medium {
-    return this.#inner.medium;
-  }
-  get mtu(): number {
-    return this.#inner.mtu;
-  }
-  get offloads(): boolean {
-    return this.#inner.offloads === true;
-  }
-
   /** Packets written to the capture so far. */
   get captured(): number {
     return this.#writer.packets;
   }
 
-  receive(onPacket: PacketHandler, max: number): number {
+  override receive(onPacket: PacketHandler, max: number): number {
     this.#handler = onPacket;
-    return this.#inner.receive(this.#record, max);
+    return this.inner.receive(this.#record, max);
   }
 
-  send(packet: Uint8Array, txFlags = 0, gsoSize = 0): boolean {
+  override send(packet: Uint8Array, txFlags = 0, gsoSize = 0): boolean {
     this.#write(packet, (txFlags & TxFlags.CHECKSUM_PARTIAL) !== 0);
-    return this.#inner.send(packet, txFlags, gsoSize);
+    return this.inner.send(packet, txFlags, gsoSize);
   }
 
   /** Records a packet; a partial checksum is completed in a copy so readers see a valid packet. */
@@ -67,19 +54,15 @@ export class CaptureDevice implements Device {
     this.#writer.write(copy, wallClockMicros());
   }
 
-  wait(timeoutMs: number): Promise<void> {
+  override wait(timeoutMs: number): Promise<void> {
     // Buffered records reach the file whenever the stack goes idle, so a capture is readable while running.
     this.#writer.flush();
-    return this.#inner.wait(timeoutMs);
-  }
-
-  wake(): void {
-    this.#inner.wake();
+    return this.inner.wait(timeoutMs);
   }
 
   /** Flushes the capture and closes the inner device; closing the sink is the caller's job. */
-  close(): void {
+  override close(): void {
     this.#writer.close();
-    this.#inner.close();
+    this.inner.close();
   }
 }

@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { Device, Medium, PacketHandler } from "./device.ts";
+import type { Device, PacketHandler } from "./device.ts";
+import { DeviceMiddleware } from "./middleware.ts";
 
 /** What to impair, as probabilities per packet (0..1). */
 export interface ImpairmentSpec {
@@ -118,12 +119,11 @@ class Impairer {
 }
 
 /** A device whose traffic is impaired as specified. */
-export class ImpairedDevice implements Device {
+export class ImpairedDevice extends DeviceMiddleware {
   /** What was done to received packets. */
   readonly inbound: ImpairmentCounters = { lost: 0, duplicated: 0, reordered: 0 };
   /** What was done to sent packets. */
   readonly outbound: ImpairmentCounters = { lost: 0, duplicated: 0, reordered: 0 };
-  readonly #inner: Device;
   readonly #in: Impairer | null;
   readonly #out: Impairer | null;
   readonly #sendInner: Deliver;
@@ -133,7 +133,7 @@ export class ImpairedDevice implements Device {
 
   /** Wraps `inner`. */
   constructor(inner: Device, spec: ImpairmentSpec) {
-    this.#inner = inner;
+    super(inner);
     const random = seededRandom(spec.seed);
     this.#in = spec.direction === "out" ? null : new Impairer(spec, random, this.inbound);
     this.#out = spec.direction === "in" ? null : new Impairer(spec, random, this.outbound);
@@ -142,23 +142,10 @@ export class ImpairedDevice implements Device {
     this.#receiveOne = (p, flags = 0) => this.#in!.apply(p, flags, 0, this.#deliverIn);
   }
 
-  get name(): string {
-    return this.#inner.name;
-  }
-  get medium(): Medium {
-    return this.#inner.medium;
-  }
-  get mtu(): number {
-    return this.#inner.mtu;
-  }
-  get offloads(): boolean {
-    return this.#inner.offloads === true;
-  }
-
-  receive(onPacket: PacketHandler, max: number): number {
-    if (this.#in === null) return this.#inner.receive(onPacket, max);
+  override receive(onPacket: PacketHandler, max: number): number {
+    if (this.#in === null) return this.inner.receive(onPacket, max);
     this.#handler = onPacket;
-    const count = this.#inner.receive(this.#receiveOne, max);
+    const count = this.inner.receive(this.#receiveOne, max);
     // A packet held back is late by at most one loop turn, so a quiet link cannot strand it.
     if (count === 0 && this.#in.held !== null) {
       this.#in.release(this.#deliverIn);
@@ -167,24 +154,16 @@ export class ImpairedDevice implements Device {
     return count;
   }
 
-  send(packet: Uint8Array, txFlags = 0, gsoSize = 0): boolean {
-    if (this.#out === null) return this.#inner.send(packet, txFlags, gsoSize);
+  override send(packet: Uint8Array, txFlags = 0, gsoSize = 0): boolean {
+    if (this.#out === null) return this.inner.send(packet, txFlags, gsoSize);
     this.#out.apply(packet, txFlags, gsoSize, this.#sendInner);
     return true;
   }
 
-  wait(timeoutMs: number): Promise<void> {
+  override wait(timeoutMs: number): Promise<void> {
     this.#out?.release(this.#sendInner);
     // With a packet held back inbound, come straight back to release it.
     if (this.#in?.held) return Promise.resolve();
-    return this.#inner.wait(timeoutMs);
-  }
-
-  wake(): void {
-    this.#inner.wake();
-  }
-
-  close(): void {
-    this.#inner.close();
+    return this.inner.wait(timeoutMs);
   }
 }

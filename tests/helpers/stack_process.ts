@@ -125,3 +125,89 @@ export async function kernelPeer(
   const lines = out.trim().split("\n");
   return JSON.parse(lines[lines.length - 1]);
 }
+
+/** A kernel listener from `tcp_peer.ts serve`, running inside a namespace. */
+export interface KernelListener {
+  /** Resolves to the JSON object the peer printed at the end (it fails the test when the peer failed). */
+  result: Promise<Record<string, unknown>>;
+  /** Kills the peer (after a test failure). */
+  kill(): void;
+}
+
+/**
+ * Starts `tcp_peer.ts serve 0.0.0.0 PORT BYTES` inside `ns` (accept one connection, send BYTES, read to
+ * the end) and waits until it listens.
+ */
+export async function serveKernelPeer(ns: Netns, port: number, bytes: number): Promise<KernelListener> {
+  const child = new Deno.Command("ip", {
+    args: [
+      "netns",
+      "exec",
+      ns.name,
+      Deno.execPath(),
+      "run",
+      "--allow-all",
+      "--config",
+      `${REPO}deno.json`,
+      `${REPO}tests/helpers/tcp_peer.ts`,
+      "serve",
+      "0.0.0.0",
+      String(port),
+      String(bytes),
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let text = "";
+  const done = (async () => {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) text += chunk;
+    return await child.status;
+  })();
+  const kill = () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  };
+  const deadline = Date.now() + 20_000;
+  while (!text.includes("listening")) {
+    if (Date.now() > deadline) {
+      kill();
+      throw new Error("the kernel listener did not start");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const result = done.then((status) => {
+    if (status.code !== 0) throw new Error(`the kernel peer exited ${status.code}: ${text}`);
+    return JSON.parse(text.trim().split("\n").pop()!) as Record<string, unknown>;
+  });
+  return { result, kill };
+}
+
+/** Runs `netstack stack ARGS` inside `ns` with `input` on stdin, to its end (killed after `timeoutMs`). */
+export async function runStackWithInput(
+  ns: Netns,
+  args: string[],
+  input: Uint8Array,
+  timeoutMs = 60_000,
+): Promise<{ code: number; stdout: Uint8Array; stderr: string }> {
+  const child = new Deno.Command("ip", {
+    args: ["netns", "exec", ns.name, ...netstackCommand("stack", ...args)],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const killer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, timeoutMs);
+  try {
+    const writer = child.stdin.getWriter();
+    await writer.write(input);
+    await writer.close();
+    const output = await child.output();
+    return { code: output.code, stdout: output.stdout, stderr: new TextDecoder().decode(output.stderr) };
+  } finally {
+    clearTimeout(killer);
+  }
+}

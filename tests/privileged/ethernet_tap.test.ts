@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { privilegedTest } from "../helpers/privileged.ts";
 import { withNetns } from "../helpers/netns.ts";
 import { loggedStats } from "../helpers/mip.ts";
-import { kernelPeer, netstackCommand, REPO, startStack } from "../helpers/stack_process.ts";
+import { kernelPeer, runStackWithInput, serveKernelPeer, startStack } from "../helpers/stack_process.ts";
 
 const MAC = "02:00:00:00:00:b2";
 
@@ -72,68 +72,19 @@ privilegedTest(
   "ethernet on TAP: --connect resolves the host by ARP itself and bridges a TCP connection",
   async () => {
     await withNetns("ns-tap-active", async (ns) => {
-      const listener = new Deno.Command("ip", {
-        args: [
-          "netns",
-          "exec",
-          ns.name,
-          Deno.execPath(),
-          "run",
-          "--allow-all",
-          "--config",
-          `${REPO}deno.json`,
-          `${REPO}tests/helpers/tcp_peer.ts`,
-          "serve",
-          "0.0.0.0",
-          "5001",
-          "50000",
-        ],
-        stdout: "piped",
-        stderr: "inherit",
-      }).spawn();
-      let peerText = "";
-      const peerDone = (async () => {
-        for await (const chunk of listener.stdout.pipeThrough(new TextDecoderStream())) peerText += chunk;
-        return await listener.status;
-      })();
-      const deadline = Date.now() + 20_000;
-      while (!peerText.includes("listening")) {
-        assert.ok(Date.now() < deadline, "the kernel listener did not start");
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      const stack = new Deno.Command("ip", {
-        args: [
-          "netns",
-          "exec",
-          ns.name,
-          ...netstackCommand("stack", "--backend", "tap", "--connect", "10.0.0.1:5001"),
-        ],
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const killer = setTimeout(() => {
-        try {
-          stack.kill("SIGKILL");
-          listener.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 60_000);
+      const peer = await serveKernelPeer(ns, 5001, 50_000);
       try {
-        const writer = stack.stdin.getWriter();
-        await writer.write(new TextEncoder().encode("hello over ethernet\n"));
-        await writer.close();
-        const [result, peerStatus] = await Promise.all([stack.output(), peerDone]);
-        const stderr = new TextDecoder().decode(result.stderr);
-        assert.equal(result.code, 0, stderr);
-        assert.equal(peerStatus.code, 0, peerText);
-        const observed = JSON.parse(peerText.trim().split("\n").pop()!);
-        assert.equal(observed.receivedLength, 20);
-        assert.equal(observed.remote.hostname, "10.0.0.2");
-        assert.equal(result.stdout.length, 50000);
-        const stats = loggedStats(stderr);
+        const input = new TextEncoder().encode("hello over ethernet\n");
+        const result = await runStackWithInput(ns, ["--backend", "tap", "--connect", "10.0.0.1:5001"], input);
+        assert.equal(result.code, 0, result.stderr);
+        const observed = await peer.result;
+        assert.equal(observed.receivedLength, input.length);
+        assert.equal((observed.remote as { hostname: string }).hostname, "10.0.0.2");
+        assert.equal(result.stdout.length, 50_000);
+        const stats = loggedStats(result.stderr);
         assert.ok((stats.arp.requestsSent as number) >= 1, "the stack resolved 10.0.0.1 by ARP itself");
       } finally {
-        clearTimeout(killer);
+        peer.kill();
       }
     });
   },

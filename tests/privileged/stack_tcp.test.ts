@@ -7,9 +7,18 @@
 import assert from "node:assert/strict";
 import { privilegedTest } from "../helpers/privileged.ts";
 import { withNetns } from "../helpers/netns.ts";
-import { kernelPeer, netstackCommand, REPO, startStack } from "../helpers/stack_process.ts";
+import {
+  kernelPeer,
+  netstackCommand,
+  runStackWithInput,
+  serveKernelPeer,
+  startStack,
+} from "../helpers/stack_process.ts";
 
-const PEER = `${REPO}tests/helpers/tcp_peer.ts`;
+async function sha256Hex(data: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 privilegedTest("tcp: echo returns 1 MiB byte for byte, half-close honoured", async () => {
   await withNetns("ns-tcp-echo", async (ns) => {
@@ -86,68 +95,20 @@ privilegedTest(
   "tcp: --connect opens from the stack to a kernel listener and bridges stdin/stdout",
   async () => {
     await withNetns("ns-tcp-active", async (ns) => {
-      // The host side address exists once the stack configured the device, so the listener binds to any.
-      const peerProcess = new Deno.Command("ip", {
-        args: [
-          "netns",
-          "exec",
-          ns.name,
-          Deno.execPath(),
-          "run",
-          "--allow-all",
-          "--config",
-          `${REPO}deno.json`,
-          PEER,
-          "serve",
-          "0.0.0.0",
-          "5000",
-          String(300_000),
-        ],
-        stdout: "piped",
-        stderr: "inherit",
-      }).spawn();
-      // Collect the peer's JSON lines; the first says its listener is up.
-      let peerText = "";
-      const peerDone = (async () => {
-        for await (const chunk of peerProcess.stdout.pipeThrough(new TextDecoderStream())) peerText += chunk;
-        return await peerProcess.status;
-      })();
-      const deadline = Date.now() + 20_000;
-      while (!peerText.includes("listening")) {
-        assert.ok(Date.now() < deadline, "the kernel listener did not start");
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      const payload = new Uint8Array(200_000).map((_, i) => (i * 7) & 0xff);
-      const stack = new Deno.Command("ip", {
-        args: ["netns", "exec", ns.name, ...netstackCommand("stack", "--connect", "10.0.0.1:5000")],
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const killer = setTimeout(() => {
-        try {
-          stack.kill("SIGKILL");
-          peerProcess.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 60_000);
+      // The listener binds to any address: the host side's exists only once the stack configured the device.
+      const peer = await serveKernelPeer(ns, 5000, 300_000);
       try {
-        const writer = stack.stdin.getWriter();
-        await writer.write(payload);
-        await writer.close();
-        const [stackResult, peerStatus] = await Promise.all([stack.output(), peerDone]);
-        const stderr = new TextDecoder().decode(stackResult.stderr);
-        assert.equal(stackResult.code, 0, stderr);
-        assert.equal(peerStatus.code, 0, peerText);
-        const observed = JSON.parse(peerText.trim().split("\n").pop()!);
+        const payload = new Uint8Array(200_000).map((_, i) => (i * 7) & 0xff);
+        const result = await runStackWithInput(ns, ["--connect", "10.0.0.1:5000"], payload);
+        assert.equal(result.code, 0, result.stderr);
+        const observed = await peer.result;
         assert.equal(observed.receivedLength, payload.length);
-        const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", payload));
-        assert.equal(observed.received, Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""));
-        assert.equal(observed.remote.hostname, "10.0.0.2");
-        assert.equal(stackResult.stdout.length, 300_000);
-        const got = new Uint8Array(await crypto.subtle.digest("SHA-256", stackResult.stdout));
-        assert.equal(Array.from(got, (b) => b.toString(16).padStart(2, "0")).join(""), observed.sent);
+        assert.equal(observed.received, await sha256Hex(payload));
+        assert.equal((observed.remote as { hostname: string }).hostname, "10.0.0.2");
+        assert.equal(result.stdout.length, 300_000);
+        assert.equal(await sha256Hex(result.stdout), observed.sent);
       } finally {
-        clearTimeout(killer);
+        peer.kill();
       }
     });
   },

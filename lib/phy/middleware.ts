@@ -1,0 +1,47 @@
+/**
+ * The base of device middleware (capture, impairment): a device that wraps another and forwards
+ * everything it does not change, so each middleware states only what it adds.
+ *
+ * @module
+ */
+
+import type { Device, Medium, PacketHandler } from "./device.ts";
+
+/** A device forwarding every call to `inner`; subclasses override what they change. */
+export class DeviceMiddleware implements Device {
+  /** The wrapped device. */
+  protected readonly inner: Device;
+
+  /** Wraps `inner`. */
+  constructor(inner: Device) {
+    this.inner = inner;
+  }
+
+  get name(): string {
+    return this.inner.name;
+  }
+  get medium(): Medium {
+    return this.inner.medium;
+  }
+  get mtu(): number {
+    return this.inner.mtu;
+  }
+  get offloads(): boolean {
+    return this.inner.offloads === true;
+  }
+  receive(onPacket: PacketHandler, max: number): number {
+    return this.inner.receive(onPacket, max);
+  }
+  send(packet: Uint8Array, txFlags = 0, gsoSize = 0): boolean {
+    return this.inner.send(packet, txFlags, gsoSize);
+  }
+  wait(timeoutMs: number): Promise<void> {
+    return this.inner.wait(timeoutMs);
+  }
+  wake(): void {
+    this.inner.wake();
+  }
+  close(): void {
+    this.inner.close();
+  }
+}

@@ -8,6 +8,7 @@
 
 import { type Ipv4Address, readIpv4, writeIpv4 } from "./ipv4_address.ts";
 import { EtherType, type MacAddress, readMac, writeMac } from "./ethernet.ts";
+import { ByteView } from "./view.ts";
 
 /** Length of an Ethernet/IPv4 ARP packet. */
 export const ARP_LENGTH = 28;
@@ -24,21 +25,7 @@ export type ArpError = "truncated" | "unsupported-hardware" | "unsupported-proto
 const HARDWARE_ETHERNET = 1;
 
 /** A reusable view of an ARP packet (the Ethernet payload). */
-export class ArpPacket {
-  /** The bytes viewed; may extend past the packet (Ethernet padding). */
-  bytes: Uint8Array;
-
-  /** Creates a view, optionally over `bytes`. */
-  constructor(bytes: Uint8Array = new Uint8Array(0)) {
-    this.bytes = bytes;
-  }
-
-  /** Points the view at other bytes and returns it. */
-  wrap(bytes: Uint8Array): this {
-    this.bytes = bytes;
-    return this;
-  }
-
+export class ArpPacket extends ByteView {
   /** Validates length, hardware/protocol types and sizes, and the operation. Returns `null` when valid. */
   check(): ArpError | null {
     const b = this.bytes;

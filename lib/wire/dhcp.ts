@@ -14,6 +14,7 @@
 
 import { type Ipv4Address, readIpv4, writeIpv4 } from "./ipv4_address.ts";
 import { type MacAddress, readMac, writeMac } from "./ethernet.ts";
+import { ByteView } from "./view.ts";
 
 /** UDP port of DHCP servers (and relays). */
 export const DHCP_SERVER_PORT = 67;
@@ -77,21 +78,7 @@ export const DhcpOption = {
 export type DhcpError = "truncated" | "bad-cookie" | "unsupported-hardware";
 
 /** A reusable view of the fixed part of a DHCP message (the UDP payload). */
-export class DhcpMessage {
-  /** The bytes viewed. */
-  bytes: Uint8Array;
-
-  /** Creates a view, optionally over `bytes`. */
-  constructor(bytes: Uint8Array = new Uint8Array(0)) {
-    this.bytes = bytes;
-  }
-
-  /** Points the view at other bytes and returns it. */
-  wrap(bytes: Uint8Array): this {
-    this.bytes = bytes;
-    return this;
-  }
-
+export class DhcpMessage extends ByteView {
   /** Validates the length, the magic cookie and an Ethernet hardware type. Returns `null` when valid. */
   check(): DhcpError | null {
     const b = this.bytes;

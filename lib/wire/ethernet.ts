@@ -12,6 +12,8 @@
  * @module
  */
 
+import { ByteView } from "./view.ts";
+
 /** A MAC address as a 48-bit unsigned integer, e.g. `0x020000000001` for 02:00:00:00:00:01. */
 export type MacAddress = number;
 
@@ -112,21 +114,7 @@ export function ipv4MulticastMac(group: number): MacAddress {
  * A reusable view of an Ethernet II frame. {@link EthernetFrame.wrap} points it at new bytes without
  * allocating; {@link EthernetFrame.check} must pass before the other accessors are trusted.
  */
-export class EthernetFrame {
-  /** The bytes viewed: the whole frame without FCS. */
-  bytes: Uint8Array;
-
-  /** Creates a view, optionally over `bytes`. */
-  constructor(bytes: Uint8Array = new Uint8Array(0)) {
-    this.bytes = bytes;
-  }
-
-  /** Points the view at other bytes and returns it. */
-  wrap(bytes: Uint8Array): this {
-    this.bytes = bytes;
-    return this;
-  }
-
+export class EthernetFrame extends ByteView {
   /**
    * Validates the frame: at least a header, no VLAN tag (see the module comment), and an EtherType rather
    * than an 802.3 length field (values ≤ 1500 mean 802.2 LLC frames, e.g. STP, which the stack does not

@@ -5,6 +5,7 @@
  */
 
 import { internetChecksum } from "./checksum.ts";
+import { ByteView } from "./view.ts";
 
 /** Length of the fixed ICMP header (type, code, checksum, rest-of-header). */
 export const ICMPV4_HEADER_LENGTH = 8;
@@ -30,21 +31,7 @@ export const UnreachableCode = {
 export type Icmpv4Error = "truncated" | "bad-checksum";
 
 /** A reusable view over an ICMPv4 message (the IP payload). */
-export class Icmpv4Message {
-  /** The message bytes, exactly the IP payload. */
-  bytes: Uint8Array;
-
-  /** Creates a view, optionally over `bytes`. */
-  constructor(bytes: Uint8Array = new Uint8Array(0)) {
-    this.bytes = bytes;
-  }
-
-  /** Points the view at other bytes and returns it. */
-  wrap(bytes: Uint8Array): this {
-    this.bytes = bytes;
-    return this;
-  }
-
+export class Icmpv4Message extends ByteView {
   /** Validates length and checksum (the checksum covers the whole message, RFC 792). */
   check(): Icmpv4Error | null {
     if (this.bytes.length < ICMPV4_HEADER_LENGTH) return "truncated";

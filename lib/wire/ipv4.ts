@@ -6,6 +6,7 @@
 
 import { internetChecksum, sumWords } from "./checksum.ts";
 import { type Ipv4Address, readIpv4, writeIpv4 } from "./ipv4_address.ts";
+import { ByteView } from "./view.ts";
 
 /** Length of a header without options. */
 export const IPV4_HEADER_LENGTH = 20;
@@ -29,21 +30,7 @@ export type Ipv4Error =
  * A reusable view of an IPv4 packet. {@link Ipv4Packet.wrap} points it at new bytes without allocating;
  * {@link Ipv4Packet.check} must pass before the other accessors are trusted.
  */
-export class Ipv4Packet {
-  /** The bytes viewed; may extend past the packet (link-layer padding). */
-  bytes: Uint8Array;
-
-  /** Creates a view, optionally over `bytes`. */
-  constructor(bytes: Uint8Array = new Uint8Array(0)) {
-    this.bytes = bytes;
-  }
-
-  /** Points the view at other bytes and returns it. */
-  wrap(bytes: Uint8Array): this {
-    this.bytes = bytes;
-    return this;
-  }
-
+export class Ipv4Packet extends ByteView {
   /**
    * Validates version, header length, total length and header checksum (RFC 791 §3.1, RFC 1122 §3.2.1.1:
    * a host must silently discard a datagram with a bad checksum). Returns `null` when valid.

@@ -7,6 +7,7 @@
 import { foldSum, ipv4PseudoHeaderSum, sumWords } from "./checksum.ts";
 import type { Ipv4Address } from "./ipv4_address.ts";
 import { IpProtocol } from "./ipv4.ts";
+import { ByteView } from "./view.ts";
 
 /** Length of the UDP header. */
 export const UDP_HEADER_LENGTH = 8;
@@ -15,21 +16,7 @@ export const UDP_HEADER_LENGTH = 8;
 export type UdpError = "truncated" | "bad-length" | "bad-checksum";
 
 /** A reusable view over a UDP datagram (the IP payload). */
-export class UdpDatagram {
-  /** The bytes viewed: the IP payload. */
-  bytes: Uint8Array;
-
-  /** Creates a view, optionally over `bytes`. */
-  constructor(bytes: Uint8Array = new Uint8Array(0)) {
-    this.bytes = bytes;
-  }
-
-  /** Points the view at other bytes and returns it. */
-  wrap(bytes: Uint8Array): this {
-    this.bytes = bytes;
-    return this;
-  }
-
+export class UdpDatagram extends ByteView {
   /**
    * Validates the length field against the bytes present and, unless the checksum field is zero (sender
    * computed none, allowed over IPv4 by RFC 768) or `verifyChecksum` is false (offloaded), the checksum

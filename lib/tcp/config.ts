@@ -63,6 +63,11 @@ export interface TcpConfig {
   defaultBacklog: number;
   /** Challenge ACKs (RFC 5961 §7) the layer sends per second at most; Linux's default is 1000. */
   challengeAckLimit: number;
+  /**
+   * Least interval between ACKs answering unacceptable segments without data (Linux
+   * tcp_invalid_ratelimit, 500 ms): protection against ACK storms between desynchronised ends.
+   */
+  invalidAckIntervalMs: number;
   /** Verify checksums of received segments (off only for checksum-offloaded input). */
   verifyChecksums: boolean;
   /** Secret for RFC 6528 ISNs and timestamp offsets; 16 bytes. Default: random from `crypto`. */
@@ -80,7 +85,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = {
   maxSendSegment: 0,
   sendBufferSize: 1 << 20,
   recvBufferSize: 1 << 20,
-  maxOutOfOrderRanges: 32,
+  maxOutOfOrderRanges: 64,
   timeWaitMs: 60_000,
   finWait2TimeoutMs: 60_000,
   rtoInitialMs: 1000,
@@ -100,6 +105,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = {
   sack: true,
   defaultBacklog: 128,
   challengeAckLimit: 1000,
+  invalidAckIntervalMs: 500,
   verifyChecksums: true,
   secret: null,
   random: null,

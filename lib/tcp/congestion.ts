@@ -34,6 +34,16 @@ export interface CongestionControl {
    * again it is held (RFC 5681 §3.1, after eq. 4).
    */
   onRetransmissionTimeout(now: number, flightSize: number, firstInEpisode: boolean): void;
+  /**
+   * The last reduction (congestion event or timeout) proved spurious (RFC 3522 Eifel detection, RFC 4015
+   * response): return to the state before it.
+   */
+  undoReduction(): void;
+  /**
+   * The sender was idle for more than an RTO (RFC 5681 §4.1): restart from at most the initial window,
+   * since the ACK clock is gone.
+   */
+  onIdleRestart(now: number): void;
   /** Changes the segment size (after option negotiation). */
   setMss(mss: number): void;
 }

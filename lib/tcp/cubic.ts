@@ -21,7 +21,7 @@ export class CubicCongestionControl implements CongestionControl {
   /** Congestion window in bytes. */
   cwnd: number;
   /** Slow start threshold in bytes. */
-  ssthresh = Number.MAX_SAFE_INTEGER;
+  ssthresh: number = Number.MAX_SAFE_INTEGER;
   /** W_max in segments: the window before the last reduction (RFC 9438 §4.1). */
   wMax = 0;
   /** K in seconds (RFC 9438 eq. 2). */
@@ -77,6 +77,9 @@ export class CubicCongestionControl implements CongestionControl {
   }
 
   #reduce(): void {
+    this.#savedCwnd = this.cwnd;
+    this.#savedSsthresh = this.ssthresh;
+    this.#savedWMax = this.wMax;
     const cwndSegments = this.cwnd / this.#mss;
     // RFC 9438 §4.7 fast convergence.
     this.wMax = cwndSegments < this.wMax ? cwndSegments * (1 + CUBIC_BETA) / 2 : cwndSegments;
@@ -94,6 +97,26 @@ export class CubicCongestionControl implements CongestionControl {
   onRetransmissionTimeout(_now: number, _flightSize: number, firstInEpisode: boolean): void {
     if (firstInEpisode) this.#reduce();
     this.cwnd = this.#mss;
+  }
+
+  #savedCwnd = -1;
+  #savedSsthresh = 0;
+  #savedWMax = 0;
+
+  /** See {@link CongestionControl.undoReduction} (Linux's cubic undo restores W_max as well). */
+  undoReduction(): void {
+    if (this.#savedCwnd < 0) return;
+    this.cwnd = Math.max(this.cwnd, this.#savedCwnd);
+    this.ssthresh = Math.max(this.ssthresh, this.#savedSsthresh);
+    this.wMax = this.#savedWMax;
+    this.#epochStart = -1;
+    this.#savedCwnd = -1;
+  }
+
+  /** See {@link CongestionControl.onIdleRestart}. */
+  onIdleRestart(_now: number): void {
+    this.cwnd = Math.min(this.cwnd, INITIAL_WINDOW_SEGMENTS * this.#mss);
+    this.#epochStart = -1;
   }
 
   /** See {@link CongestionControl.setMss}. */

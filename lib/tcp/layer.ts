@@ -3,6 +3,17 @@
  * {@link TcpConnection}s, runs listeners with bounded backlogs, answers segments for closed ports with
  * RSTs (RFC 9293 §3.10.7.1), and folds every connection's timers into one poll deadline.
  *
+ * Driving it (the shell's side):
+ * - feed every TCP datagram to {@link TcpLayer.ingress} with the current monotonic time in ms;
+ * - call {@link TcpLayer.poll} when its last returned deadline has passed, after a batch of ingress, and
+ *   whenever {@link TcpLayer.onPollRequested} fired (the application queued data, read data that opens
+ *   the window, or closed); `poll` returns the next deadline or null;
+ * - servers: `layer.listen(port, backlog)` → {@link TcpListener}; set `onAcceptable`, then `accept()`
+ *   until null. A connection returned by accept is ESTABLISHED (or later: check `readableBytes`,
+ *   `peerClosed` and `state` at once, since events before accept had no listener);
+ * - clients: `layer.connect(localAddress, remoteAddress, remotePort, now)` → {@link TcpConnection} in
+ *   SYN-SENT; its `onEvent` reports OPEN, or CLOSED with `error` "refused"/"timeout".
+ *
  * @module
  */
 
@@ -15,6 +26,9 @@ import { IsnGenerator } from "./isn.ts";
 import { sendReset } from "./reset.ts";
 import { seqAdd } from "./seq.ts";
 import { TcpStats } from "./stats.ts";
+import { logger } from "../log.ts";
+
+const log = logger("tcp");
 
 /** First port of the ephemeral range (RFC 6335 §6, IANA dynamic ports). */
 export const EPHEMERAL_PORT_FIRST = 49152;
@@ -124,6 +138,11 @@ export class TcpLayer implements TransportProtocol {
   readonly #random: () => number;
   readonly #context: TcpConnectionContext;
   #pollRequested = false;
+  /** Connections the application touched since the last poll (two sets used alternately). */
+  #dirty = new Set<TcpConnection>();
+  #dirtySpare = new Set<TcpConnection>();
+  /** No connection has a deadline before this (it may be early: deadlines only move later unseen). */
+  #earliestDeadline = Infinity;
   #challengeWindowStart = -Infinity;
   #challengeAcksInWindow = 0;
 
@@ -142,7 +161,8 @@ export class TcpLayer implements TransportProtocol {
       stats: this.stats,
       scratch: this.#scratch,
       isn: this.#isn,
-      requestPoll: () => {
+      requestPoll: (c: TcpConnection) => {
+        this.#dirty.add(c);
         this.#pollRequested = true;
         this.onPollRequested?.();
       },
@@ -257,8 +277,13 @@ export class TcpLayer implements TransportProtocol {
         (flags & (TcpFlags.SYN | TcpFlags.ACK | TcpFlags.RST)) === TcpFlags.SYN &&
         this.#listeners.has(seg.dstPort) && c.acceptsNewIncarnation(seg, opts);
       if (!newIncarnation) {
-        c.ingress(seg, opts, now, out);
+        try {
+          c.ingress(seg, opts, now, out);
+        } catch (error) {
+          this.#contain(c, error, out);
+        }
         if (c.state === "CLOSED") this.#remove(c);
+        else this.#noteDeadline(c);
         return;
       }
       // RFC 9293 §3.10.7.4 / RFC 6191: a new SYN may reopen a TIME-WAIT connection; the new ISS lies
@@ -330,21 +355,79 @@ export class TcpLayer implements TransportProtocol {
     this.#insert(c);
     // Third: SYN. Data carried on the SYN is not queued (the peer retransmits it after the handshake).
     c.openPassive(seg, opts, now, out, issOverride);
+    this.#noteDeadline(c);
   }
 
-  /** See {@link TransportProtocol.poll}. */
+  /**
+   * Keeps a failure inside one connection (a broken invariant, or an exception thrown by the
+   * application's `onEvent` callback) from escaping `ingress`/`poll`: count it, log it, and reset that
+   * connection; the rest of the stack carries on.
+   */
+  #contain(c: TcpConnection, error: unknown, out: Ipv4Sink): void {
+    this.stats.drop("internal-error");
+    log.debug("connection {port} reset after an exception: {error}", { port: c.localPort, error });
+    try {
+      c.onEvent = null;
+      c.abort();
+      c.poll(Number.NEGATIVE_INFINITY, out);
+    } catch {
+      // Nothing more can be done for this connection; it is removed by the caller.
+    }
+  }
+
+  /**
+   * See {@link TransportProtocol.poll}. Before the earliest known deadline only the connections the
+   * application touched are visited, so a poll costs O(touched), not O(connections); when a deadline
+   * is due, every connection is visited and the earliest deadline recomputed. The returned deadline is
+   * never later than needed but may be earlier (a connection's timer moved later since): such a spurious
+   * wakeup costs one scan and returns the exact next deadline.
+   */
   poll(now: number, out: Ipv4Sink): number | null {
     this.#pollRequested = false;
+    const dirty = this.#dirty;
+    this.#dirty = this.#dirtySpare;
+    this.#dirtySpare = dirty;
+    if (now < this.#earliestDeadline) {
+      let next = this.#earliestDeadline;
+      for (const c of dirty) {
+        const deadline = this.#pollOne(c, now, out);
+        if (deadline !== null && deadline < next) next = deadline;
+      }
+      dirty.clear();
+      this.#earliestDeadline = next;
+      return next === Infinity ? null : next;
+    }
+    dirty.clear();
     let next = Infinity;
     for (const c of this.#all) {
-      const deadline = c.poll(now, out);
-      if (c.state === "CLOSED") {
-        this.#remove(c);
-        continue;
-      }
+      const deadline = this.#pollOne(c, now, out);
       if (deadline !== null && deadline < next) next = deadline;
     }
+    this.#earliestDeadline = next;
     return next === Infinity ? null : next;
+  }
+
+  /** Polls one connection, forgetting it once CLOSED; returns its next deadline. */
+  #pollOne(c: TcpConnection, now: number, out: Ipv4Sink): number | null {
+    if (!this.#all.has(c)) return null; // removed since it was marked dirty
+    let deadline: number | null;
+    try {
+      deadline = c.poll(now, out);
+    } catch (error) {
+      this.#contain(c, error, out);
+      deadline = null;
+    }
+    if (c.state === "CLOSED") {
+      this.#remove(c);
+      return null;
+    }
+    return deadline;
+  }
+
+  /** Lowers the earliest known deadline after `c` processed input. */
+  #noteDeadline(c: TcpConnection): void {
+    const deadline = c.nextDeadline();
+    if (deadline !== null && deadline < this.#earliestDeadline) this.#earliestDeadline = deadline;
   }
 
   #key(remoteAddress: number, remotePort: number): number {

@@ -15,7 +15,7 @@ export class NewRenoCongestionControl implements CongestionControl {
   /** Congestion window in bytes. */
   cwnd: number;
   /** Slow start threshold in bytes (initially arbitrarily high, RFC 5681 §3.1). */
-  ssthresh = Number.MAX_SAFE_INTEGER;
+  ssthresh: number = Number.MAX_SAFE_INTEGER;
   #mss: number;
   #bytesAcked = 0;
 
@@ -43,6 +43,7 @@ export class NewRenoCongestionControl implements CongestionControl {
 
   /** See {@link CongestionControl.onCongestionEvent}: ssthresh = max(FlightSize/2, 2·SMSS) (RFC 5681 eq. 4). */
   onCongestionEvent(_now: number, flightSize: number): void {
+    this.#save();
     this.ssthresh = Math.max(Math.floor(flightSize / 2), 2 * this.#mss);
     this.cwnd = this.ssthresh;
     this.#bytesAcked = 0;
@@ -50,9 +51,31 @@ export class NewRenoCongestionControl implements CongestionControl {
 
   /** See {@link CongestionControl.onRetransmissionTimeout}. */
   onRetransmissionTimeout(_now: number, flightSize: number, firstInEpisode: boolean): void {
+    if (firstInEpisode) this.#save();
     if (firstInEpisode) this.ssthresh = Math.max(Math.floor(flightSize / 2), 2 * this.#mss);
     this.cwnd = this.#mss;
     this.#bytesAcked = 0;
+  }
+
+  #savedCwnd = -1;
+  #savedSsthresh = 0;
+
+  #save(): void {
+    this.#savedCwnd = this.cwnd;
+    this.#savedSsthresh = this.ssthresh;
+  }
+
+  /** See {@link CongestionControl.undoReduction}. */
+  undoReduction(): void {
+    if (this.#savedCwnd < 0) return;
+    this.cwnd = Math.max(this.cwnd, this.#savedCwnd);
+    this.ssthresh = Math.max(this.ssthresh, this.#savedSsthresh);
+    this.#savedCwnd = -1;
+  }
+
+  /** See {@link CongestionControl.onIdleRestart}. */
+  onIdleRestart(_now: number): void {
+    this.cwnd = Math.min(this.cwnd, INITIAL_WINDOW_SEGMENTS * this.#mss);
   }
 
   /** See {@link CongestionControl.setMss}. */

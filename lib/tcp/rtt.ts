@@ -7,13 +7,13 @@
 /** SRTT/RTTVAR estimator with exponential backoff of the RTO. */
 export class RttEstimator {
   /** Smoothed RTT in ms, or -1 before the first sample. */
-  srtt = -1;
+  srtt: number = -1;
   /** RTT variation in ms. */
   rttvar = 0;
   /** Latest RTT sample in ms, or -1. */
-  latest = -1;
+  latest: number = -1;
   /** Smallest sample seen in ms (used by CUBIC), or Infinity. */
-  minRtt = Infinity;
+  minRtt: number = Infinity;
   /** Consecutive timeouts (the backoff exponent, RFC 6298 §5.5). */
   backoff = 0;
   #rto: number;

@@ -22,7 +22,8 @@ export type TcpDropReason =
   | "rst-out-of-window"
   | "after-close"
   | "broadcast"
-  | "challenge-ack-limit";
+  | "challenge-ack-limit"
+  | "internal-error";
 
 /** All drop reasons, for iteration. */
 export const TCP_DROP_REASONS: readonly TcpDropReason[] = [
@@ -43,6 +44,7 @@ export const TCP_DROP_REASONS: readonly TcpDropReason[] = [
   "after-close",
   "broadcast",
   "challenge-ack-limit",
+  "internal-error",
 ];
 
 /** Counters of one {@link TcpLayer}; plain mutable numbers, read by the shell for status output. */
@@ -77,6 +79,12 @@ export class TcpStats {
   established = 0;
   /** Connections aborted by the retransmission limit. */
   timeouts = 0;
+  /** Recoveries undone because the retransmission proved spurious (RFC 3522 Eifel detection). */
+  spuriousRecoveries = 0;
+  /** Tail loss probes sent (RFC 8985 §7). */
+  tailLossProbes = 0;
+  /** ACKs not sent in answer to unacceptable segments, by the rate limit (ACK-storm protection). */
+  invalidAcksSuppressed = 0;
   /** Zero-window probes sent. */
   windowProbes = 0;
   /** Keepalive probes sent. */

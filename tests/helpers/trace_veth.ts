@@ -9,10 +9,10 @@
  */
 
 import { type CommandResult, Netns, runOk } from "./netns.ts";
+import { netstackCommand } from "./stack_process.ts";
 
 export const PEER_ADDRESS = "10.99.0.1";
 export const LOCAL_ADDRESS = "10.99.0.2";
-const ENTRY = new URL("./trace_entry.ts", import.meta.url).pathname;
 const QUERY = new URL("./trace_query.ts", import.meta.url).pathname;
 
 /** Two namespaces joined by a veth pair. */
@@ -112,7 +112,7 @@ export class TracerProcess {
   /** Starts `netstack trace ARGS` in `ns` and waits until every hook is attached (`tracing` lines). */
   static async start(ns: Netns, args: string[], hooks = 1, limitMs = 20_000): Promise<TracerProcess> {
     const child = new Deno.Command("ip", {
-      args: ["netns", "exec", ns.name, Deno.execPath(), "run", "-A", ENTRY, ...args],
+      args: ["netns", "exec", ns.name, ...netstackCommand("trace", ...args)],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -161,7 +161,7 @@ export class TracerProcess {
 
 /** Runs the tracer to completion (for error cases); `wrapper` goes before deno, e.g. setpriv. */
 export function runTracer(ns: Netns, args: string[], wrapper: string[] = []): Promise<CommandResult> {
-  return ns.run([...wrapper, Deno.execPath(), "run", "-A", ENTRY, ...args], { timeoutMs: 30_000 });
+  return ns.run([...wrapper, ...netstackCommand("trace", ...args)], { timeoutMs: 30_000 });
 }
 
 /** What is attached to an interface: `{xdp, tcxEgress, tcxIngress}`. */

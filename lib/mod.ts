@@ -1,6 +1,7 @@
 /**
- * netstack as a library: a user-space TCP/IP stack for Deno over TUN, with its wire formats, devices and
- * pcap writer.
+ * netstack as a library: a user-space TCP/IP stack for Deno over TUN, TAP or libpcap, with TCP
+ * connections shaped like `Deno.Conn`, UDP like `Deno.DatagramConn`, its devices and pcap writer.
+ * The tracer has its own entry point, `lib/trace/mod.ts`.
  *
  * ```ts
  * import { openTunStack, parseIpv4Cidr } from "./lib/mod.ts";
@@ -9,8 +10,8 @@
  *   address: parseIpv4Cidr("10.0.0.2/24")!,
  *   hostAddress: parseIpv4Cidr("10.0.0.1/24")!,
  * });
- * const udp = stack.listenDatagram({ port: 5000 });
- * for await (const [data, remote] of udp) await udp.send(data, remote);
+ * const listener = stack.listen({ port: 7 });
+ * for await (const conn of listener) conn.readable.pipeTo(conn.writable); // TCP echo
  * await close();
  * ```
  *
@@ -18,12 +19,27 @@
  */
 
 export { AVAILABLE_SERVICES, type ServiceName, Stack, type StackOptions } from "./stack/stack.ts";
-export { type OpenedStack, openTunStack, type TunStackOptions } from "./stack/open.ts";
+export {
+  type Backend,
+  type OpenedStack,
+  openStack,
+  type OpenStackOptions,
+  openTunStack,
+  type TunStackOptions,
+} from "./stack/open.ts";
 export { DatagramEndpoint, type NetAddr, type ReceivedDatagram } from "./stack/datagram.ts";
-export type { Device, Medium, PacketHandler } from "./phy/device.ts";
+export { closeError, TcpConn, TcpConnListener } from "./stack/tcp_conn.ts";
+export type { StreamConn } from "./services/conn.ts";
+export { type Device, type Medium, type PacketHandler, RxFlags, TxFlags } from "./phy/device.ts";
 export { TunDevice, type TunOptions } from "./phy/tun.ts";
+export { PcapDevice, type PcapDeviceOptions } from "./phy/pcap_device.ts";
 export { MemoryDevice, type MemoryDeviceOptions } from "./phy/memory.ts";
+export { DeviceMiddleware } from "./phy/middleware.ts";
 export { CaptureDevice } from "./phy/capture.ts";
+export { ImpairedDevice, type ImpairmentSpec, parseImpairment } from "./phy/impair.ts";
+export type { TcpConfig, TcpLayerOptions } from "./tcp/mod.ts";
+export type { DhcpLease } from "./dhcp/mod.ts";
+export { formatMac, type MacAddress, parseMac, randomLocalMac } from "./wire/ethernet.ts";
 export { LinkType, PcapWriter, type PcapWriterOptions } from "./pcap/writer.ts";
 export * from "./wire/ipv4_address.ts";
 export { VERSION } from "./version.ts";

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+
 /** A mistake in how the command was called: exit code 2, with a hint to `--help`. */
 export class UsageError extends Error {
   /** The subcommand whose `--help` the hint names, e.g. `stack`. */
@@ -39,4 +41,21 @@ export function parseIntegerFlag(
     throw new UsageError(command, `--${flag} must be between ${min} and ${max}, got ${value}`);
   }
   return value;
+}
+
+/**
+ * Parses `args` strictly (no positionals, no unknown flags) against `options` with `node:util`'s
+ * `parseArgs`, turning its complaints into a {@link UsageError} of `command` with the first line of the
+ * message.
+ */
+export function parseFlags<const T extends ParseArgsOptionsConfig>(
+  command: string,
+  args: string[],
+  options: T,
+) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError(command, (error instanceof Error ? error.message : String(error)).split("\n")[0]);
+  }
 }

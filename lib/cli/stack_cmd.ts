@@ -5,9 +5,8 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { type CliLogLevel, configureLogging, LOG_LEVELS, logger } from "../log.ts";
-import { parseIntegerFlag, RuntimeError, UsageError } from "./errors.ts";
+import { parseFlags, parseIntegerFlag, RuntimeError, UsageError } from "./errors.ts";
 import {
   formatIpv4,
   formatIpv4Cidr,
@@ -98,35 +97,24 @@ function usage(message: string): UsageError {
 
 /** Parses the arguments after `stack`; returns `null` when `--help` was asked for. Throws {@link UsageError}. */
 export function parseStackArgs(args: string[]): StackConfig | null {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        backend: { type: "string", default: "tun" },
-        iface: { type: "string" },
-        addr: { type: "string" },
-        "host-addr": { type: "string" },
-        promiscuous: { type: "boolean", default: false },
-        "no-configure": { type: "boolean", default: false },
-        gateway: { type: "string" },
-        dhcp: { type: "boolean", default: false },
-        mac: { type: "string" },
-        mtu: { type: "string", default: "1500" },
-        services: { type: "string", default: AVAILABLE_SERVICES.join(",") },
-        connect: { type: "string" },
-        capture: { type: "string" },
-        impair: { type: "string" },
-        "log-level": { type: "string", default: "info" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    throw usage(error instanceof Error ? error.message.split("\n")[0] : String(error));
-  }
-  const v = parsed.values;
+  const v = parseFlags("stack", args, {
+    backend: { type: "string", default: "tun" },
+    iface: { type: "string" },
+    addr: { type: "string" },
+    "host-addr": { type: "string" },
+    promiscuous: { type: "boolean", default: false },
+    "no-configure": { type: "boolean", default: false },
+    gateway: { type: "string" },
+    dhcp: { type: "boolean", default: false },
+    mac: { type: "string" },
+    mtu: { type: "string", default: "1500" },
+    services: { type: "string", default: AVAILABLE_SERVICES.join(",") },
+    connect: { type: "string" },
+    capture: { type: "string" },
+    impair: { type: "string" },
+    "log-level": { type: "string", default: "info" },
+    help: { type: "boolean", short: "h", default: false },
+  });
   if (v.help) return null;
   if (!["tun", "tap", "pcap"].includes(v.backend)) {
     throw usage(`--backend must be tun, tap or pcap, got '${v.backend}'`);

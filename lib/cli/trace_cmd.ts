@@ -7,8 +7,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { parseIntegerFlag, RuntimeError, UsageError } from "./errors.ts";
+import { parseFlags, parseIntegerFlag, RuntimeError, UsageError } from "./errors.ts";
 import { type CliLogLevel, configureLogging, LOG_LEVELS, logger } from "../log.ts";
 import { LinkType, PcapWriter } from "../pcap/writer.ts";
 import { parseHostPrefix, parseProtocol, TRACE_MAX_SNAPLEN, type TraceFilter } from "../trace/filter.ts";
@@ -81,35 +80,24 @@ function seconds(flag: string, text: string): number {
 
 /** Parses the arguments after `trace`; throws UsageError. */
 export function parseTraceArguments(args: string[]): TraceArguments {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        iface: { type: "string", short: "i", multiple: true },
-        mode: { type: "string", default: "auto" },
-        direction: { type: "string", default: "ingress" },
-        proto: { type: "string" },
-        host: { type: "string" },
-        port: { type: "string" },
-        snaplen: { type: "string", short: "s", default: "128" },
-        write: { type: "string", short: "w" },
-        json: { type: "boolean", default: false },
-        count: { type: "string", short: "c" },
-        duration: { type: "string" },
-        "stats-interval": { type: "string" },
-        quiet: { type: "boolean", short: "q", default: false },
-        "egress-hook": { type: "string", default: "auto" },
-        "log-level": { type: "string", default: "warning" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError(COMMAND, (error as Error).message.split("\n")[0]);
-  }
-  const v = parsed.values;
+  const v = parseFlags(COMMAND, args, {
+    iface: { type: "string", short: "i", multiple: true },
+    mode: { type: "string", default: "auto" },
+    direction: { type: "string", default: "ingress" },
+    proto: { type: "string" },
+    host: { type: "string" },
+    port: { type: "string" },
+    snaplen: { type: "string", short: "s", default: "128" },
+    write: { type: "string", short: "w" },
+    json: { type: "boolean", default: false },
+    count: { type: "string", short: "c" },
+    duration: { type: "string" },
+    "stats-interval": { type: "string" },
+    quiet: { type: "boolean", short: "q", default: false },
+    "egress-hook": { type: "string", default: "auto" },
+    "log-level": { type: "string", default: "warning" },
+    help: { type: "boolean", short: "h", default: false },
+  });
   const filter: TraceFilter = {
     snaplen: parseIntegerFlag(COMMAND, "snaplen", v.snaplen, 1, TRACE_MAX_SNAPLEN),
     proto: "any",

@@ -15,7 +15,13 @@ import {
   writeIcmpv4Echo,
   writeIcmpv4Unreachable,
 } from "../wire/icmpv4.ts";
-import type { Ipv4Datagram, Ipv4Sink, TransportProtocol, UnreachableReporter } from "./protocol.ts";
+import {
+  emptyIpv4Datagram,
+  type Ipv4Datagram,
+  type Ipv4Sink,
+  type TransportProtocol,
+  type UnreachableReporter,
+} from "./protocol.ts";
 import { DropCounters, LayerCounters } from "./stats.ts";
 import { TokenBucket } from "./rate_limiter.ts";
 import { logger } from "../log.ts";
@@ -84,16 +90,7 @@ export class Ipv4Interface implements UnreachableReporter {
   readonly #protocols = new Map<number, TransportProtocol>();
   readonly #view = new Ipv4Packet();
   readonly #icmpView = new Icmpv4Message();
-  readonly #datagram: Ipv4Datagram = {
-    src: 0,
-    dst: 0,
-    protocol: 0,
-    ttl: 0,
-    bytes: new Uint8Array(0),
-    payloadOffset: 0,
-    payloadEnd: 0,
-    checksumTrusted: false,
-  };
+  readonly #datagram: Ipv4Datagram = emptyIpv4Datagram();
   readonly #scratch = new Uint8Array(65536);
   readonly #sink = new CountingSink(this.ipv4);
   readonly #errorLimiter: TokenBucket;

@@ -44,6 +44,20 @@ export interface Ipv4Datagram {
   checksumTrusted?: boolean;
 }
 
+/** A blank {@link Ipv4Datagram}, to be filled in and reused for every packet by its owner. */
+export function emptyIpv4Datagram(): Ipv4Datagram {
+  return {
+    src: 0,
+    dst: 0,
+    protocol: 0,
+    ttl: 0,
+    bytes: new Uint8Array(0),
+    payloadOffset: 0,
+    payloadEnd: 0,
+    checksumTrusted: false,
+  };
+}
+
 /** A transport protocol driven by the IPv4 layer. */
 export interface TransportProtocol {
   /** Handles one datagram addressed to us; replies go to `out`. Never throws for bad input. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Ipv4Datagram, Ipv4Sink } from "../../lib/iface/protocol.ts";
+import { emptyIpv4Datagram, type Ipv4Datagram, type Ipv4Sink } from "../../lib/iface/protocol.ts";
 import { TcpConnection, TcpEvent } from "../../lib/tcp/connection.ts";
 import { TcpLayer } from "../../lib/tcp/layer.ts";
 import type { TcpLayerOptions } from "../../lib/tcp/config.ts";
@@ -251,15 +251,7 @@ export class SimNetwork {
   readonly #dirty = new Set<SimHost>();
   readonly #dequeues: { time: number; host: SimHost }[] = [];
   readonly #view = new Ipv4Packet();
-  readonly #datagram: Ipv4Datagram = {
-    src: 0,
-    dst: 0,
-    protocol: 0,
-    ttl: 0,
-    bytes: new Uint8Array(0),
-    payloadOffset: 0,
-    payloadEnd: 0,
-  };
+  readonly #datagram: Ipv4Datagram = emptyIpv4Datagram();
 
   /** Creates the network; both layers get secrets and random sources derived from `seed`. */
   constructor(seed: number, options: TcpLayerOptions = {}, optionsB: TcpLayerOptions = options) {

@@ -127,18 +127,17 @@ export class Stack {
     });
     const device = options.device;
     const counters = this.#counters;
-    this.#out = {
-      offloads: device.offloads === true,
-      sendIpv4(packet: Uint8Array, txFlags = 0, gsoSize = 0): void {
-        if (device.send(packet, txFlags, gsoSize)) {
-          counters.txPackets++;
-          counters.txBytes += packet.length;
-        } else {
-          counters.txErrors++;
-        }
-      },
+    /** Writes one packet or frame to the device and counts it. */
+    const transmit = (packet: Uint8Array, txFlags = 0, gsoSize = 0): void => {
+      if (device.send(packet, txFlags, gsoSize)) {
+        counters.txPackets++;
+        counters.txBytes += packet.length;
+      } else {
+        counters.txErrors++;
+      }
     };
-    this.#frames = { sendFrame: (frame) => this.#out.sendIpv4(frame) };
+    this.#out = { offloads: device.offloads === true, sendIpv4: transmit };
+    this.#frames = { sendFrame: (frame) => transmit(frame) };
     this.ethernet = ethernet
       ? new EthernetInterface({
         mac: options.mac ?? randomLocalMac(),

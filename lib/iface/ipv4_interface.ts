@@ -25,7 +25,9 @@ import {
 import { DropCounters, LayerCounters } from "./stats.ts";
 import { TokenBucket } from "./rate_limiter.ts";
 import { logger } from "../log.ts";
-import { RxFlags } from "../phy/device.ts";
+import { RxFlags, TxFlags } from "../phy/device.ts";
+import { completePartialChecksum } from "../wire/offload.ts";
+import { fragmentIpv4, Ipv4Reassembler, type ReassemblyOptions } from "./ipv4_reassembly.ts";
 
 /** Options of {@link Ipv4Interface}. */
 export interface Ipv4InterfaceOptions {
@@ -37,6 +39,8 @@ export interface Ipv4InterfaceOptions {
   icmpErrorsPerSecond?: number;
   /** ICMP error burst; default 50. */
   icmpErrorBurst?: number;
+  /** Bounds and timeout of fragment reassembly. */
+  reassembly?: ReassemblyOptions;
 }
 
 /** ICMP counters beyond the common ones. */
@@ -70,21 +74,64 @@ const log = logger("ipv4");
  */
 class CountingSink implements Ipv4Sink {
   target: Ipv4Sink | null = null;
-  constructor(private readonly counters: LayerCounters) {}
+  readonly #fragment: Uint8Array;
+  readonly #emitFragment = (fragment: Uint8Array) => this.#forward(fragment, 0, 0);
+  constructor(private readonly owner: Ipv4Interface) {
+    this.#fragment = new Uint8Array(owner.mtu);
+  }
   get offloads(): boolean {
     return this.target?.offloads === true;
   }
   sendIpv4(packet: Uint8Array, txFlags = 0, gsoSize = 0): void {
-    this.counters.txPackets++;
-    this.counters.txBytes += packet.length;
+    if (packet.length <= this.owner.mtu || gsoSize > 0) {
+      this.#forward(packet, txFlags, gsoSize);
+      return;
+    }
+    // Larger than the link: fragment (RFC 791 §3.2). A partial checksum must be whole before splitting.
+    let whole = packet;
+    if ((txFlags & TxFlags.CHECKSUM_PARTIAL) !== 0) {
+      whole = packet.slice();
+      completePartialChecksum(whole);
+    }
+    this.owner.ipv4.fragmentsOut += fragmentIpv4(
+      whole,
+      this.owner.mtu,
+      this.owner.nextIdentification(),
+      this.#fragment,
+      this.#emitFragment,
+    );
+  }
+  #forward(packet: Uint8Array, txFlags: number, gsoSize: number): void {
+    this.owner.ipv4.txPackets++;
+    this.owner.ipv4.txBytes += packet.length;
     this.target!.sendIpv4(packet, txFlags, gsoSize);
+  }
+}
+
+/** IPv4 counters beyond the common ones. */
+export class Ipv4Counters extends LayerCounters {
+  /** Fragments received (valid, for us). */
+  fragmentsIn = 0;
+  /** Datagrams reassembled from fragments. */
+  reassembled = 0;
+  /** Fragments sent for datagrams larger than the MTU. */
+  fragmentsOut = 0;
+
+  /** The counters as a plain object for JSON. */
+  override snapshot(): Record<string, number | Record<string, number>> {
+    return {
+      ...super.snapshot(),
+      fragmentsIn: this.fragmentsIn,
+      reassembled: this.reassembled,
+      fragmentsOut: this.fragmentsOut,
+    };
   }
 }
 
 /** The IPv4 layer: one address, ICMP built in, transport protocols registered by number. */
 export class Ipv4Interface implements UnreachableReporter {
   /** IPv4 counters. */
-  readonly ipv4 = new LayerCounters();
+  readonly ipv4 = new Ipv4Counters();
   /** ICMP counters. */
   readonly icmp = new IcmpCounters();
   readonly #protocols = new Map<number, TransportProtocol>();
@@ -92,7 +139,8 @@ export class Ipv4Interface implements UnreachableReporter {
   readonly #icmpView = new Icmpv4Message();
   readonly #datagram: Ipv4Datagram = emptyIpv4Datagram();
   readonly #scratch = new Uint8Array(65536);
-  readonly #sink = new CountingSink(this.ipv4);
+  readonly #sink: CountingSink;
+  readonly #reassembler: Ipv4Reassembler;
   readonly #errorLimiter: TokenBucket;
   #address: Ipv4Cidr;
   #broadcast: Ipv4Address;
@@ -104,6 +152,8 @@ export class Ipv4Interface implements UnreachableReporter {
     this.#address = options.address;
     this.#broadcast = broadcastOf(options.address);
     this.#mtu = options.mtu;
+    this.#sink = new CountingSink(this);
+    this.#reassembler = new Ipv4Reassembler(this.ipv4.drops, options.reassembly);
     this.#errorLimiter = new TokenBucket(options.icmpErrorsPerSecond ?? 100, options.icmpErrorBurst ?? 50);
   }
 
@@ -147,8 +197,12 @@ export class Ipv4Interface implements UnreachableReporter {
       return;
     }
     if (ip.isFragment) {
-      // Reassembly is not implemented: count and drop rather than deliver a partial datagram.
-      this.ipv4.drops.count("fragment");
+      this.ipv4.fragmentsIn++;
+      const whole = this.#reassembler.add(ip, now);
+      if (whole === null) return;
+      this.ipv4.reassembled++;
+      // The whole datagram goes through the checks again; its transport checksum is verified in full.
+      this.ingress(whole, now, out);
       return;
     }
     this.ipv4.rxPackets++;
@@ -187,10 +241,10 @@ export class Ipv4Interface implements UnreachableReporter {
     }
   }
 
-  /** Polls every protocol; returns the earliest deadline or `null`. */
+  /** Polls every protocol (and expires stale reassemblies); returns the earliest deadline or `null`. */
   poll(now: number, out: Ipv4Sink): number | null {
     this.#sink.target = out;
-    let next: number | null = null;
+    let next: number | null = this.#reassembler.poll(now);
     for (const handler of this.#protocols.values()) {
       const deadline = handler.poll(now, this.#sink);
       if (deadline !== null && (next === null || deadline < next)) next = deadline;

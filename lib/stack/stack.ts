@@ -145,7 +145,7 @@ export class Stack {
         gateway: options.gateway ?? null,
       })
       : null;
-    this.udp = new UdpLayer(this.iface, options.device.mtu);
+    this.udp = new UdpLayer(this.iface);
     this.iface.register(IpProtocol.UDP, this.udp);
     this.tcp = new TcpLayer({ ...options.tcp, mtu: options.device.mtu });
     // Application calls (send, read, close) make output due: wake the loop so that it polls now.

@@ -52,22 +52,20 @@ export class UdpLayer implements TransportProtocol {
   readonly #queue: QueuedDatagram[] = [];
   readonly #scratch = new Uint8Array(65536);
   readonly #unreachable: UnreachableReporter;
-  readonly #mtu: number;
   readonly #maxQueued: number;
 
   /**
-   * Creates the layer. `unreachable` sends ICMP for closed ports; `mtu` bounds what is sent (no IP
-   * fragmentation: larger datagrams are refused); `maxQueued` bounds the send queue.
+   * Creates the layer. `unreachable` sends ICMP for closed ports; `maxQueued` bounds the send queue.
+   * Datagrams larger than the link MTU are fragmented by the IPv4 layer below.
    */
-  constructor(unreachable: UnreachableReporter, mtu: number, maxQueued = 1024) {
+  constructor(unreachable: UnreachableReporter, options: { maxQueued?: number } = {}) {
     this.#unreachable = unreachable;
-    this.#mtu = mtu;
-    this.#maxQueued = maxQueued;
+    this.#maxQueued = options.maxQueued ?? 1024;
   }
 
-  /** The largest datagram payload that fits the MTU. */
+  /** The largest datagram payload: what fits one IPv4 datagram (RFC 768 over RFC 791). */
   get maxPayload(): number {
-    return this.#mtu - IPV4_HEADER_LENGTH - UDP_HEADER_LENGTH;
+    return MAX_UDP_PAYLOAD;
   }
 
   /** Binds `port` to `handler`; throws when the port is taken. */
@@ -129,7 +127,7 @@ export class UdpLayer implements TransportProtocol {
   enqueue(src: Ipv4Address, srcPort: number, dst: Ipv4Address, dstPort: number, data: Uint8Array): boolean {
     if (data.length > this.maxPayload) {
       throw new RangeError(
-        `a UDP payload of ${data.length} bytes exceeds the ${this.maxPayload} bytes the MTU allows`,
+        `a UDP payload of ${data.length} bytes exceeds the ${this.maxPayload} bytes an IPv4 datagram holds`,
       );
     }
     if (this.#queue.length >= this.#maxQueued) {

@@ -38,6 +38,10 @@ privilegedTest(
         assert.equal(ping.code, 0, ping.stdout + ping.stderr + stack.stderr);
         assert.match(ping.stdout, /3 packets transmitted, 3 received/);
 
+        const big = await ns.run(["ping", "-c", "2", "-i", "0.2", "-W", "2", "-s", "3000", "10.0.0.2"]);
+        assert.equal(big.code, 0, big.stdout + big.stderr + stack.stderr);
+        assert.match(big.stdout, /2 packets transmitted, 2 received/);
+
         const neigh = await ns.exec(["ip", "neigh", "show", "dev", "tap0"]);
         assert.match(neigh, new RegExp(`^10\\.0\\.0\\.2 lladdr ${MAC} `, "m"), neigh);
 
@@ -58,7 +62,8 @@ privilegedTest(
         assert.equal(await stack.stop("SIGTERM"), 0, stack.stderr);
       }
       const stats = loggedStats(stack.stderr);
-      assert.equal(stats.icmp.echoReplies, 3);
+      assert.equal(stats.icmp.echoReplies, 5);
+      assert.equal(stats.ipv4.reassembled, 2, "the two large pings");
       assert.ok((stats.arp.announcementsSent as number) >= 1, "gratuitous ARP at start");
       assert.equal((stats.arp.drops as Record<string, number>).unresolved ?? 0, 0);
       assert.equal((stats.ethernet.drops as Record<string, number>)["no-route"] ?? 0, 0);

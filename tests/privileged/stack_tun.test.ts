@@ -82,23 +82,39 @@ privilegedTest("stack on TUN answers ping with the sent payload, and the capture
   });
 });
 
-privilegedTest("stack on TUN echoes UDP byte for byte and refuses closed ports", async () => {
-  await withNetns("ns-udp", async (ns) => {
-    const stack = await startStack(ns);
-    try {
-      const payload = crypto.getRandomValues(new Uint8Array(1200));
-      const hex = Array.from(payload, (b) => b.toString(16).padStart(2, "0")).join("");
-      const echo = await ns.exec(["python3", "-c", PY_UDP_ECHO, hex]);
-      assert.equal(echo.trim(), `${hex} 10.0.0.2 7`);
+privilegedTest(
+  "stack on TUN echoes UDP byte for byte (fragmented too), answers large pings, refuses closed ports",
+  async () => {
+    await withNetns("ns-udp", async (ns) => {
+      const stack = await startStack(ns);
+      try {
+        const payload = crypto.getRandomValues(new Uint8Array(1200));
+        const hex = Array.from(payload, (b) => b.toString(16).padStart(2, "0")).join("");
+        const echo = await ns.exec(["python3", "-c", PY_UDP_ECHO, hex]);
+        assert.equal(echo.trim(), `${hex} 10.0.0.2 7`);
 
-      const refused = await ns.exec(["python3", "-c", PY_UDP_REFUSED]);
-      assert.equal(refused.trim(), "refused");
-    } finally {
-      assert.equal(await stack.stop("SIGINT"), 0, stack.stderr);
-    }
-    assert.match(stack.stderr, /"unreachableSent":1/);
-  });
-});
+        const big = await ns.run(["ping", "-c", "2", "-i", "0.2", "-W", "2", "-s", "4000", "10.0.0.2"]);
+        assert.equal(big.code, 0, big.stdout + big.stderr);
+        assert.match(big.stdout, /2 packets transmitted, 2 received/);
+        assert.match(big.stdout, /4008 bytes from 10\.0\.0\.2/);
+        // 8000 bytes: the kernel fragments the request, the stack reassembles it and fragments the reply.
+        const large = Array.from(
+          crypto.getRandomValues(new Uint8Array(8000)),
+          (b) => b.toString(16).padStart(2, "0"),
+        )
+          .join("");
+        const largeEcho = await ns.exec(["python3", "-c", PY_UDP_ECHO, large]);
+        assert.equal(largeEcho.trim(), `${large} 10.0.0.2 7`);
+
+        const refused = await ns.exec(["python3", "-c", PY_UDP_REFUSED]);
+        assert.equal(refused.trim(), "refused");
+      } finally {
+        assert.equal(await stack.stop("SIGINT"), 0, stack.stderr);
+      }
+      assert.match(stack.stderr, /"unreachableSent":1/);
+    });
+  },
+);
 
 privilegedTest("a second stack on the same TUN name fails with one line and exit 1", async () => {
   await withNetns("ns-busy", async (ns) => {

@@ -91,7 +91,7 @@ function dhcpOf(
 
 Deno.test("dhcp attach: DORA over Ethernet, ARP probes, then the interface is configured, announced, pingable", () => {
   const ipv4 = new Ipv4Interface({ address: { address: 0, prefixLength: 0 }, mtu: 1500 });
-  const udp = new UdpLayer(ipv4, 1500);
+  const udp = new UdpLayer(ipv4);
   ipv4.register(IpProtocol.UDP, udp);
   const ethernet = new EthernetInterface({ mac: MAC, ipv4 });
   const out = new FrameCollector();
@@ -174,7 +174,7 @@ Deno.test("dhcp attach: DORA over Ethernet, ARP probes, then the interface is co
 
 Deno.test("dhcp attach: an address another host answers for is declined, and acquisition restarts later", () => {
   const ipv4 = new Ipv4Interface({ address: { address: 0, prefixLength: 0 }, mtu: 1500 });
-  const udp = new UdpLayer(ipv4, 1500);
+  const udp = new UdpLayer(ipv4);
   ipv4.register(IpProtocol.UDP, udp);
   const ethernet = new EthernetInterface({ mac: MAC, ipv4 });
   const out = new FrameCollector();

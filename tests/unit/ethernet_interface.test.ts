@@ -35,7 +35,7 @@ class FrameCollector implements FrameSink {
 
 function makeStack(options: { address?: string; gateway?: string | null } = {}) {
   const ipv4 = new Ipv4Interface({ address: parseIpv4Cidr(options.address ?? "10.0.0.2/24")!, mtu: 1500 });
-  const udp = new UdpLayer(ipv4, 1500);
+  const udp = new UdpLayer(ipv4);
   ipv4.register(IpProtocol.UDP, udp);
   bindUdpEcho(udp, () => ipv4.address.address);
   const gateway = options.gateway === undefined || options.gateway === null ? null : ip(options.gateway);
@@ -174,7 +174,7 @@ Deno.test("ethernet iface: unanswered resolution sends 3 requests 1 s apart, the
 
 Deno.test("ethernet iface: the waiting queue per destination is bounded and overflow is counted", () => {
   const ipv4 = new Ipv4Interface({ address: parseIpv4Cidr("10.0.0.2/24")!, mtu: 1500 });
-  const udp = new UdpLayer(ipv4, 1500);
+  const udp = new UdpLayer(ipv4);
   const ethernet = new EthernetInterface({ mac: OUR_MAC, ipv4, arp: { maxQueuedPerDestination: 4 } });
   const out = new FrameCollector();
   const sink = ethernet.ipv4Sink(0, out);

@@ -20,7 +20,7 @@ import {
 
 function makeCore(options: { icmpErrorsPerSecond?: number; icmpErrorBurst?: number } = {}) {
   const iface = new Ipv4Interface({ address: parseIpv4Cidr("10.0.0.2/24")!, mtu: 1500, ...options });
-  const udp = new UdpLayer(iface, 1500);
+  const udp = new UdpLayer(iface);
   iface.register(IpProtocol.UDP, udp);
   bindUdpEcho(udp, () => iface.address.address);
   return { iface, udp, out: new CollectingSink() };
@@ -72,7 +72,7 @@ Deno.test("icmp: a bad ICMP checksum is counted and not answered", () => {
   assert.equal(iface.icmp.drops.get("bad-checksum"), 1);
 });
 
-Deno.test("ipv4: IPv6 packets are counted as ipv6, fragments as fragment", () => {
+Deno.test("ipv4: IPv6 packets are counted as ipv6; a lone first fragment waits for the rest", () => {
   const { iface, out } = makeCore();
   const v6 = new Uint8Array(40);
   v6[0] = 0x60;
@@ -85,8 +85,12 @@ Deno.test("ipv4: IPv6 packets are counted as ipv6, fragments as fragment", () =>
   fragment[10] = sum >> 8;
   fragment[11] = sum & 0xff;
   iface.ingress(fragment, 0, out);
-  assert.equal(iface.ipv4.drops.get("fragment"), 1);
-  assert.equal(out.packets.length, 0);
+  assert.equal(iface.ipv4.fragmentsIn, 1);
+  assert.equal(iface.ipv4.reassembled, 0);
+  assert.equal(out.packets.length, 0, "nothing is delivered or answered for a partial datagram");
+  assert.equal(iface.poll(0, out), 30_000, "the reassembly timeout is a deadline");
+  iface.poll(30_000, out);
+  assert.equal(iface.ipv4.drops.get("reassembly-timeout"), 1);
 });
 
 Deno.test("ipv4: an unknown protocol gets protocol unreachable quoting the packet", () => {
@@ -173,7 +177,7 @@ Deno.test("udp: broadcast datagrams reach a bound port and the reply comes from 
 
 Deno.test("udp: queued datagrams are sent at the next poll and the queue is bounded", () => {
   const iface = new Ipv4Interface({ address: parseIpv4Cidr("10.0.0.2/24")!, mtu: 1500 });
-  const udp = new UdpLayer(iface, 1500, 2);
+  const udp = new UdpLayer(iface, { maxQueued: 2 });
   iface.register(IpProtocol.UDP, udp);
   const out = new CollectingSink();
   assert.equal(udp.enqueue(ip("10.0.0.2"), 5000, ip("10.0.0.1"), 6000, new Uint8Array([1])), true);
@@ -183,7 +187,7 @@ Deno.test("udp: queued datagrams are sent at the next poll and the queue is boun
   assert.equal(iface.poll(0, out), null);
   const sent = out.take();
   assert.deepEqual(sent.map((p) => expectUdp(p, { srcPort: 5000, dstPort: 6000 }).data()[0]), [1, 2]);
-  assert.throws(() => udp.enqueue(1, 1, 2, 2, new Uint8Array(1473)), RangeError);
+  assert.throws(() => udp.enqueue(1, 1, 2, 2, new Uint8Array(65508)), RangeError);
 });
 
 Deno.test("ipv4: transmitted packets and bytes are counted", () => {

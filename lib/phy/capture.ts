@@ -61,6 +61,10 @@ export class CaptureDevice extends DeviceMiddleware {
   }
 
   /** Flushes the capture and closes the inner device; closing the sink is the caller's job. */
+  override counters(): Record<string, unknown> {
+    return { ...super.counters(), captured: this.captured };
+  }
+
   override close(): void {
     this.#writer.close();
     this.inner.close();

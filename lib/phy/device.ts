@@ -61,4 +61,6 @@ export interface Device {
   wake(): void;
   /** Releases the device; a created TUN/TAP device disappears. Call once no wait is pending. */
   close(): void;
+  /** The device's own counters (errors, kernel drops, what middleware did), for `stats`. */
+  counters?(): Record<string, unknown>;
 }

@@ -160,6 +160,10 @@ export class ImpairedDevice extends DeviceMiddleware {
     return true;
   }
 
+  override counters(): Record<string, unknown> {
+    return { ...super.counters(), impairedIn: { ...this.inbound }, impairedOut: { ...this.outbound } };
+  }
+
   override wait(timeoutMs: number): Promise<void> {
     this.#out?.release(this.#sendInner);
     // With a packet held back inbound, come straight back to release it.

@@ -44,4 +44,7 @@ export class DeviceMiddleware implements Device {
   close(): void {
     this.inner.close();
   }
+  counters(): Record<string, unknown> {
+    return this.inner.counters?.() ?? {};
+  }
 }

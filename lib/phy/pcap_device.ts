@@ -123,6 +123,11 @@ export class PcapDevice implements Device {
     return this.#pcap.stats();
   }
 
+  /** Send and receive errors, and libpcap's kernel counters (received, dropped). */
+  counters(): Record<string, unknown> {
+    return { sendErrors: this.sendErrors, receiveErrors: this.receiveErrors, pcap: this.captureStats() };
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -320,6 +320,10 @@ export class TunDevice implements Device {
     this.#waiter.wake();
   }
 
+  counters(): Record<string, unknown> {
+    return { sendErrors: this.sendErrors, receiveErrors: this.receiveErrors, offloads: this.offloads };
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

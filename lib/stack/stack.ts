@@ -218,7 +218,7 @@ export class Stack {
   stats(): Record<string, unknown> {
     return {
       address: formatIpv4Cidr(this.iface.address),
-      device: { name: this.#device.name, ...this.#counters },
+      device: { name: this.#device.name, ...this.#counters, ...this.#device.counters?.() },
       uptimeSeconds: Math.round((this.#clock() - this.#startedAt) / 100) / 10,
       ...(this.ethernet?.snapshot() ?? {}),
       ...this.iface.snapshot(),

@@ -137,6 +137,12 @@ privilegedTest("tcp: a 50 MiB echo round trip survives 5% loss and 2% reordering
     }
     const stats = JSON.parse(/stats (\{.*\})/.exec(stack.stderr)![1]);
     assert.ok(stats.tcp.retransmissions > 0, "loss must have caused retransmissions");
+    // The impairment really acted in both directions.
+    assert.ok(
+      stats.device.impairedIn.lost > 0 && stats.device.impairedOut.lost > 0,
+      JSON.stringify(stats.device),
+    );
+    assert.ok(stats.device.impairedIn.reordered > 0 && stats.device.impairedOut.reordered > 0);
     console.log(
       `retransmissions ${stats.tcp.retransmissions}, fast recoveries ${stats.tcp.fastRecoveries}, RTOs ${stats.tcp.rtoExpirations}`,
     );

@@ -43,11 +43,18 @@ import {
 } from "../wire/ipv4_address.ts";
 import { IPV4_HEADER_LENGTH } from "../wire/ipv4.ts";
 import { logger } from "../log.ts";
+import { TxFlags } from "../phy/device.ts";
+import { completePartialChecksum } from "../wire/offload.ts";
 
 /** Where the Ethernet layer hands complete frames. The sink consumes the bytes before returning. */
 export interface FrameSink {
-  /** Sends one Ethernet frame (no FCS). */
-  sendFrame(frame: Uint8Array): void;
+  /**
+   * Sends one Ethernet frame (no FCS). `txFlags` and `gsoSize` are device offload requests for the IPv4
+   * packet inside (see `TxFlags` and `Device.send`), used only where {@link FrameSink.offloads} is true.
+   */
+  sendFrame(frame: Uint8Array, txFlags?: number, gsoSize?: number): void;
+  /** Whether the device takes checksum-partial frames and TCP super-segments. */
+  readonly offloads?: boolean;
 }
 
 /**
@@ -110,13 +117,15 @@ function earliest(a: number | null, b: number | null): number | null {
 
 /** The IPv4 → Ethernet adapter: one long-lived object retargeted per call, so no per-packet allocation. */
 class AdapterSink implements Ipv4Sink {
-  /** No checksum or segmentation offload on the Ethernet path: protocols send finished packets. */
-  readonly offloads = false;
   now = 0;
   out: FrameSink | null = null;
   constructor(private readonly owner: EthernetInterface) {}
-  sendIpv4(packet: Uint8Array): void {
-    this.owner.sendIpv4(packet, this.now, this.out!);
+  /** Offloads pass through when the device below has them (a TAP device with virtio_net_hdr). */
+  get offloads(): boolean {
+    return this.out?.offloads === true;
+  }
+  sendIpv4(packet: Uint8Array, txFlags = 0, gsoSize = 0): void {
+    this.owner.sendIpv4(packet, this.now, this.out!, txFlags, gsoSize);
   }
 }
 
@@ -257,8 +266,11 @@ export class EthernetInterface {
     this.#sendDueAnnouncement(now, out);
   }
 
-  /** Handles one received frame; replies and IPv4 traffic go to `out`. Never throws for bad input. */
-  ingress(frame: Uint8Array, now: number, out: FrameSink): void {
+  /**
+   * Handles one received frame; replies and IPv4 traffic go to `out`. `rxFlags` are the device's
+   * `RxFlags` for the frame. Never throws for bad input.
+   */
+  ingress(frame: Uint8Array, now: number, out: FrameSink, rxFlags = 0): void {
     const view = this.#frameView.wrap(frame);
     const error = view.check();
     if (error !== null) {
@@ -288,7 +300,7 @@ export class EthernetInterface {
       const adapter = this.#adapter;
       adapter.now = now;
       adapter.out = out;
-      this.#ipv4.ingress(frame.subarray(ETHERNET_HEADER_LENGTH), now, adapter);
+      this.#ipv4.ingress(frame.subarray(ETHERNET_HEADER_LENGTH), now, adapter, rxFlags);
     } else if (etherType === EtherType.ARP) {
       this.#arpIngress(frame.subarray(ETHERNET_HEADER_LENGTH), now, out);
     } else {
@@ -334,7 +346,7 @@ export class EthernetInterface {
    * On-link destinations are their own next hop; others go through the gateway (RFC 1122 §3.3.1.1);
    * limited and subnet broadcasts go to the broadcast MAC, multicast to its mapped MAC (RFC 1112 §6.4).
    */
-  sendIpv4(packet: Uint8Array, now: number, out: FrameSink): void {
+  sendIpv4(packet: Uint8Array, now: number, out: FrameSink, txFlags = 0, gsoSize = 0): void {
     if (packet.length < IPV4_HEADER_LENGTH) {
       this.ethernet.drops.count("short-packet");
       return;
@@ -368,11 +380,21 @@ export class EthernetInterface {
       }
       mac = this.cache.lookup(nextHop, now);
       if (mac === null) {
-        if (this.cache.enqueue(nextHop, packet, now) === "request-now") this.#sendRequest(nextHop, out);
+        if (gsoSize > 0) {
+          // A super-segment cannot wait in the queue (it leaves later as a plain frame): TCP resends it.
+          this.ethernet.drops.count("offload-unresolved");
+          return;
+        }
+        let queued = packet;
+        if ((txFlags & TxFlags.CHECKSUM_PARTIAL) !== 0) {
+          queued = packet.slice();
+          completePartialChecksum(queued);
+        }
+        if (this.cache.enqueue(nextHop, queued, now) === "request-now") this.#sendRequest(nextHop, out);
         return;
       }
     }
-    this.#sendFrame(mac, EtherType.IPV4, packet, out);
+    this.#sendFrame(mac, EtherType.IPV4, packet, out, txFlags, gsoSize);
   }
 
   /** Counters of the Ethernet and ARP layers (the IPv4 layer has its own snapshot). */
@@ -390,7 +412,14 @@ export class EthernetInterface {
     };
   }
 
-  #sendFrame(dst: MacAddress, etherType: number, payload: Uint8Array, out: FrameSink): void {
+  #sendFrame(
+    dst: MacAddress,
+    etherType: number,
+    payload: Uint8Array,
+    out: FrameSink,
+    txFlags = 0,
+    gsoSize = 0,
+  ): void {
     const tx = this.#tx;
     writeEthernetHeader(tx, 0, dst, this.mac, etherType);
     tx.set(payload, ETHERNET_HEADER_LENGTH);
@@ -401,7 +430,7 @@ export class EthernetInterface {
     }
     this.ethernet.txPackets++;
     this.ethernet.txBytes += length;
-    out.sendFrame(tx.subarray(0, length));
+    out.sendFrame(tx.subarray(0, length), txFlags, gsoSize);
   }
 
   #writeArpFrame(

@@ -9,6 +9,7 @@ import { LinkType, PcapWriter, type SyncWriter, wallClockMicros } from "../pcap/
 import { type Device, type PacketHandler, RxFlags, TxFlags } from "./device.ts";
 import { DeviceMiddleware } from "./middleware.ts";
 import { completePartialChecksum } from "../wire/offload.ts";
+import { ETHERNET_HEADER_LENGTH } from "../wire/ethernet.ts";
 
 /** A device that records all traffic of an inner device. */
 export class CaptureDevice extends DeviceMiddleware {
@@ -50,7 +51,7 @@ export class CaptureDevice extends DeviceMiddleware {
       return;
     }
     const copy = packet.slice();
-    completePartialChecksum(copy);
+    completePartialChecksum(this.medium === "ethernet" ? copy.subarray(ETHERNET_HEADER_LENGTH) : copy);
     this.#writer.write(copy, wallClockMicros());
   }
 

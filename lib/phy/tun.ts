@@ -12,6 +12,7 @@ import { cString, errno, lastError, Libc, libc, strerror } from "../ffi/libc.ts"
 import { Errno, SystemError } from "../ffi/errno.ts";
 import { type Ipv4Cidr, prefixToMask, readIpv4, writeIpv4 } from "../wire/ipv4_address.ts";
 import { foldSum, ipv4PseudoHeaderSum } from "../wire/checksum.ts";
+import { ETHERNET_HEADER_LENGTH } from "../wire/ethernet.ts";
 import { type Device, type Medium, type PacketHandler, RxFlags, TxFlags } from "./device.ts";
 import { FdWaiter } from "./fd_waiter.ts";
 import {
@@ -57,7 +58,7 @@ export interface TunOptions {
   /**
    * Checksum and segmentation offload through virtio_net_hdr (IFF_VNET_HDR, TUN_F_CSUM|TUN_F_TSO4):
    * the kernel hands over TCP segments of up to 64 KiB with partial checksums and splits the large
-   * segments we write. TUN only. Default false.
+   * segments we write (TAP: the same, for IPv4 inside Ethernet frames). Default false.
    */
   offload?: boolean;
 }
@@ -164,9 +165,9 @@ export class TunDevice implements Device {
     this.#waiter = waiter;
     // Room for the largest frame of this MTU (Ethernet header and VLAN tag for TAP) and then some; with
     // offload, for a 64 KiB super-segment after its virtio_net_hdr.
-    this.#buffer = new Uint8Array(offload ? VIRTIO_NET_HDR_LENGTH + 65536 : mtu + 18 + 4096);
+    this.#buffer = new Uint8Array(offload ? VIRTIO_NET_HDR_LENGTH + 18 + 65536 : mtu + 18 + 4096);
     this.#bufferLength = BigInt(this.#buffer.length);
-    this.#txBuffer = offload ? new Uint8Array(VIRTIO_NET_HDR_LENGTH + 65536) : null;
+    this.#txBuffer = offload ? new Uint8Array(VIRTIO_NET_HDR_LENGTH + 18 + 65536) : null;
   }
 
   /**
@@ -179,7 +180,6 @@ export class TunDevice implements Device {
     const kind = options.kind ?? "tun";
     const mtu = options.mtu ?? 1500;
     const offload = options.offload === true;
-    if (offload && kind !== "tun") throw new RangeError("offload is available on TUN devices only");
     const fd = c.open(cString("/dev/net/tun"), Libc.O_RDWR | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
     if (fd < 0) {
       const code = errno();
@@ -272,35 +272,31 @@ export class TunDevice implements Device {
         this.sendErrors++;
         return false;
       }
-      const partial = (txFlags & TxFlags.CHECKSUM_PARTIAL) !== 0 || gsoSize > 0;
-      const headerLength = (packet[0] & 0x0f) * 4;
-      const protocol = packet[9];
-      // csum_offset: where the checksum field sits in the transport header (TCP 16, UDP 6).
-      const checksumOffset = partial ? (protocol === 6 ? 16 : 6) : 0;
-      const transportHeader = protocol === 6 ? (packet[headerLength + 12] >> 4) * 4 : 8;
-      writeVirtioNetHeader(
-        tx,
-        0,
-        partial ? headerLength : 0,
-        checksumOffset,
-        gsoSize,
-        headerLength + transportHeader,
-      );
       tx.set(packet, VIRTIO_NET_HDR_LENGTH);
-      if (partial) {
-        // The kernel completes (or, delivering locally, trusts) a partial checksum: the field must hold
-        // the pseudo-header sum, whatever the protocol layer wrote there.
-        const at = VIRTIO_NET_HDR_LENGTH + headerLength + checksumOffset;
+      if ((txFlags & TxFlags.CHECKSUM_PARTIAL) !== 0 || gsoSize > 0) {
+        // An IPv4 packet, after the Ethernet header on TAP; the kernel completes (or, delivering locally,
+        // trusts) the partial checksum, so the field must hold the pseudo-header sum whatever was there.
+        const l3 = this.medium === "ethernet" ? ETHERNET_HEADER_LENGTH : 0;
+        const headerLength = (packet[l3] & 0x0f) * 4;
+        const protocol = packet[l3 + 9];
+        const checksumOffset = protocol === 6 ? 16 : 6; // TCP 16, UDP 6
+        const transportHeader = protocol === 6 ? (packet[l3 + headerLength + 12] >> 4) * 4 : 8;
+        const totalLength = (packet[l3 + 2] << 8) | packet[l3 + 3]; // frames may carry padding
+        const start = l3 + headerLength;
+        writeVirtioNetHeader(tx, 0, start, checksumOffset, gsoSize, start + transportHeader);
         const sum = foldSum(
           ipv4PseudoHeaderSum(
-            readIpv4(packet, 12),
-            readIpv4(packet, 16),
+            readIpv4(packet, l3 + 12),
+            readIpv4(packet, l3 + 16),
             protocol,
-            packet.length - headerLength,
+            totalLength - headerLength,
           ),
         );
+        const at = VIRTIO_NET_HDR_LENGTH + start + checksumOffset;
         tx[at] = sum >> 8;
         tx[at + 1] = sum & 0xff;
+      } else {
+        writeVirtioNetHeader(tx, 0, 0, 0, 0, 0); // checksums complete, no segmentation
       }
       out = tx.subarray(0, VIRTIO_NET_HDR_LENGTH + packet.length);
     }

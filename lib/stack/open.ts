@@ -48,7 +48,7 @@ export interface OpenStackOptions {
   impairment?: ImpairmentSpec;
   /** TCP tunables. */
   tcp?: TcpLayerOptions;
-  /** tun: checksum and segmentation offload (see `TunOptions.offload`); default true. */
+  /** tun/tap: checksum and segmentation offload (see `TunOptions.offload`); default true. */
   offload?: boolean;
 }
 
@@ -74,7 +74,7 @@ function openDevice(options: OpenStackOptions): Device {
     kind: backend,
     mtu: options.mtu ?? 1500,
     hostAddress: options.hostAddress ?? null,
-    offload: backend === "tun" && (options.offload ?? true),
+    offload: options.offload ?? true,
   });
 }
 

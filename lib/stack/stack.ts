@@ -137,7 +137,7 @@ export class Stack {
       }
     };
     this.#out = { offloads: device.offloads === true, sendIpv4: transmit };
-    this.#frames = { sendFrame: (frame) => transmit(frame) };
+    this.#frames = { offloads: device.offloads === true, sendFrame: transmit };
     this.ethernet = ethernet
       ? new EthernetInterface({
         mac: options.mac ?? randomLocalMac(),
@@ -266,10 +266,10 @@ export class Stack {
         counters.rxBytes += packet.length;
         iface.ingress(packet, now, out, flags);
       }
-      : (frame: Uint8Array) => {
+      : (frame: Uint8Array, flags = 0) => {
         counters.rxPackets++;
         counters.rxBytes += frame.length;
-        ethernet.ingress(frame, now, frames);
+        ethernet.ingress(frame, now, frames, flags);
       };
     // On Ethernet the Ethernet layer polls IPv4 and everything above it (and ARP, DHCP).
     const poll = ethernet === null

@@ -64,6 +64,7 @@ privilegedTest(
       const stats = loggedStats(stack.stderr);
       assert.equal(stats.icmp.echoReplies, 5);
       assert.equal(stats.ipv4.reassembled, 2, "the two large pings");
+      assert.equal(stats.device.offloads, true, "TAP with virtio_net_hdr offload");
       assert.ok((stats.arp.announcementsSent as number) >= 1, "gratuitous ARP at start");
       assert.equal((stats.arp.drops as Record<string, number>).unresolved ?? 0, 0);
       assert.equal((stats.ethernet.drops as Record<string, number>)["no-route"] ?? 0, 0);

@@ -511,10 +511,14 @@ export class TcpConnection {
 
   // ───────────────────────────── opening ─────────────────────────────
 
-  /** Active open (RFC 9293 §3.10.1): picks the ISN and enters SYN-SENT; the SYN leaves at the next poll. */
-  openActive(now: number): void {
+  /**
+   * Picks the initial send sequence number (RFC 6528, or `issOverride`) and the timestamp offset, and
+   * starts every send-side sequence variable there.
+   */
+  #initSendSequence(issOverride: number | null, now: number): void {
     const isn = this.#ctx.isn;
-    this.iss = isn.isn(this.localAddress, this.localPort, this.remoteAddress, this.remotePort, now);
+    this.iss = issOverride ??
+      isn.isn(this.localAddress, this.localPort, this.remoteAddress, this.remotePort, now);
     this.#tsOffset = isn.timestampOffset(
       this.localAddress,
       this.localPort,
@@ -526,6 +530,11 @@ export class TcpConnection {
     this.#sndBufSeq = seqAdd(this.iss, 1);
     this.#recoveryFence = this.iss;
     this.#smallSegmentEnd = this.iss;
+  }
+
+  /** Active open (RFC 9293 §3.10.1): picks the ISN and enters SYN-SENT; the SYN leaves at the next poll. */
+  openActive(now: number): void {
+    this.#initSendSequence(null, now);
     this.state = "SYN_SENT";
     this.#outputPending = true;
     this.#ctx.stats.activeOpens++;
@@ -547,20 +556,7 @@ export class TcpConnection {
     out: Ipv4Sink,
     issOverride: number | null,
   ): void {
-    const isn = this.#ctx.isn;
-    this.iss = issOverride ??
-      isn.isn(this.localAddress, this.localPort, this.remoteAddress, this.remotePort, now);
-    this.#tsOffset = isn.timestampOffset(
-      this.localAddress,
-      this.localPort,
-      this.remoteAddress,
-      this.remotePort,
-    );
-    this.sndUna = this.iss;
-    this.sndNxt = this.iss;
-    this.#sndBufSeq = seqAdd(this.iss, 1);
-    this.#recoveryFence = this.iss;
-    this.#smallSegmentEnd = this.iss;
+    this.#initSendSequence(issOverride, now);
     this.irs = seg.seq;
     this.rcvNxt = seqAdd(seg.seq, 1);
     this.#lastAckSent = this.rcvNxt;

@@ -78,10 +78,15 @@ export class StackProcess {
   }
 }
 
+/** The `ip` arguments that run `netstack stack ARGS` inside `ns`. */
+function stackInNetns(ns: Netns, args: string[]): string[] {
+  return ["netns", "exec", ns.name, ...netstackCommand("stack", ...args)];
+}
+
 /** Starts `netstack stack ARGS` inside `ns` without waiting for anything. */
 export function spawnStack(ns: Netns, args: string[] = []): StackProcess {
   const child = new Deno.Command("ip", {
-    args: ["netns", "exec", ns.name, ...netstackCommand("stack", ...args)],
+    args: stackInNetns(ns, args),
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -101,6 +106,19 @@ export async function startStack(ns: Netns, args: string[] = [], timeoutMs = 20_
   return stack;
 }
 
+/** The command that runs `tests/helpers/tcp_peer.ts ARGS` with the repository's configuration. */
+function tcpPeerCommand(...args: (string | number)[]): string[] {
+  return [
+    Deno.execPath(),
+    "run",
+    "--allow-all",
+    "--config",
+    `${REPO}deno.json`,
+    `${REPO}tests/helpers/tcp_peer.ts`,
+    ...args.map(String),
+  ];
+}
+
 /**
  * Runs `tests/helpers/tcp_peer.ts ARGS` (the kernel's TCP through Deno sockets) inside `ns` and returns
  * the JSON object of its last output line.
@@ -110,18 +128,7 @@ export async function kernelPeer(
   args: (string | number)[],
   timeoutMs = 60_000,
 ): Promise<Record<string, unknown>> {
-  const out = await ns.exec(
-    [
-      Deno.execPath(),
-      "run",
-      "--allow-all",
-      "--config",
-      `${REPO}deno.json`,
-      `${REPO}tests/helpers/tcp_peer.ts`,
-      ...args.map(String),
-    ],
-    { timeoutMs },
-  );
+  const out = await ns.exec(tcpPeerCommand(...args), { timeoutMs });
   const lines = out.trim().split("\n");
   return JSON.parse(lines[lines.length - 1]);
 }
@@ -140,21 +147,7 @@ export interface KernelListener {
  */
 export async function serveKernelPeer(ns: Netns, port: number, bytes: number): Promise<KernelListener> {
   const child = new Deno.Command("ip", {
-    args: [
-      "netns",
-      "exec",
-      ns.name,
-      Deno.execPath(),
-      "run",
-      "--allow-all",
-      "--config",
-      `${REPO}deno.json`,
-      `${REPO}tests/helpers/tcp_peer.ts`,
-      "serve",
-      "0.0.0.0",
-      String(port),
-      String(bytes),
-    ],
+    args: ["netns", "exec", ns.name, ...tcpPeerCommand("serve", "0.0.0.0", port, bytes)],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -191,7 +184,7 @@ export async function runStackWithInput(
   timeoutMs = 60_000,
 ): Promise<{ code: number; stdout: Uint8Array; stderr: string }> {
   const child = new Deno.Command("ip", {
-    args: ["netns", "exec", ns.name, ...netstackCommand("stack", ...args)],
+    args: stackInNetns(ns, args),
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",

@@ -85,6 +85,19 @@ struct parsed {
 #define NH_DSTOPTS 60
 #define NH_ICMPV6 58
 
+/* The ports of TCP, UDP and SCTP, which all start with source and destination port. */
+static __always_inline void parse_ports(void *cur, void *data_end, __u8 proto, struct parsed *p)
+{
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP)
+		return;
+	struct l4_ports *ports = cur;
+	if ((void *)(ports + 1) > data_end)
+		return;
+	p->sport = ports->source;
+	p->dport = ports->dest;
+	p->has_ports = 1;
+}
+
 static __always_inline int parse_ipv6(void *cur, void *data_end, struct parsed *p)
 {
 	struct ipv6hdr_min {
@@ -129,14 +142,7 @@ static __always_inline int parse_ipv6(void *cur, void *data_end, struct parsed *
 		}
 	}
 	p->l4_proto = next;
-	if (next == IPPROTO_TCP || next == IPPROTO_UDP || next == IPPROTO_SCTP) {
-		struct l4_ports *ports = cur;
-		if ((void *)(ports + 1) > data_end)
-			return 0;
-		p->sport = ports->source;
-		p->dport = ports->dest;
-		p->has_ports = 1;
-	}
+	parse_ports(cur, data_end, next, p);
 	return 0;
 }
 
@@ -167,14 +173,7 @@ static __always_inline int parse_ipv4(void *cur, void *data_end, struct parsed *
 		p->l4_proto = 0; /* not the first fragment: no transport header */
 		return 0;
 	}
-	if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP || ip->protocol == IPPROTO_SCTP) {
-		struct l4_ports *ports = cur + header_len;
-		if ((void *)(ports + 1) > data_end)
-			return 0;
-		p->sport = ports->source;
-		p->dport = ports->dest;
-		p->has_ports = 1;
-	}
+	parse_ports(cur + header_len, data_end, ip->protocol, p);
 	return 0;
 }
 

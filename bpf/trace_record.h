@@ -2,10 +2,11 @@
 /*
  * netstack trace: the layouts shared by the BPF programs (trace.bpf.c) and user space.
  *
- * The TypeScript side mirrors these by hand: lib/trace/record.ts (the ring-buffer record),
- * lib/trace/filter.ts (the configuration in .rodata) and lib/trace/tracer.ts (the counters).
- * All fields are in the host's byte order (little-endian on x86-64) unless marked "network order".
- * Change a layout here and the TS side together, and bump TRACE_RECORD_VERSION.
+ * The TypeScript side declares the structs in lib/trace/layout.ts (used by record.ts, filter.ts and
+ * counters.ts); tests/unit/trace_layout.test.ts compares it with the BTF of the compiled object, member by
+ * member, and the #defines below with their TypeScript twins. All fields are in the host's byte order
+ * (little-endian on x86-64) unless marked "network order". Change a layout here and in layout.ts together
+ * (then `deno task build:bpf`), and bump TRACE_RECORD_VERSION when the record changes.
  */
 #ifndef NETSTACK_TRACE_RECORD_H
 #define NETSTACK_TRACE_RECORD_H

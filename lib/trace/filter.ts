@@ -2,15 +2,16 @@
  * The in-kernel filter of netstack trace: parsing `--proto`, `--host`, `--port`, `--snaplen` and encoding
  * them as `struct trace_config` (bpf/trace_record.h), the BPF object's `.rodata`, set before load.
  *
- * Layout (48 bytes, little-endian host fields, network-order addresses):
- * snaplen u32 @0, proto u8 @4, host_family u8 @5, port_set u8 @6, port u16 @8, host_addr[16] @16,
- * host_mask[16] @32.
+ * Layout (little-endian host fields, network-order addresses; offsets from lib/trace/layout.ts, which
+ * the tests check against the object's BTF): snaplen u32, proto u8, host_family u8, port_set u8, port u16,
+ * host_addr[16], host_mask[16].
  *
  * @module
  */
 
 import { parseIpv4 } from "../wire/ipv4_address.ts";
 import { formatIpv6, parseIpv6 } from "./ipv6_text.ts";
+import { TRACE_CONFIG_LAYOUT } from "./layout.ts";
 
 /** `--proto` names and their TRACE_PROTO_* codes. */
 export const TRACE_PROTOCOLS = {
@@ -32,7 +33,7 @@ export type TraceProtocol = keyof typeof TRACE_PROTOCOLS;
 export const TRACE_MAX_SNAPLEN = 4096;
 
 /** Size of struct trace_config. */
-export const TRACE_CONFIG_BYTES = 48;
+export const TRACE_CONFIG_BYTES = TRACE_CONFIG_LAYOUT.bytes;
 
 /** A host filter: an address prefix of one family. */
 export interface HostPrefix {
@@ -96,31 +97,32 @@ export function parseHostPrefix(text: string): HostPrefix | null {
   return { family, address, prefixLength };
 }
 
-/** Encodes a filter as the 48-byte struct trace_config. */
+/** Encodes a filter as struct trace_config. */
 export function encodeFilter(filter: TraceFilter): Uint8Array<ArrayBuffer> {
   if (!Number.isInteger(filter.snaplen) || filter.snaplen < 1 || filter.snaplen > TRACE_MAX_SNAPLEN) {
     throw new RangeError(`snaplen must be 1..${TRACE_MAX_SNAPLEN}, got ${filter.snaplen}`);
   }
+  const at = TRACE_CONFIG_LAYOUT.fields;
   const bytes = new Uint8Array(TRACE_CONFIG_BYTES);
   const view = new DataView(bytes.buffer);
-  view.setUint32(0, filter.snaplen, true);
-  bytes[4] = TRACE_PROTOCOLS[filter.proto];
+  view.setUint32(at.snaplen.offset, filter.snaplen, true);
+  bytes[at.proto.offset] = TRACE_PROTOCOLS[filter.proto];
   if (filter.host !== undefined) {
     const { family, address, prefixLength } = filter.host;
     if (address.length !== (family === 4 ? 4 : 16)) {
       throw new RangeError("host address length does not match family");
     }
-    bytes[5] = family;
+    bytes[at.host_family.offset] = family;
     const mask = prefixMask(prefixLength, address.length);
-    for (let i = 0; i < address.length; i++) bytes[16 + i] = address[i] & mask[i];
-    bytes.set(mask, 32);
+    for (let i = 0; i < address.length; i++) bytes[at.host_addr.offset + i] = address[i] & mask[i];
+    bytes.set(mask, at.host_mask.offset);
   }
   if (filter.port !== undefined) {
     if (!Number.isInteger(filter.port) || filter.port < 0 || filter.port > 65535) {
       throw new RangeError(`port must be 0..65535, got ${filter.port}`);
     }
-    bytes[6] = 1;
-    view.setUint16(8, filter.port, true);
+    bytes[at.port_set.offset] = 1;
+    view.setUint16(at.port.offset, filter.port, true);
   }
   return bytes;
 }

@@ -2,9 +2,10 @@
  * Decoding of netstack trace's ring-buffer records (struct trace_record in bpf/trace_record.h) and of
  * the captured frame inside them, for the text and JSON output.
  *
- * Record header, 24 bytes, little-endian: timestamp_ns u64 @0 (CLOCK_MONOTONIC), ifindex u32 @8,
- * wire_len u32 @12, cap_len u16 @16, direction u8 @18 (0 ingress, 1 egress), version u8 @19, reserved
- * u32 @20; then cap_len bytes of the frame from its Ethernet header.
+ * Record header (struct trace_record, 24 bytes, little-endian; offsets from lib/trace/layout.ts, which
+ * the tests check against the object's BTF): timestamp_ns u64 (CLOCK_MONOTONIC), ifindex u32, wire_len
+ * u32, cap_len u16, direction u8 (0 ingress, 1 egress), version u8, reserved u32; then cap_len bytes of
+ * the frame from its Ethernet header.
  *
  * The frame decoder never throws: it decodes as far as the captured bytes go and sets `truncated` when
  * a header was cut short. The record decoder throws {@link RecordError} for a record that cannot be a
@@ -16,9 +17,21 @@
 import { formatIpv4, readIpv4 } from "../wire/ipv4_address.ts";
 import { EtherType, formatMac, readMac } from "../wire/ethernet.ts";
 import { formatIpv6 } from "./ipv6_text.ts";
+import { TRACE_RECORD_LAYOUT } from "./layout.ts";
 
 /** Size of struct trace_record. */
-export const RECORD_HEADER_BYTES = 24;
+export const RECORD_HEADER_BYTES = TRACE_RECORD_LAYOUT.bytes;
+
+/** Byte offsets of struct trace_record's members (see lib/trace/layout.ts). */
+export const RECORD_OFFSETS = {
+  timestamp: TRACE_RECORD_LAYOUT.fields.timestamp_ns.offset,
+  ifindex: TRACE_RECORD_LAYOUT.fields.ifindex.offset,
+  wireLength: TRACE_RECORD_LAYOUT.fields.wire_len.offset,
+  capturedLength: TRACE_RECORD_LAYOUT.fields.cap_len.offset,
+  direction: TRACE_RECORD_LAYOUT.fields.direction.offset,
+  version: TRACE_RECORD_LAYOUT.fields.version.offset,
+} as const;
+const AT = RECORD_OFFSETS;
 /** TRACE_RECORD_VERSION. */
 export const RECORD_VERSION = 1;
 
@@ -72,14 +85,14 @@ export class RecordHeaderReader {
       this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     }
     const view = this.#view!;
-    const version = bytes[offset + 19];
+    const version = bytes[offset + AT.version];
     if (version !== RECORD_VERSION) {
       throw new RecordError(`record version ${version}, expected ${RECORD_VERSION}`);
     }
-    const direction = bytes[offset + 18];
+    const direction = bytes[offset + AT.direction];
     if (direction > 1) throw new RecordError(`record direction ${direction} is neither ingress nor egress`);
-    const capturedLength = view.getUint16(offset + 16, true);
-    const wireLength = view.getUint32(offset + 12, true);
+    const capturedLength = view.getUint16(offset + AT.capturedLength, true);
+    const wireLength = view.getUint32(offset + AT.wireLength, true);
     if (capturedLength > length - RECORD_HEADER_BYTES) {
       throw new RecordError(
         `record claims ${capturedLength} captured bytes but holds ${length - RECORD_HEADER_BYTES}`,
@@ -88,8 +101,9 @@ export class RecordHeaderReader {
     if (capturedLength > wireLength) {
       throw new RecordError(`record captured ${capturedLength} bytes of a ${wireLength}-byte packet`);
     }
-    this.timestampNs = view.getUint32(offset + 4, true) * 4294967296 + view.getUint32(offset, true);
-    this.ifindex = view.getUint32(offset + 8, true);
+    const timestamp = offset + AT.timestamp;
+    this.timestampNs = view.getUint32(timestamp + 4, true) * 4294967296 + view.getUint32(timestamp, true);
+    this.ifindex = view.getUint32(offset + AT.ifindex, true);
     this.direction = direction === 0 ? "ingress" : "egress";
     this.wireLength = wireLength;
     this.capturedLength = capturedLength;
@@ -115,13 +129,13 @@ export function decodeRecord(bytes: Uint8Array, offset = 0, length = bytes.lengt
 export function encodeRecord(record: Omit<TraceRecord, "capturedLength">): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(RECORD_HEADER_BYTES + record.data.length);
   const view = new DataView(bytes.buffer);
-  view.setUint32(0, record.timestampNs % 4294967296, true);
-  view.setUint32(4, Math.floor(record.timestampNs / 4294967296), true);
-  view.setUint32(8, record.ifindex, true);
-  view.setUint32(12, record.wireLength, true);
-  view.setUint16(16, record.data.length, true);
-  view.setUint8(18, record.direction === "ingress" ? 0 : 1);
-  view.setUint8(19, RECORD_VERSION);
+  view.setUint32(AT.timestamp, record.timestampNs % 4294967296, true);
+  view.setUint32(AT.timestamp + 4, Math.floor(record.timestampNs / 4294967296), true);
+  view.setUint32(AT.ifindex, record.ifindex, true);
+  view.setUint32(AT.wireLength, record.wireLength, true);
+  view.setUint16(AT.capturedLength, record.data.length, true);
+  view.setUint8(AT.direction, record.direction === "ingress" ? 0 : 1);
+  view.setUint8(AT.version, RECORD_VERSION);
   bytes.set(record.data, RECORD_HEADER_BYTES);
   return bytes;
 }

@@ -6,7 +6,7 @@
 export const TRACE_OBJECT_COMPILER = "Debian clang version 14.0.6";
 
 /** SHA-256 of bpf/trace.bpf.c followed by bpf/trace_record.h when the object was built. */
-export const TRACE_SOURCE_SHA256 = "722ef16fbddc2002db646708078a09506c236bfa07dbabee545ebcfaec600898";
+export const TRACE_SOURCE_SHA256 = "90a77f100e879aedf299f7041cd719d57b2895cb14bcaf0633dff18ba5fa2b48";
 
 /** SHA-256 of {@link TRACE_OBJECT}. */
 export const TRACE_OBJECT_SHA256 = "0cdbde3dc3e82e79121536a7781884729624a0ff529f72ceea109e5836ab2f92";

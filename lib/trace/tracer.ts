@@ -29,7 +29,10 @@ import {
 import { describeFilter, encodeFilter, type TraceFilter } from "./filter.ts";
 import { RingBufferReader, type SampleHandler } from "./ring_buffer_reader.ts";
 import { TRACE_OBJECT } from "./trace_object.generated.ts";
+import { RECORD_HEADER_BYTES, RECORD_OFFSETS } from "./record.ts";
 import type { Direction } from "./record.ts";
+import { COUNTERS_BYTES, encodeCounterKey, sumCounters } from "./counters.ts";
+import { TRACE_OBJECT_NAMES } from "./layout.ts";
 
 const log = logger("trace");
 
@@ -39,8 +42,6 @@ const POLL_TIMEOUT_MS = 10;
 const BUSY_SLEEP_MS = 2;
 /** Records handled per drain before yielding to the event loop. */
 const DRAIN_BATCH = 8192;
-/** struct trace_counters: four u64. */
-const COUNTERS_BYTES = 32;
 
 /** Which hooks to attach. */
 export type DirectionOption = "ingress" | "egress" | "both";
@@ -68,14 +69,6 @@ export interface HookCounters {
   lost: number;
   /** Records read by this process. */
   captured: number;
-}
-
-function counterKey(ifindex: number, direction: Direction): Uint8Array<ArrayBuffer> {
-  const key = new Uint8Array(8);
-  const view = new DataView(key.buffer);
-  view.setUint32(0, ifindex, true);
-  view.setUint32(4, direction === "ingress" ? 0 : 1, true);
-  return key;
 }
 
 /** Microseconds to add to a CLOCK_MONOTONIC reading to get wall-clock time (CLOCK_REALTIME). */
@@ -113,7 +106,7 @@ function loadObject(filter: TraceFilter, ifaces: string): BpfObject {
         );
       }
       object.setInitialValue(rodata, config);
-      object.setExpectedAttachType(object.program("trace_tc"), AttachType.TCX_EGRESS);
+      object.setExpectedAttachType(object.program(TRACE_OBJECT_NAMES.tc), AttachType.TCX_EGRESS);
       object.load();
       return object;
     } catch (error) {
@@ -187,24 +180,24 @@ export class Tracer {
     const attachments: Attachment[] = [];
     let reader: RingBufferReader | undefined;
     try {
-      const xdp = object.program("trace_xdp");
-      const tc = object.program("trace_tc");
+      const xdp = object.program(TRACE_OBJECT_NAMES.xdp);
+      const tc = object.program(TRACE_OBJECT_NAMES.tc);
       log.debug("loaded BPF programs: {filter}", { filter: describeFilter(options.filter) });
-      const countersMap = object.map("trace_counters");
+      const countersMap = object.map(TRACE_OBJECT_NAMES.counters);
       const countersFd = object.mapFd(countersMap);
       const zeros = new Uint8Array(possibleCpus() * COUNTERS_BYTES);
-      const ring = object.map("trace_ring");
+      const ring = object.map(TRACE_OBJECT_NAMES.ring);
       const ringFd = object.mapFd(ring);
       reader = new RingBufferReader(ringFd, object.maxEntries(ring));
       const onFallback = (reason: string) => log.warn(reason);
       for (let i = 0; i < interfaces.length; i++) {
         const [name, ifindex] = [interfaces[i], indexes[i]];
         if (options.direction !== "egress") {
-          mapUpdate(countersFd, counterKey(ifindex, "ingress"), zeros);
+          mapUpdate(countersFd, encodeCounterKey(ifindex, "ingress"), zeros);
           attachments.push(attachXdp(object.programFd(xdp), name, ifindex, options.mode, onFallback));
         }
         if (options.direction !== "ingress") {
-          mapUpdate(countersFd, counterKey(ifindex, "egress"), zeros);
+          mapUpdate(countersFd, encodeCounterKey(ifindex, "egress"), zeros);
           attachments.push(attachEgress(object.programFd(tc), name, ifindex, options.egressHook, onFallback));
         }
       }
@@ -245,10 +238,10 @@ export class Tracer {
   async run(onSample: SampleHandler, onIdle?: () => void): Promise<void> {
     const captured = this.#captured;
     const handler: SampleHandler = (bytes, offset, length) => {
-      if (length >= 24) {
-        const ifindex = (bytes[offset + 8] | bytes[offset + 9] << 8 | bytes[offset + 10] << 16 |
-          bytes[offset + 11] << 24) >>> 0;
-        const slot = ifindex * 2 + (bytes[offset + 18] & 1);
+      if (length >= RECORD_HEADER_BYTES) {
+        const at = offset + RECORD_OFFSETS.ifindex;
+        const ifindex = (bytes[at] | bytes[at + 1] << 8 | bytes[at + 2] << 16 | bytes[at + 3] << 24) >>> 0;
+        const slot = ifindex * 2 + (bytes[offset + RECORD_OFFSETS.direction] & 1);
         captured.set(slot, (captured.get(slot) ?? 0) + 1);
       }
       if (onSample(bytes, offset, length) === false) {
@@ -277,23 +270,19 @@ export class Tracer {
   /** The counters of every attached hook (kernel counters summed over CPUs). */
   counters(): HookCounters[] {
     const value = new Uint8Array(this.#cpus * COUNTERS_BYTES);
-    const view = new DataView(value.buffer);
     return this.#attachments.map((a) => {
-      mapLookup(this.#countersFd, counterKey(a.ifindex, a.direction), value);
-      const sum = [0, 0, 0, 0];
-      for (let cpu = 0; cpu < this.#cpus; cpu++) {
-        for (let i = 0; i < 4; i++) sum[i] += Number(view.getBigUint64(cpu * COUNTERS_BYTES + i * 8, true));
-      }
+      mapLookup(this.#countersFd, encodeCounterKey(a.ifindex, a.direction), value);
+      const sum = sumCounters(value, this.#cpus);
       const slot = a.ifindex * 2 + (a.direction === "ingress" ? 0 : 1);
       return {
         iface: a.iface,
         ifindex: a.ifindex,
         direction: a.direction,
         hook: a.hook,
-        seen: sum[0],
-        matched: sum[1],
-        submitted: sum[2],
-        lost: sum[3],
+        seen: sum.seen,
+        matched: sum.matched,
+        submitted: sum.submitted,
+        lost: sum.lost,
         captured: this.#captured.get(slot) ?? 0,
       };
     });

@@ -6,6 +6,7 @@ import {
   parseProtocol,
   TRACE_CONFIG_BYTES,
 } from "../../lib/trace/filter.ts";
+import { TRACE_CONFIG_LAYOUT } from "../../lib/trace/layout.ts";
 import { parseTraceArguments } from "../../lib/cli/trace_cmd.ts";
 import { UsageError } from "../../lib/cli/errors.ts";
 
@@ -39,25 +40,33 @@ Deno.test("trace filter: host prefixes are masked", () => {
 });
 
 Deno.test("trace filter: encoding matches struct trace_config", () => {
+  // Offsets from lib/trace/layout.ts, which trace_layout.test.ts checks against the object's BTF.
+  const at = Object.fromEntries(Object.entries(TRACE_CONFIG_LAYOUT.fields).map(([k, v]) => [k, v.offset]));
   const host = parseHostPrefix("192.168.7.9/20")!;
   const bytes = encodeFilter({ snaplen: 256, proto: "udp", host, port: 5353 });
   assert.equal(bytes.length, TRACE_CONFIG_BYTES);
   const view = new DataView(bytes.buffer);
-  assert.equal(view.getUint32(0, true), 256);
-  assert.equal(bytes[4], 2); // TRACE_PROTO_UDP
-  assert.equal(bytes[5], 4); // TRACE_HOST_IPV4
-  assert.equal(bytes[6], 1); // port_set
-  assert.equal(view.getUint16(8, true), 5353);
-  assert.deepEqual([...bytes.subarray(16, 20)], [192, 168, 0, 0]);
-  assert.deepEqual([...bytes.subarray(20, 32)], new Array(12).fill(0));
-  assert.deepEqual([...bytes.subarray(32, 36)], [255, 255, 240, 0]);
+  assert.equal(view.getUint32(at.snaplen, true), 256);
+  assert.equal(bytes[at.proto], 2); // TRACE_PROTO_UDP
+  assert.equal(bytes[at.host_family], 4); // TRACE_HOST_IPV4
+  assert.equal(bytes[at.port_set], 1); // port_set
+  assert.equal(view.getUint16(at.port, true), 5353);
+  assert.deepEqual([...bytes.subarray(at.host_addr, at.host_addr + 4)], [192, 168, 0, 0]);
+  assert.deepEqual([...bytes.subarray(at.host_addr + 4, at.host_addr + 16)], new Array(12).fill(0));
+  assert.deepEqual([...bytes.subarray(at.host_mask, at.host_mask + 4)], [255, 255, 240, 0]);
   const none = encodeFilter({ snaplen: 128, proto: "any" });
-  assert.deepEqual([...none.subarray(4)], new Array(44).fill(0));
+  assert.deepEqual(
+    [...none].filter((_, i) => i < at.snaplen || i >= at.snaplen + 4),
+    new Array(TRACE_CONFIG_BYTES - 4).fill(0),
+  );
   const v6 = encodeFilter({ snaplen: 64, proto: "icmp6", host: parseHostPrefix("fe80::1/64")! });
-  assert.equal(v6[4], 4);
-  assert.equal(v6[5], 6);
-  assert.deepEqual([...v6.subarray(16, 32)], [0xfe, 0x80, ...new Array(14).fill(0)]);
-  assert.deepEqual([...v6.subarray(32, 48)], [...new Array(8).fill(255), ...new Array(8).fill(0)]);
+  assert.equal(v6[at.proto], 4);
+  assert.equal(v6[at.host_family], 6);
+  assert.deepEqual([...v6.subarray(at.host_addr, at.host_addr + 16)], [0xfe, 0x80, ...new Array(14).fill(0)]);
+  assert.deepEqual([...v6.subarray(at.host_mask, at.host_mask + 16)], [
+    ...new Array(8).fill(255),
+    ...new Array(8).fill(0),
+  ]);
   assert.equal(
     describeFilter({ snaplen: 64, proto: "tcp", host: parseHostPrefix("fe80::1/64")!, port: 80 }),
     "proto=tcp host=fe80::/64 port=80 snaplen=64",

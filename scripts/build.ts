@@ -46,6 +46,16 @@ async function deno(args: string[]): Promise<{ code: number; stderr: string }> {
 
 /** `deno compile`; resolves to null on success, else to why not (`denort` true when the runtime is missing). */
 async function compile(): Promise<{ denort: boolean; message: string } | null> {
+  // Into a new file first: deno compile will not overwrite a file it did not write (an earlier bundle).
+  const temporary = `${output}.compile-${Deno.pid}`;
+  try {
+    return await compileTo(temporary);
+  } finally {
+    await Deno.remove(temporary).catch(() => {});
+  }
+}
+
+async function compileTo(temporary: string): Promise<{ denort: boolean; message: string } | null> {
   const result = await deno([
     "compile",
     "--allow-all",
@@ -55,10 +65,13 @@ async function compile(): Promise<{ denort: boolean; message: string } | null> {
     "--include",
     `${root}lib/cli/trace_cmd.ts`,
     "--output",
-    output,
+    temporary,
     `${root}main.ts`,
   ]);
-  if (result.code === 0) return null;
+  if (result.code === 0) {
+    await Deno.rename(temporary, output);
+    return null;
+  }
   if (
     /denort/i.test(result.stderr) &&
     /error sending request|dns error|Connect|timed out|404/i.test(result.stderr)

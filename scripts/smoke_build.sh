@@ -72,6 +72,7 @@ stack_pid=$!
 wait_for "$dir/stack.log" 30 "ready iface=" || fail "the stack logged no ready line within 30 s"
 ip netns exec "$stack_ns" timeout 20 ping -c 3 -i 0.2 -W 2 10.0.0.2 >"$dir/ping.log" 2>&1 ||
   fail "ping 10.0.0.2 in the stack's namespace was not answered"
+echo "smoke: $(grep -m1 "ready iface=" "$dir/stack.log")"
 echo "smoke: stack answered $(grep -c 'bytes from 10.0.0.2' "$dir/ping.log") pings"
 kill -TERM "$stack_pid" # timeout(1) hands the signal on to netstack and exits with its status
 status=0
@@ -90,10 +91,10 @@ ip -n "$peer_ns" addr add 10.199.0.2/24 dev smoke1
 ip -n "$trace_ns" link set smoke0 up
 ip -n "$peer_ns" link set smoke1 up
 ip netns exec "$trace_ns" timeout -s KILL 60 ./netstack trace -i smoke0 --direction both --proto icmp -c 4 \
-  --log-level info >"$dir/trace.out" 2>"$dir/trace.log" &
+  >"$dir/trace.out" 2>"$dir/trace.log" &
 pids+=($!)
 trace_pid=$!
-wait_for "$dir/trace.log" 30 "attached smoke0 egress" || fail "the tracer did not attach within 30 s"
+wait_for "$dir/trace.log" 30 "tracing smoke0 egress" || fail "the tracer did not attach within 30 s"
 ip netns exec "$peer_ns" timeout 20 ping -c 4 -i 0.2 -W 2 10.199.0.1 >"$dir/ping.log" 2>&1 ||
   fail "ping over the veth failed"
 status=0

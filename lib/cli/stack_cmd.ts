@@ -1,5 +1,5 @@
 /**
- * `netstack stack`: parses the flags of shared/CLI.md, opens the stack, logs `ready`, and runs until
+ * `netstack stack`: parses the flags of docs/cli.md, opens the stack, logs `ready`, and runs until
  * SIGINT/SIGTERM, then removes the device and logs the counters.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * `netstack trace`: the XDP / TC egress packet tracer's command line (flags per ../shared/CLI.md).
+ * `netstack trace`: the XDP / TC egress packet tracer's command line (flags per docs/cli.md).
  *
  * Packet lines or JSON go to stdout, logs and the summary to stderr. Stops on SIGINT/SIGTERM, `--count`,
  * `--duration`, or a closed stdout, and always detaches before returning.

@@ -2,7 +2,7 @@
  * A TUN device through Deno FFI: `TUNSETIFF` on `/dev/net/tun`, host side configured by `ioctl` on an
  * AF_INET socket (no `ip` command), non-blocking reads drained in batches after one awaited `poll`.
  *
- * Measured costs that shaped this (shared/DENO-FFI-NOTES.md): an awaited non-blocking FFI call costs
+ * Measured costs that shaped this (Deno 2.9 on x86-64): an awaited non-blocking FFI call costs
  * ~50–70 µs, a synchronous read ~2 µs; so one awaited poll per batch and synchronous reads until EAGAIN.
  *
  * @module

@@ -15,7 +15,7 @@ import { HTTP_PORT, serveHttp } from "./http.ts";
 import { statusSite } from "./status_site.ts";
 import { logger } from "../log.ts";
 
-/** The services the stack can run, in the order of shared/CLI.md. */
+/** The services the stack can run, in the order of docs/cli.md. */
 export const SERVICE_NAMES = ["echo", "discard", "chargen", "http"] as const;
 
 /** One service name. */

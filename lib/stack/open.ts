@@ -17,7 +17,7 @@ import type { MacAddress } from "../wire/ethernet.ts";
 import type { AttachDhcpOptions } from "../dhcp/mod.ts";
 import { type ServiceName, Stack } from "./stack.ts";
 
-/** Where the stack's packets go: see shared/CLI.md `--backend`. */
+/** Where the stack's packets go: see docs/cli.md `--backend`. */
 export type Backend = "tun" | "tap" | "pcap";
 
 /** Options of {@link openStack}. */

@@ -8,7 +8,7 @@ import { VERSION } from "../../lib/version.ts";
 import { run } from "../helpers/netns.ts";
 import { netstackCommand, REPO } from "../helpers/stack_process.ts";
 
-Deno.test("cli: defaults follow shared/CLI.md", () => {
+Deno.test("cli: defaults follow docs/cli.md", () => {
   const config = parseStackArgs([])!;
   assert.equal(config.iface, "tun0");
   assert.equal(formatIpv4Cidr(config.address), "10.0.0.2/24");

@@ -2,12 +2,16 @@
 /*
  * netstack trace: the in-kernel half of the packet tracer.
  *
- * Two programs share one parser and one filter: `trace_xdp` (XDP, ingress) and `trace_tc` (TC egress,
- * attached as a tcx link or a clsact filter). For every packet they count it as seen, parse Ethernet
- * (up to two 802.1Q/802.1ad tags), ARP, IPv4, IPv6 (hop-by-hop, routing, destination options, fragment
+ * Three programs share one parser and one filter: `trace_xdp` (XDP, ingress), `trace_tc` (TC egress,
+ * attached as a tcx link or a clsact filter) and `trace_tc_ingress` (tcx ingress: the hook several
+ * programs can share, used when another program holds the interface's XDP hook). For every packet they
+ * count it as seen, parse Ethernet (up to two 802.1Q/802.1ad tags) or, on raw-IP devices
+ * (trace_config.link_raw), start at the IP header, ARP, IPv4, IPv6 (hop-by-hop, routing, destination options, fragment
  * and AH extension headers), TCP, UDP, SCTP, ICMP and ICMPv6, apply the filter from `trace_config`, and
  * copy a record (struct trace_record + the first snaplen bytes) into the ring buffer. They always return
- * XDP_PASS / TC_ACT_OK: tracing never changes traffic.
+ * XDP_PASS / TC_ACT_UNSPEC: tracing never changes traffic. TC_ACT_UNSPEC is tcx's TCX_NEXT, so the
+ * programs after this one on the hook (another trace, Cilium…) still run; TC_ACT_OK would end the chain
+ * there. For a clsact filter it means "no verdict", and the packet goes on as well.
  *
  * Build: clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c trace.bpf.c (scripts/build_bpf.ts).
  */
@@ -191,8 +195,28 @@ static __always_inline int parse_arp(void *cur, void *data_end, struct parsed *p
 	return 0;
 }
 
+/* A raw-IP frame (TUN, ipip, WireGuard): the version nibble says which IP it is. */
+static __always_inline void parse_raw_ip(void *data, void *data_end, struct parsed *p)
+{
+	__u8 *first = data;
+	if ((void *)(first + 1) > data_end)
+		return;
+	if ((*first >> 4) == 4) {
+		p->eth_proto = bpf_htons(ETH_P_IP);
+		parse_ipv4(data, data_end, p);
+	} else if ((*first >> 4) == 6) {
+		p->eth_proto = bpf_htons(ETH_P_IPV6);
+		parse_ipv6(data, data_end, p);
+	}
+}
+
 static __always_inline void parse(void *data, void *data_end, struct parsed *p)
 {
+	/* A constant for the verifier: the branch not taken is removed from the loaded program. */
+	if (trace_config.link_raw) {
+		parse_raw_ip(data, data_end, p);
+		return;
+	}
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return;
@@ -368,5 +392,15 @@ int trace_tc(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	trace(skb, 0, data, data_end, skb->ifindex, TRACE_DIR_EGRESS, skb->len);
-	return TC_ACT_OK;
+	return TC_ACT_UNSPEC;
+}
+
+/* tcx ingress: the kernel has pushed the link-layer header back, so data starts where XDP's would. */
+SEC("tc")
+int trace_tc_ingress(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	trace(skb, 0, data, data_end, skb->ifindex, TRACE_DIR_INGRESS, skb->len);
+	return TC_ACT_UNSPEC;
 }

@@ -26,12 +26,12 @@
 #define TRACE_WAKEUP_BYTES (64 * 1024)
 
 /* Records and counters say which hook saw the packet. */
-#define TRACE_DIR_INGRESS 0 /* XDP */
+#define TRACE_DIR_INGRESS 0 /* XDP, or tcx ingress when XDP is taken */
 #define TRACE_DIR_EGRESS 1  /* TC egress (tcx or clsact) */
 
 /*
  * One ring-buffer record: this fixed header (24 bytes), then cap_len bytes of the frame starting at
- * the Ethernet header. The ring buffer's own 8-byte header (length, busy and discard bits) precedes it
+ * the Ethernet header (at the IP header on raw-IP devices, see trace_config.link_raw). The ring buffer's own 8-byte header (length, busy and discard bits) precedes it
  * and is not part of this struct.
  *
  *   offset size field
@@ -83,7 +83,9 @@ struct trace_record {
  *        4    1 proto        TRACE_PROTO_*
  *        5    1 host_family  TRACE_HOST_*: match packets whose source or destination is in the prefix
  *        6    1 port_set     1: match TCP/UDP/SCTP packets whose source or destination port is `port`
- *        7    1 reserved
+ *        7    1 link_raw     1: frames start at the IP header (TUN, ipip, sit, WireGuard: ARPHRD_NONE,
+ *                            ARPHRD_TUNNEL…), 0: at an Ethernet header. Per loaded object: user space
+ *                            loads one object per link type and attaches each to its interfaces.
  *        8    2 port         host order
  *       10    2 reserved
  *       12    4 reserved
@@ -95,7 +97,7 @@ struct trace_config {
 	__u8 proto;
 	__u8 host_family;
 	__u8 port_set;
-	__u8 reserved0;
+	__u8 link_raw;
 	__u16 port;
 	__u16 reserved1;
 	__u32 reserved2;

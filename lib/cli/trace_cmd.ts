@@ -9,33 +9,48 @@
 
 import { parseFlags, parseIntegerFlag, RuntimeError, UsageError } from "./errors.ts";
 import { type CliLogLevel, configureLogging, LOG_LEVELS, logger } from "../log.ts";
-import { LinkType, PcapWriter } from "../pcap/writer.ts";
 import { parseHostPrefix, parseProtocol, TRACE_MAX_SNAPLEN, type TraceFilter } from "../trace/filter.ts";
 import { decodePacket, RecordError, RecordHeaderReader } from "../trace/record.ts";
 import { formatJson, formatLine } from "../trace/format.ts";
-import { type DirectionOption, type HookCounters, monotonicToWallMicros, Tracer } from "../trace/tracer.ts";
-import type { EgressHookOption, XdpModeOption } from "../trace/attach.ts";
+import { type DirectionOption, type HookCounters, monotonicToWall, Tracer } from "../trace/tracer.ts";
+import type { Attachment, EgressHookOption, XdpModeOption } from "../trace/attach.ts";
+import { CaptureFiles, captureFormat, type CaptureInterface } from "../trace/capture_files.ts";
+import { LinkType } from "../pcap/writer.ts";
+import { upInterfaces } from "../trace/link_type.ts";
+import { LinkWatcher } from "../trace/link_watch.ts";
 
 const COMMAND = "trace";
 
-const HELP = `netstack trace — trace packets with XDP (ingress) and TC (egress), filtered in the kernel
+const HELP = `netstack trace — trace packets with XDP or tcx (ingress) and TC (egress), filtered in the kernel
 
 Usage: netstack trace [options]
 
-  -i, --iface NAME          interface to attach to; repeat for several (default eth0)
-      --mode MODE           XDP mode: auto, native or generic (default auto: generic on virtual
-                            devices such as veth, bridge, tun; native where the driver supports it)
-      --direction DIR       ingress (XDP), egress (TC) or both (default ingress)
+  -i, --iface NAME          interface to attach to; repeat for several; \`any\` = every interface
+                            that is up, except loopback, and those that come up later (default eth0)
+      --direction DIR       ingress (XDP), egress (TC) or both (default both)
+      --mode MODE           XDP mode: auto, native or generic (default auto = generic: it never
+                            makes a driver reset its link; native only when asked). When another
+                            program holds the XDP hook, ingress uses tcx instead, and says so
       --proto P             tcp, udp, icmp, icmp6, arp, ip, ip6, sctp (default any)
       --host ADDR[/PREFIX]  source or destination address in this IPv4/IPv6 prefix
       --port N              TCP/UDP/SCTP source or destination port
-  -s, --snaplen N           bytes of each packet copied to user space, 1..${TRACE_MAX_SNAPLEN} (default 128)
-  -w, --write FILE          write the packets to a pcap file (Ethernet link type)
-      --json                one JSON object per packet instead of text lines
+  -s, --snaplen N           bytes of each packet copied to user space, up to ${TRACE_MAX_SNAPLEN};
+                            0 = the maximum, ${TRACE_MAX_SNAPLEN} (default 128)
+  -w, --write FILE          write the packets to FILE and print none (as tcpdump): pcapng (interface
+                            names, directions, statistics) when FILE ends in .pcapng or several
+                            interfaces are traced, else pcap; link type Ethernet, or raw IP on
+                            TUN/ipip/WireGuard devices. \`-w -\` writes to stdout
+      --print               with -w FILE, print the packet lines as well
+  -C, --file-size MB        with -w: start a new file (FILE1, FILE2…) once the current one is larger
+                            than MB millions of bytes
+  -W, --file-count N        with -C: keep at most N files (FILE0…), overwriting the oldest
+      --json                one JSON object per packet instead of text lines (printed even with -w)
+  -n                        accepted (also -nn): addresses and ports are always shown as numbers
+      --utc                 print times in UTC (default: local time, as tcpdump; TZ applies)
   -c, --count N             stop after N packets
       --duration SECONDS    stop after this long
       --stats-interval SEC  print the counters on stderr every SEC seconds
-  -q, --quiet               no per-packet output (use with --write or --stats-interval)
+  -q, --quiet               no per-packet output
       --egress-hook HOOK    auto, tcx or clsact (default auto: a tcx link, clsact on kernels before 6.6)
       --log-level LEVEL     debug, info, warning, error (default warning)
   -h, --help                show this help
@@ -43,18 +58,27 @@ Usage: netstack trace [options]
 Filters run in the kernel; only matching packets reach user space. At exit a summary per interface
 and hook on stderr: packets seen, matched, captured, and lost because the ring buffer was full.
 Programs are attached through BPF links, so even a killed process leaves nothing attached
-(except with --egress-hook clsact).
+(except with --egress-hook clsact). Several traces of one interface run side by side.
 `;
 
 /** The parsed command line. */
 export interface TraceArguments {
+  /** Interface names, or `["any"]`-expanded later (see {@link TraceArguments.any}). */
   interfaces: string[];
+  /** `-i any` was given: every interface that is up, except loopback. */
+  any: boolean;
   mode: XdpModeOption;
   direction: DirectionOption;
   egressHook: EgressHookOption;
   filter: TraceFilter;
+  /** `-s` was above the maximum and was lowered to it. */
+  snaplenClamped?: number;
   write?: string;
+  print: boolean;
+  fileSizeBytes?: number;
+  fileCount?: number;
   json: boolean;
+  utc: boolean;
   count?: number;
   durationSeconds?: number;
   statsIntervalSeconds?: number;
@@ -78,18 +102,26 @@ function seconds(flag: string, text: string): number {
   return value;
 }
 
+/** tcpdump's largest snap length: `-s` values up to it are accepted (and lowered to ours). */
+const TCPDUMP_MAX_SNAPLEN = 262144;
+
 /** Parses the arguments after `trace`; throws UsageError. */
 export function parseTraceArguments(args: string[]): TraceArguments {
   const v = parseFlags(COMMAND, args, {
     iface: { type: "string", short: "i", multiple: true },
     mode: { type: "string", default: "auto" },
-    direction: { type: "string", default: "ingress" },
+    direction: { type: "string", default: "both" },
     proto: { type: "string" },
     host: { type: "string" },
     port: { type: "string" },
     snaplen: { type: "string", short: "s", default: "128" },
     write: { type: "string", short: "w" },
+    print: { type: "boolean", default: false },
+    "file-size": { type: "string", short: "C" },
+    "file-count": { type: "string", short: "W" },
     json: { type: "boolean", default: false },
+    numeric: { type: "boolean", short: "n", multiple: true },
+    utc: { type: "boolean", default: false },
     count: { type: "string", short: "c" },
     duration: { type: "string" },
     "stats-interval": { type: "string" },
@@ -98,10 +130,9 @@ export function parseTraceArguments(args: string[]): TraceArguments {
     "log-level": { type: "string", default: "warning" },
     help: { type: "boolean", short: "h", default: false },
   });
-  const filter: TraceFilter = {
-    snaplen: parseIntegerFlag(COMMAND, "snaplen", v.snaplen, 1, TRACE_MAX_SNAPLEN),
-    proto: "any",
-  };
+  const requested = parseIntegerFlag(COMMAND, "snaplen", v.snaplen, 0, TCPDUMP_MAX_SNAPLEN);
+  const snaplen = requested === 0 ? TRACE_MAX_SNAPLEN : Math.min(requested, TRACE_MAX_SNAPLEN);
+  const filter: TraceFilter = { snaplen, proto: "any" };
   if (v.proto !== undefined) {
     const proto = parseProtocol(v.proto);
     if (proto === null) {
@@ -120,20 +151,45 @@ export function parseTraceArguments(args: string[]): TraceArguments {
     filter.host = host;
   }
   if (v.port !== undefined) filter.port = parseIntegerFlag(COMMAND, "port", v.port, 0, 65535);
-  const interfaces = v.iface ?? ["eth0"];
-  for (const name of interfaces) {
+  const named = v.iface ?? ["eth0"];
+  for (const name of named) {
     if (name === "" || name.length > 15 || /[\s/]/.test(name)) {
       throw new UsageError(COMMAND, `--iface '${name}' is not a valid interface name`);
     }
   }
+  const write = v.write;
+  const fileSizeMb = v["file-size"] === undefined
+    ? undefined
+    : parseIntegerFlag(COMMAND, "file-size", v["file-size"], 1, 1_000_000);
+  const fileCount = v["file-count"] === undefined
+    ? undefined
+    : parseIntegerFlag(COMMAND, "file-count", v["file-count"], 1, 1_000_000);
+  if (fileSizeMb !== undefined && write === undefined) {
+    throw new UsageError(COMMAND, "-C needs -w FILE");
+  }
+  if (fileCount !== undefined && fileSizeMb === undefined) {
+    throw new UsageError(COMMAND, "-W needs -C MB (rotation by size)");
+  }
+  if (write === "-") {
+    if (fileSizeMb !== undefined) throw new UsageError(COMMAND, "-C cannot rotate standard output (-w -)");
+    if (v.print || v.json) {
+      throw new UsageError(COMMAND, "with -w - standard output carries the capture: drop --print/--json");
+    }
+  }
   return {
-    interfaces,
+    interfaces: named.filter((name) => name !== "any"),
+    any: named.includes("any"),
     mode: choice("mode", v.mode, ["auto", "native", "generic"] as const),
     direction: choice("direction", v.direction, ["ingress", "egress", "both"] as const),
     egressHook: choice("egress-hook", v["egress-hook"], ["auto", "tcx", "clsact"] as const),
     filter,
-    write: v.write,
+    snaplenClamped: requested > TRACE_MAX_SNAPLEN ? requested : undefined,
+    write,
+    print: v.print,
+    fileSizeBytes: fileSizeMb === undefined ? undefined : fileSizeMb * 1_000_000,
+    fileCount,
     json: v.json,
+    utc: v.utc,
     count: v.count === undefined
       ? undefined
       : parseIntegerFlag(COMMAND, "count", v.count, 1, Number.MAX_SAFE_INTEGER),
@@ -167,6 +223,11 @@ function writeStdout(text: string): boolean {
   }
 }
 
+/** The pcapng interface block of one hook: named after the interface, the hook in its description. */
+function captureInterface(a: Attachment): CaptureInterface {
+  return { name: a.iface, description: `${a.direction} ${a.hook}`, linkType: a.linkType };
+}
+
 /** Runs `netstack trace` with the arguments after `trace`; returns the exit code. */
 export async function runTrace(args: string[]): Promise<number> {
   const options = parseTraceArguments(args);
@@ -176,27 +237,74 @@ export async function runTrace(args: string[]): Promise<number> {
   }
   await configureLogging(options.logLevel);
   const log = logger("trace");
-
-  let pcapFile: Deno.FsFile | undefined;
-  let pcap: PcapWriter | undefined;
-  if (options.write !== undefined) {
-    try {
-      pcapFile = Deno.openSync(options.write, { write: true, create: true, truncate: true });
-    } catch (error) {
-      throw new RuntimeError(`cannot write ${options.write}: ${(error as Error).message}`);
-    }
-    pcap = new PcapWriter(pcapFile, { linkType: LinkType.ETHERNET, snaplen: options.filter.snaplen });
+  if (options.snaplenClamped !== undefined) {
+    console.error(`snaplen ${options.snaplenClamped} is above the maximum; using ${TRACE_MAX_SNAPLEN}`);
+  }
+  const interfaces = [...options.interfaces];
+  // Subscribed before listing, so that an interface coming up in between is not missed.
+  const watcher = options.any ? LinkWatcher.open() : undefined;
+  if (options.any) {
+    for (const name of upInterfaces()) if (!interfaces.includes(name)) interfaces.push(name);
   }
 
   let tracer: Tracer;
   try {
-    tracer = Tracer.open(options);
+    if (interfaces.length === 0) throw new RuntimeError("-i any: no interface other than loopback is up");
+    tracer = Tracer.open({ ...options, interfaces });
   } catch (error) {
-    pcap?.close();
-    pcapFile?.close();
+    watcher?.close();
     throw error;
   }
-  const names = new Map(tracer.attachments.map((a) => [a.ifindex, a.iface]));
+  const attachments = tracer.attachments;
+  // Records name their hook by (ifindex, direction): the slot below indexes the attachment, which is
+  // also its pcapng interface id.
+  const slotOf = (ifindex: number, direction: number) => ifindex * 2 + direction;
+  const ids = new Map<number, number>();
+  const names = new Map<number, string>();
+  const raw = new Set<number>();
+  const remember = (a: Attachment, id: number) => {
+    ids.set(slotOf(a.ifindex, a.direction === "ingress" ? 0 : 1), id);
+    names.set(a.ifindex, a.iface);
+    if (a.linkType === LinkType.RAW) raw.add(a.ifindex);
+  };
+  attachments.forEach(remember);
+
+  let capture: CaptureFiles | undefined;
+  if (options.write !== undefined) {
+    const several = options.any || new Set(attachments.map((a) => a.ifindex)).size > 1;
+    try {
+      capture = new CaptureFiles({
+        path: options.write,
+        format: captureFormat(options.write, several ? 2 : 1),
+        snaplen: options.filter.snaplen,
+        fileSizeBytes: options.fileSizeBytes,
+        fileCount: options.fileCount,
+      }, attachments.map(captureInterface));
+    } catch (error) {
+      tracer.close();
+      watcher?.close();
+      throw new RuntimeError(`cannot write ${options.write}: ${(error as Error).message}`);
+    }
+  }
+  /** `-i any`: attaches to the interfaces that came up since the last look. */
+  const watchLinks = () => {
+    if (watcher === undefined) return;
+    for (const { name } of watcher.poll()) {
+      if (tracer.stopping) break;
+      try {
+        for (const a of tracer.addInterface(name)) {
+          const id = attachments.indexOf(a);
+          capture?.addInterface(captureInterface(a));
+          remember(a, id);
+          console.error(`tracing ${a.iface} ${a.direction} (${a.hook})`);
+        }
+      } catch (error) {
+        // Gone again, or a link type trace cannot decode: the others go on.
+        log.warn("not tracing {name}: {message}", { name, message: (error as Error).message });
+      }
+    }
+  };
+
   const stop = () => tracer.stop();
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
   for (const signal of signals) Deno.addSignalListener(signal, stop);
@@ -207,15 +315,21 @@ export async function runTrace(args: string[]): Promise<number> {
       for (const c of tracer.counters()) console.error(`stats ${formatCounters(c)}`);
     }, options.statsIntervalSeconds * 1000));
   }
-  for (const a of tracer.attachments) console.error(`tracing ${a.iface} ${a.direction} (${a.hook})`);
+  for (const a of attachments) console.error(`tracing ${a.iface} ${a.direction} (${a.hook})`);
 
-  const wallOffset = monotonicToWallMicros();
+  const clock = monotonicToWall();
   const header = new RecordHeaderReader();
-  const printing = !options.quiet;
+  // tcpdump prints nothing with -w unless --print; --json asks for output by itself.
+  const printing = !options.quiet && (capture === undefined || options.print || options.json);
   let text = "";
   let remaining = options.count ?? Infinity;
   let malformed = 0;
   let stdoutOpen = true;
+  const closedPipe = (error: unknown) => {
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+    stdoutOpen = false;
+    tracer.stop();
+  };
   const flushText = () => {
     if (text === "") return;
     if (!writeStdout(text)) {
@@ -223,6 +337,14 @@ export async function runTrace(args: string[]): Promise<number> {
       tracer.stop();
     }
     text = "";
+  };
+  const flushCapture = () => {
+    if (!stdoutOpen && options.write === "-") return;
+    try {
+      capture?.flush();
+    } catch (error) {
+      closedPipe(error);
+    }
   };
 
   try {
@@ -235,26 +357,37 @@ export async function runTrace(args: string[]): Promise<number> {
           if (malformed++ === 0) log.warn("skipping malformed record: {message}", { message: error.message });
           return;
         }
-        const micros = Math.floor(header.timestampNs / 1000) + wallOffset;
+        const t = header.timestampNs + clock.nanos;
+        const carry = Math.floor(t / 1e9);
+        const seconds = clock.seconds + carry;
+        const nanos = t - carry * 1e9;
         const data = bytes.subarray(header.dataOffset, header.dataOffset + header.capturedLength);
-        pcap?.write(data, micros, header.wireLength);
+        if (capture !== undefined && stdoutOpen) {
+          const id = ids.get(slotOf(header.ifindex, header.direction === "ingress" ? 0 : 1)) ?? 0;
+          try {
+            capture.write(id, data, seconds, nanos, header.wireLength, header.direction);
+          } catch (error) {
+            closedPipe(error);
+          }
+        }
         if (printing && stdoutOpen) {
           const event = {
-            timestampMicros: micros,
+            timestampMicros: seconds * 1e6 + Math.floor(nanos / 1000),
             iface: names.get(header.ifindex) ?? `if${header.ifindex}`,
             direction: header.direction,
             wireLength: header.wireLength,
             capturedLength: header.capturedLength,
-            packet: decodePacket(data, header.wireLength),
+            packet: decodePacket(data, header.wireLength, raw.has(header.ifindex)),
           };
-          text += (options.json ? formatJson(event) : formatLine(event)) + "\n";
+          text += (options.json ? formatJson(event) : formatLine(event, options.utc)) + "\n";
           if (text.length > 65536) flushText();
         }
         if (--remaining <= 0) return false;
       },
       () => {
         flushText();
-        pcap?.flush();
+        flushCapture();
+        watchLinks();
       },
     );
   } finally {
@@ -265,13 +398,38 @@ export async function runTrace(args: string[]): Promise<number> {
     try {
       counters = tracer.counters();
     } finally {
+      watcher?.close();
       tracer.close();
-      pcap?.close();
-      pcapFile?.close();
+      closeCapture(capture, counters);
     }
     for (const c of counters) console.error(formatCounters(c));
     if (malformed > 0) console.error(`${malformed} malformed records skipped`);
-    if (pcap) console.error(`${pcap.packets} packets written to ${options.write}`);
+    if (capture) {
+      const where = options.write === "-"
+        ? "standard output"
+        : capture.names.length === 1
+        ? capture.names[0]
+        : `${new Set(capture.names).size} files (${capture.names[0]} … ${capture.names.at(-1)})`;
+      console.error(`${capture.packets} packets written to ${where}`);
+    }
   }
   return 0;
+}
+
+/** Closes the capture, with the counters of each hook as pcapng statistics; a closed pipe is no error. */
+function closeCapture(capture: CaptureFiles | undefined, counters: HookCounters[]): void {
+  if (capture === undefined) return;
+  const wall = Date.now();
+  const seconds = Math.floor(wall / 1000);
+  try {
+    // counters() lists the hooks in attachment order, which is also the interface ids' order.
+    capture.close((id) => {
+      const c = counters[id];
+      return c === undefined
+        ? undefined
+        : { received: c.seen, accepted: c.matched, dropped: c.lost, delivered: c.captured };
+    }, [seconds, (wall - seconds * 1000) * 1e6]);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+  }
 }

@@ -36,6 +36,7 @@ const SYMBOLS = {
   bpf_map__value_size: { parameters: ["pointer"], result: "u32" },
   bpf_map__max_entries: { parameters: ["pointer"], result: "u32" },
   bpf_map__set_initial_value: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
+  bpf_map__reuse_fd: { parameters: ["pointer", "i32"], result: "i32" },
   bpf_map_update_elem: { parameters: ["i32", "buffer", "buffer", "u64"], result: "i32" },
   bpf_map_lookup_elem: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   bpf_link_create: { parameters: ["i32", "i32", "u32", "buffer"], result: "i32" },
@@ -222,6 +223,14 @@ export class BpfObject {
       `bpf_map__set_initial_value(${map.name})`,
       libbpf().bpf_map__set_initial_value(map.pointer, value, BigInt(value.length)),
     );
+  }
+
+  /**
+   * Makes `map` use an existing map's file descriptor instead of creating one at load (before
+   * {@link BpfObject.load}; libbpf dups the fd). Two objects then share the map, e.g. one ring buffer.
+   */
+  reuseMapFd(map: BpfMap, fd: number): void {
+    check(`bpf_map__reuse_fd(${map.name})`, libbpf().bpf_map__reuse_fd(map.pointer, fd));
   }
 
   /** Creates the maps and loads the programs into the kernel (the verifier runs here). */

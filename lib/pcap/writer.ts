@@ -43,6 +43,7 @@ export class PcapWriter {
   readonly #view: DataView;
   readonly #snaplen: number;
   #used = 0;
+  #flushed = 0;
   #packets = 0;
   #closed = false;
 
@@ -62,6 +63,11 @@ export class PcapWriter {
     v.setUint32(16, this.#snaplen, true);
     v.setUint32(20, options.linkType, true);
     this.#used = GLOBAL_HEADER_LENGTH;
+  }
+
+  /** Bytes of the file so far, buffered ones included. */
+  get bytes(): number {
+    return this.#flushed + this.#used;
   }
 
   /** Number of packet records written so far. */
@@ -93,10 +99,16 @@ export class PcapWriter {
   /** Writes everything buffered to the sink. */
   flush(): void {
     let offset = 0;
-    while (offset < this.#used) {
-      offset += this.#sink.writeSync(this.#buffer.subarray(offset, this.#used));
+    try {
+      while (offset < this.#used) {
+        offset += this.#sink.writeSync(this.#buffer.subarray(offset, this.#used));
+      }
+    } finally {
+      // A failed write (a closed pipe, a full disk) keeps what was not written, once.
+      this.#flushed += offset;
+      this.#buffer.copyWithin(0, offset, this.#used);
+      this.#used -= offset;
     }
-    this.#used = 0;
   }
 
   /** Flushes; later writes throw. Closing the sink is the caller's job. */

@@ -6,10 +6,11 @@
  * - XDP: `bpf_link_create(prog, ifindex, BPF_XDP, {flags: mode})`. libbpf 1.1's
  *   `bpf_program__attach_xdp` makes the same link but cannot choose the mode, so the call is made
  *   directly with XDP_FLAGS_SKB_MODE (generic) or XDP_FLAGS_DRV_MODE (native).
- *   `--mode auto` uses generic XDP on virtual devices (no `/sys/class/net/NAME/device`: veth, bridge, tun,
- *   docker0…), where native XDP costs throughput (on a veth it gives up GRO: ~16 → ~4.6 Gbit/s measured)
- *   while generic costs nothing measurable; on physical devices it tries native and falls back to
- *   generic when the driver has no XDP support.
+ *   `--mode auto` uses generic XDP on every device: native XDP makes many physical drivers reconfigure
+ *   their rings and reset the link, and on a veth it gives up GRO (~16 → ~4.6 Gbit/s measured), while
+ *   generic costs nothing measurable and disturbs nothing. Native XDP only when asked (`--mode native`).
+ * - XDP holds one program per interface. When another one is there (a second netstack trace, or any
+ *   other tool), ingress falls back to a tcx ingress link, a hook several programs share, and says so.
  * - TC egress: a tcx link (`bpf_link_create(prog, ifindex, BPF_TCX_EGRESS = 47)`, kernel 6.6+; the
  *   program was loaded with expected attach type 47). On older kernels the link call fails and the
  *   program is attached as a clsact direct-action filter instead, removed by {@link Attachment.detach};
@@ -36,6 +37,8 @@ export interface Attachment {
   readonly direction: Direction;
   /** `xdp/generic`, `xdp/native`, `tcx` or `clsact`: what the summary line shows. */
   readonly hook: string;
+  /** The link type of the frames this hook sees (pcap LINKTYPE_*): Ethernet or raw IP. */
+  readonly linkType: number;
   /** Detaches (closes the link or removes the filter). Idempotent. */
   detach(): void;
 }
@@ -77,7 +80,7 @@ export function explainError(error: unknown, iface: string, what: string): Runti
     case Errno.EBUSY:
     case Errno.EEXIST:
       return new RuntimeError(
-        `${iface}: another XDP program is already attached (see \`ip link show ${iface}\`); detach it first`,
+        `${iface}: another XDP program is already attached (see \`ip link show ${iface}\`) and tcx ingress is unavailable; detach it first`,
         { cause: error },
       );
     default:
@@ -85,11 +88,19 @@ export function explainError(error: unknown, iface: string, what: string): Runti
   }
 }
 
-function linkAttachment(iface: string, ifindex: number, direction: Direction, hook: string, fd: number) {
+/** Where a program goes: the interface and its link type. */
+export interface AttachTarget {
+  readonly iface: string;
+  readonly ifindex: number;
+  readonly linkType: number;
+}
+
+function linkAttachment(target: AttachTarget, direction: Direction, hook: string, fd: number) {
   let open = true;
   return {
-    iface,
-    ifindex,
+    iface: target.iface,
+    ifindex: target.ifindex,
+    linkType: target.linkType,
     direction,
     hook,
     detach() {
@@ -100,48 +111,58 @@ function linkAttachment(iface: string, ifindex: number, direction: Direction, ho
   } satisfies Attachment;
 }
 
-/** Attaches the XDP program; `onFallback` hears when auto mode falls back from native to generic. */
-export function attachXdp(
-  programFd: number,
-  iface: string,
-  ifindex: number,
+function isBusy(error: unknown): boolean {
+  return error instanceof SystemError && (error.errno === Errno.EBUSY || error.errno === Errno.EEXIST);
+}
+
+/**
+ * Attaches the ingress program: XDP in `mode` (auto = generic), or, when another program already holds
+ * the interface's XDP hook, the tcx ingress program (`tcxProgramFd`), after telling `onFallback` why.
+ */
+export function attachIngress(
+  xdpProgramFd: number,
+  tcxProgramFd: number,
+  target: AttachTarget,
   mode: XdpModeOption,
   onFallback?: (reason: string) => void,
 ): Attachment {
-  const generic = () => linkCreate(programFd, ifindex, AttachType.XDP, XdpFlags.SKB_MODE);
-  const native = () => linkCreate(programFd, ifindex, AttachType.XDP, XdpFlags.DRV_MODE);
+  const { iface, ifindex } = target;
+  const xdpMode = mode === "native" ? "native" : "generic";
+  const flags = xdpMode === "native" ? XdpFlags.DRV_MODE : XdpFlags.SKB_MODE;
   try {
-    if (mode === "generic" || (mode === "auto" && isVirtualInterface(iface))) {
-      return linkAttachment(iface, ifindex, "ingress", "xdp/generic", generic());
-    }
-    try {
-      return linkAttachment(iface, ifindex, "ingress", "xdp/native", native());
-    } catch (error) {
-      const unsupported = error instanceof SystemError &&
-        (error.errno === Errno.EOPNOTSUPP || error.errno === Errno.ENOTSUPP || error.errno === Errno.EINVAL);
-      if (mode !== "auto" || !unsupported) throw error;
-      onFallback?.(`native XDP unsupported on ${iface} (${error.code}); using generic`);
-      return linkAttachment(iface, ifindex, "ingress", "xdp/generic", generic());
-    }
+    return linkAttachment(
+      target,
+      "ingress",
+      `xdp/${xdpMode}`,
+      linkCreate(xdpProgramFd, ifindex, AttachType.XDP, flags),
+    );
   } catch (error) {
-    throw explainError(error, iface, "attaching XDP");
+    if (!isBusy(error)) throw explainError(error, iface, "attaching XDP");
+    try {
+      const fd = linkCreate(tcxProgramFd, ifindex, AttachType.TCX_INGRESS);
+      onFallback?.(
+        `${iface}: another XDP program is already attached (see \`ip link show ${iface}\`); tracing ingress with tcx instead`,
+      );
+      return linkAttachment(target, "ingress", "tcx", fd);
+    } catch {
+      throw explainError(error, iface, "attaching XDP");
+    }
   }
 }
 
 /** Attaches the TC egress program as a tcx link, or as a clsact filter when tcx is missing or asked for. */
 export function attachEgress(
   programFd: number,
-  iface: string,
-  ifindex: number,
+  target: AttachTarget,
   hook: EgressHookOption,
   onFallback?: (reason: string) => void,
 ): Attachment {
+  const { iface, ifindex } = target;
   try {
     if (hook !== "clsact") {
       try {
         return linkAttachment(
-          iface,
-          ifindex,
+          target,
           "egress",
           "tcx",
           linkCreate(programFd, ifindex, AttachType.TCX_EGRESS),
@@ -160,6 +181,7 @@ export function attachEgress(
     return {
       iface,
       ifindex,
+      linkType: target.linkType,
       direction: "egress",
       hook: "clsact",
       detach() {

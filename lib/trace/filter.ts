@@ -3,8 +3,8 @@
  * them as `struct trace_config` (bpf/trace_record.h), the BPF object's `.rodata`, set before load.
  *
  * Layout (little-endian host fields, network-order addresses; offsets from lib/trace/layout.ts, which
- * the tests check against the object's BTF): snaplen u32, proto u8, host_family u8, port_set u8, port u16,
- * host_addr[16], host_mask[16].
+ * the tests check against the object's BTF): snaplen u32, proto u8, host_family u8, port_set u8,
+ * link_raw u8 (frames start at the IP header), port u16, host_addr[16], host_mask[16].
  *
  * @module
  */
@@ -97,8 +97,11 @@ export function parseHostPrefix(text: string): HostPrefix | null {
   return { family, address, prefixLength };
 }
 
-/** Encodes a filter as struct trace_config. */
-export function encodeFilter(filter: TraceFilter): Uint8Array<ArrayBuffer> {
+/**
+ * Encodes a filter as struct trace_config. `linkRaw`: the object is for raw-IP devices
+ * (frames start at the IP header, see lib/trace/link_type.ts).
+ */
+export function encodeFilter(filter: TraceFilter, linkRaw = false): Uint8Array<ArrayBuffer> {
   if (!Number.isInteger(filter.snaplen) || filter.snaplen < 1 || filter.snaplen > TRACE_MAX_SNAPLEN) {
     throw new RangeError(`snaplen must be 1..${TRACE_MAX_SNAPLEN}, got ${filter.snaplen}`);
   }
@@ -107,6 +110,7 @@ export function encodeFilter(filter: TraceFilter): Uint8Array<ArrayBuffer> {
   const view = new DataView(bytes.buffer);
   view.setUint32(at.snaplen.offset, filter.snaplen, true);
   bytes[at.proto.offset] = TRACE_PROTOCOLS[filter.proto];
+  bytes[at.link_raw.offset] = linkRaw ? 1 : 0;
   if (filter.host !== undefined) {
     const { family, address, prefixLength } = filter.host;
     if (address.length !== (family === 4 ? 4 : 16)) {

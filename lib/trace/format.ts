@@ -2,7 +2,8 @@
  * The per-packet output of netstack trace: a tcpdump-like text line or one JSON object, with the same
  * fields.
  *
- * Text: `HH:MM:SS.micros IFACE DIRECTION PROTO SRC[.PORT] > DST[.PORT]: DETAILS, length N` (UTC), e.g.
+ * Text: `HH:MM:SS.micros IFACE DIRECTION PROTO SRC[.PORT] > DST[.PORT]: DETAILS, length N`, the time local
+ * as tcpdump prints it (the TZ environment variable applies) or UTC when asked, e.g.
  * `05:21:01.123456 veth1 ingress TCP 10.0.0.1.43210 > 10.0.0.2.80: Flags [S.], seq 1, ack 2, win 64240, length 0`.
  *
  * @module
@@ -21,11 +22,30 @@ export interface PacketEvent {
   packet: DecodedPacket;
 }
 
-/** `HH:MM:SS.uuuuuu` (UTC) of a time in microseconds since the epoch. */
-export function formatTime(timestampMicros: number): string {
-  const micros = Math.floor(timestampMicros) % 1_000_000;
-  const clock = new Date(Math.floor(timestampMicros / 1000)).toISOString().slice(11, 19);
-  return `${clock}.${String(micros).padStart(6, "0")}`;
+const two = (n: number) => String(n).padStart(2, "0");
+
+// The `HH:MM:SS` of the last second formatted: packets come in bursts within one second, so a Date is
+// made once per second and zone rather than once per packet.
+let cachedSecond = NaN;
+let cachedUtc = false;
+let cachedClock = "";
+
+/**
+ * `HH:MM:SS.uuuuuu` of a time in microseconds since the epoch: local time, as tcpdump prints it (the
+ * zone comes from TZ or the system), or UTC when `utc` is set.
+ */
+export function formatTime(timestampMicros: number, utc = false): string {
+  const second = Math.floor(timestampMicros / 1e6);
+  const micros = Math.floor(timestampMicros) - second * 1e6;
+  if (second !== cachedSecond || utc !== cachedUtc) {
+    const date = new Date(second * 1000);
+    cachedClock = utc
+      ? `${two(date.getUTCHours())}:${two(date.getUTCMinutes())}:${two(date.getUTCSeconds())}`
+      : `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}`;
+    cachedSecond = second;
+    cachedUtc = utc;
+  }
+  return `${cachedClock}.${String(micros).padStart(6, "0")}`;
 }
 
 function endpoint(address: string | undefined, port: number | undefined): string {
@@ -33,10 +53,10 @@ function endpoint(address: string | undefined, port: number | undefined): string
   return port === undefined ? host : `${host}.${port}`;
 }
 
-/** The text line (no newline). */
-export function formatLine(event: PacketEvent): string {
+/** The text line (no newline); the time in local time, or UTC with `utc`. */
+export function formatLine(event: PacketEvent, utc = false): string {
   const p = event.packet;
-  let line = `${formatTime(event.timestampMicros)} ${event.iface} ${event.direction} ${p.proto} `;
+  let line = `${formatTime(event.timestampMicros, utc)} ${event.iface} ${event.direction} ${p.proto} `;
   if (p.vlans.length > 0) line += `vlan ${p.vlans.join(",")} `;
   if (p.src !== undefined || p.dst !== undefined) {
     line += `${endpoint(p.src, p.sport)} > ${endpoint(p.dst, p.dport)}:`;

@@ -53,7 +53,7 @@ export const TRACE_CONFIG_LAYOUT = {
     proto: { offset: 4, size: 1 },
     host_family: { offset: 5, size: 1 },
     port_set: { offset: 6, size: 1 },
-    reserved0: { offset: 7, size: 1 },
+    link_raw: { offset: 7, size: 1 },
     port: { offset: 8, size: 2 },
     reserved1: { offset: 10, size: 2 },
     reserved2: { offset: 12, size: 4 },
@@ -104,4 +104,6 @@ export const TRACE_OBJECT_NAMES = {
   xdp: "trace_xdp",
   /** The TC egress program. */
   tc: "trace_tc",
+  /** The tcx ingress program, used when another program holds the XDP hook. */
+  tcIngress: "trace_tc_ingress",
 } as const;

@@ -5,7 +5,7 @@
  * Record header (struct trace_record, 24 bytes, little-endian; offsets from lib/trace/layout.ts, which
  * the tests check against the object's BTF): timestamp_ns u64 (CLOCK_MONOTONIC), ifindex u32, wire_len
  * u32, cap_len u16, direction u8 (0 ingress, 1 egress), version u8, reserved u32; then cap_len bytes of
- * the frame from its Ethernet header.
+ * the frame from its Ethernet header (its IP header on raw-IP devices).
  *
  * The frame decoder never throws: it decodes as far as the captured bytes go and sets `truncated` when
  * a header was cut short. The record decoder throws {@link RecordError} for a record that cannot be a
@@ -224,8 +224,12 @@ const ICMP6_NAMES: Record<number, string> = {
 
 const IPV6_EXTENSIONS = new Set([0, 43, 44, 51, 60]);
 
-/** Decodes as much of an Ethernet frame as was captured. `wireLength` is the frame's full length. */
-export function decodePacket(data: Uint8Array, wireLength = data.length): DecodedPacket {
+/**
+ * Decodes as much of a frame as was captured. `wireLength` is the frame's full length; `raw`: the frame
+ * starts at the IP header (a raw-IP device such as TUN), not at an Ethernet header.
+ */
+export function decodePacket(data: Uint8Array, wireLength = data.length, raw = false): DecodedPacket {
+  if (raw) return decodeRawIp(data, wireLength);
   const packet: DecodedPacket = {
     proto: "ether",
     etherType: 0,
@@ -257,6 +261,28 @@ export function decodePacket(data: Uint8Array, wireLength = data.length): Decode
   if (etherType === EtherType.ARP) decodeArp(data, view, at, packet);
   else if (etherType === EtherType.IPV4) decodeIpv4(data, view, at, packet);
   else if (etherType === EtherType.IPV6) decodeIpv6(data, view, at, packet);
+  return packet;
+}
+
+function decodeRawIp(data: Uint8Array, wireLength: number): DecodedPacket {
+  const packet: DecodedPacket = {
+    proto: "IP",
+    etherType: 0,
+    vlans: [],
+    length: wireLength,
+    truncated: false,
+  };
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const version = data.length > 0 ? data[0] >> 4 : 0;
+  if (version === 4) {
+    packet.etherType = EtherType.IPV4;
+    decodeIpv4(data, view, 0, packet);
+  } else if (version === 6) {
+    packet.etherType = EtherType.IPV6;
+    decodeIpv6(data, view, 0, packet);
+  } else {
+    packet.truncated = true;
+  }
   return packet;
 }
 

@@ -2,6 +2,10 @@
  * The tracer: loads the embedded BPF object with the filter in its `.rodata`, attaches it to the
  * interfaces, reads the ring buffer and the per-CPU counters, and detaches on {@link Tracer.close}.
  *
+ * Where frames start is a constant of the loaded programs (trace_config.link_raw), so interfaces of
+ * different link types (Ethernet, raw IP) get one object each; every object after the first reuses the
+ * first one's ring buffer and counters map, so that one reader sees every interface.
+ *
  * The read loop never blocks the event loop and allocates no Promise per record: it drains the mmapped
  * ring in batches (a `setImmediate` yield between full batches); while records keep coming it pauses
  * 2 ms between drains, and when a drain finds the ring empty it awaits one nonblocking `poll` on the
@@ -20,12 +24,14 @@ import { RuntimeError } from "../cli/errors.ts";
 import { logger } from "../log.ts";
 import {
   attachEgress,
+  attachIngress,
   type Attachment,
-  attachXdp,
+  type AttachTarget,
   type EgressHookOption,
   explainError,
   type XdpModeOption,
 } from "./attach.ts";
+import { interfaceLink } from "./link_type.ts";
 import { describeFilter, encodeFilter, type TraceFilter } from "./filter.ts";
 import { RingBufferReader, type SampleHandler } from "./ring_buffer_reader.ts";
 import { TRACE_OBJECT } from "./trace_object.generated.ts";
@@ -71,17 +77,27 @@ export interface HookCounters {
   captured: number;
 }
 
-/** Microseconds to add to a CLOCK_MONOTONIC reading to get wall-clock time (CLOCK_REALTIME). */
-export function monotonicToWallMicros(): number {
+/**
+ * What to add to a CLOCK_MONOTONIC reading (the records' clock) to get wall-clock time
+ * (CLOCK_REALTIME), as whole seconds and nanoseconds (0..999,999,999): kept apart because wall-clock
+ * nanoseconds exceed 2^53.
+ */
+export function monotonicToWall(): { seconds: number; nanos: number } {
   const spec = new Uint8Array(16);
   const view = new DataView(spec.buffer);
-  const read = (clock: number) => {
+  const read = (clock: number): [number, number] => {
     if (libc().clock_gettime(clock, spec) !== 0) throw lastError("clock_gettime");
-    return Number(view.getBigInt64(0, true)) * 1e6 + Math.floor(Number(view.getBigInt64(8, true)) / 1000);
+    return [Number(view.getBigInt64(0, true)), Number(view.getBigInt64(8, true))];
   };
   const monotonic = read(1);
   const realtime = read(0);
-  return realtime - monotonic;
+  let seconds = realtime[0] - monotonic[0];
+  let nanos = realtime[1] - monotonic[1];
+  if (nanos < 0) {
+    nanos += 1e9;
+    seconds -= 1;
+  }
+  return { seconds, nanos };
 }
 
 /** Attempts at loading when the verifier is interrupted by a signal (it then fails with EAGAIN). */
@@ -93,9 +109,9 @@ const LOAD_ATTEMPTS = 5;
  * verifier gives up with EAGAIN when a signal arrives during its run (a profiler's SIGPROF, say); the
  * object is then reopened and loaded again. Failures become one-line RuntimeErrors.
  */
-function loadObject(filter: TraceFilter, ifaces: string): BpfObject {
+function loadObject(filter: TraceFilter, raw: boolean, ifaces: string, shared?: SharedMaps): BpfObject {
   routeLibbpfLog();
-  const config = encodeFilter(filter);
+  const config = encodeFilter(filter, raw);
   for (let attempt = 1;; attempt++) {
     const object = BpfObject.openMemory(TRACE_OBJECT, "netstack_trace");
     try {
@@ -107,6 +123,11 @@ function loadObject(filter: TraceFilter, ifaces: string): BpfObject {
       }
       object.setInitialValue(rodata, config);
       object.setExpectedAttachType(object.program(TRACE_OBJECT_NAMES.tc), AttachType.TCX_EGRESS);
+      object.setExpectedAttachType(object.program(TRACE_OBJECT_NAMES.tcIngress), AttachType.TCX_INGRESS);
+      if (shared !== undefined) {
+        object.reuseMapFd(object.map(TRACE_OBJECT_NAMES.ring), shared.ringFd);
+        object.reuseMapFd(object.map(TRACE_OBJECT_NAMES.counters), shared.countersFd);
+      }
       object.load();
       return object;
     } catch (error) {
@@ -129,10 +150,50 @@ function loadObject(filter: TraceFilter, ifaces: string): BpfObject {
   }
 }
 
+/** The maps every loaded object shares: the first object's. */
+interface SharedMaps {
+  ringFd: number;
+  countersFd: number;
+}
+
+/** One loaded object: the programs for interfaces of one link layout. */
+interface LoadedPrograms {
+  object: BpfObject;
+  xdpFd: number;
+  tcEgressFd: number;
+  tcIngressFd: number;
+}
+
+function programsOf(object: BpfObject): LoadedPrograms {
+  return {
+    object,
+    xdpFd: object.programFd(object.program(TRACE_OBJECT_NAMES.xdp)),
+    tcEgressFd: object.programFd(object.program(TRACE_OBJECT_NAMES.tc)),
+    tcIngressFd: object.programFd(object.program(TRACE_OBJECT_NAMES.tcIngress)),
+  };
+}
+
+/** Resolves an interface name to what attaching needs; RuntimeError when it is missing or unsupported. */
+function resolveTarget(name: string): AttachTarget & { raw: boolean } {
+  const ifindex = interfaceIndex(name);
+  const link = interfaceLink(name);
+  if (ifindex === 0 || link === undefined) throw new RuntimeError(`interface ${name} not found`);
+  if (link === null) {
+    throw new RuntimeError(
+      `${name}: link type ${Deno.readTextFileSync(`/sys/class/net/${name}/type`).trim()} (ARPHRD) is ` +
+        "neither Ethernet nor raw IP, which trace cannot decode; trace another interface",
+    );
+  }
+  return { iface: name, ifindex, linkType: link.linkType, raw: link.raw };
+}
+
 /** A loaded and attached tracer. */
 export class Tracer {
-  readonly #object: BpfObject;
-  readonly #attachments: Attachment[];
+  readonly #options: TracerOptions;
+  /** Loaded objects by layout: `raw` (raw IP) and `ether`. The first one owns the shared maps. */
+  readonly #programs = new Map<"raw" | "ether", LoadedPrograms>();
+  readonly #shared: SharedMaps;
+  readonly #attachments: Attachment[] = [];
   readonly #reader: RingBufferReader;
   readonly #countersFd: number;
   readonly #cpus: number;
@@ -143,20 +204,21 @@ export class Tracer {
   #stopping = false;
   #closed = false;
 
-  private constructor(
-    object: BpfObject,
-    attachments: Attachment[],
-    reader: RingBufferReader,
-    ringFd: number,
-    countersFd: number,
-  ) {
-    this.#object = object;
-    this.#attachments = attachments;
-    this.#reader = reader;
-    this.#countersFd = countersFd;
+  private constructor(options: TracerOptions, first: LoadedPrograms, raw: boolean) {
+    this.#options = options;
+    this.#programs.set(raw ? "raw" : "ether", first);
+    const object = first.object;
+    const ring = object.map(TRACE_OBJECT_NAMES.ring);
+    const ringFd = object.mapFd(ring);
+    this.#countersFd = object.mapFd(object.map(TRACE_OBJECT_NAMES.counters));
+    this.#shared = { ringFd, countersFd: this.#countersFd };
+    this.#reader = new RingBufferReader(ringFd, object.maxEntries(ring));
     this.#cpus = possibleCpus();
     this.#stopFd = libc().eventfd(0, Libc.EFD_NONBLOCK | Libc.EFD_CLOEXEC);
-    if (this.#stopFd < 0) throw lastError("eventfd");
+    if (this.#stopFd < 0) {
+      this.#reader.close();
+      throw lastError("eventfd");
+    }
     this.#pollFds = new Uint8Array(16);
     const view = new DataView(this.#pollFds.buffer);
     view.setInt32(0, ringFd, true);
@@ -171,44 +233,70 @@ export class Tracer {
    */
   static open(options: TracerOptions): Tracer {
     const interfaces = [...new Set(options.interfaces)];
-    const indexes = interfaces.map((name) => {
-      const ifindex = interfaceIndex(name);
-      if (ifindex === 0) throw new RuntimeError(`interface ${name} not found`);
-      return ifindex;
-    });
-    const object = loadObject(options.filter, interfaces.join(","));
-    const attachments: Attachment[] = [];
-    let reader: RingBufferReader | undefined;
+    const targets = interfaces.map(resolveTarget);
+    const firstRaw = targets.length > 0 && targets[0].raw;
+    const first = loadObject(options.filter, firstRaw, interfaces.join(","));
+    let tracer: Tracer;
     try {
-      const xdp = object.program(TRACE_OBJECT_NAMES.xdp);
-      const tc = object.program(TRACE_OBJECT_NAMES.tc);
-      log.debug("loaded BPF programs: {filter}", { filter: describeFilter(options.filter) });
-      const countersMap = object.map(TRACE_OBJECT_NAMES.counters);
-      const countersFd = object.mapFd(countersMap);
-      const zeros = new Uint8Array(possibleCpus() * COUNTERS_BYTES);
-      const ring = object.map(TRACE_OBJECT_NAMES.ring);
-      const ringFd = object.mapFd(ring);
-      reader = new RingBufferReader(ringFd, object.maxEntries(ring));
-      const onFallback = (reason: string) => log.warn(reason);
-      for (let i = 0; i < interfaces.length; i++) {
-        const [name, ifindex] = [interfaces[i], indexes[i]];
-        if (options.direction !== "egress") {
-          mapUpdate(countersFd, encodeCounterKey(ifindex, "ingress"), zeros);
-          attachments.push(attachXdp(object.programFd(xdp), name, ifindex, options.mode, onFallback));
-        }
-        if (options.direction !== "ingress") {
-          mapUpdate(countersFd, encodeCounterKey(ifindex, "egress"), zeros);
-          attachments.push(attachEgress(object.programFd(tc), name, ifindex, options.egressHook, onFallback));
-        }
-      }
-      for (const a of attachments) log.info("attached {iface} {direction} {hook}", { ...a });
-      return new Tracer(object, attachments, reader, ringFd, countersFd);
+      tracer = new Tracer(options, programsOf(first), firstRaw);
     } catch (error) {
-      for (const attachment of attachments) attachment.detach();
-      reader?.close();
-      object.close();
+      first.close();
       throw error;
     }
+    log.debug("loaded BPF programs: {filter}", { filter: describeFilter(options.filter) });
+    try {
+      for (const target of targets) tracer.#attach(target);
+    } catch (error) {
+      tracer.close();
+      throw error;
+    }
+    return tracer;
+  }
+
+  /**
+   * Attaches the hooks of `options.direction` to one more interface while running (used by `-i any`
+   * for interfaces that appear later). Returns the new attachments (none when it is traced already).
+   */
+  addInterface(name: string): Attachment[] {
+    if (this.#closed) throw new Error("tracer is closed");
+    const target = resolveTarget(name);
+    // Already traced, unless it is a new device under an old name (deleted and created again).
+    if (this.#attachments.some((a) => a.ifindex === target.ifindex)) return [];
+    return this.#attach(target);
+  }
+
+  #programsFor(target: AttachTarget & { raw: boolean }): LoadedPrograms {
+    const key = target.raw ? "raw" : "ether";
+    let programs = this.#programs.get(key);
+    if (programs === undefined) {
+      programs = programsOf(loadObject(this.#options.filter, target.raw, target.iface, this.#shared));
+      this.#programs.set(key, programs);
+    }
+    return programs;
+  }
+
+  #attach(target: AttachTarget & { raw: boolean }): Attachment[] {
+    const programs = this.#programsFor(target);
+    const zeros = new Uint8Array(this.#cpus * COUNTERS_BYTES);
+    const onFallback = (reason: string) => log.warn(reason);
+    const added: Attachment[] = [];
+    const { direction, mode, egressHook } = this.#options;
+    try {
+      if (direction !== "egress") {
+        mapUpdate(this.#countersFd, encodeCounterKey(target.ifindex, "ingress"), zeros);
+        added.push(attachIngress(programs.xdpFd, programs.tcIngressFd, target, mode, onFallback));
+      }
+      if (direction !== "ingress") {
+        mapUpdate(this.#countersFd, encodeCounterKey(target.ifindex, "egress"), zeros);
+        added.push(attachEgress(programs.tcEgressFd, target, egressHook, onFallback));
+      }
+    } catch (error) {
+      for (const attachment of added) attachment.detach();
+      throw error;
+    }
+    for (const a of added) log.info("attached {iface} {direction} {hook}", { ...a });
+    this.#attachments.push(...added);
+    return added;
   }
 
   /** The hooks attached, in order. */
@@ -302,7 +390,7 @@ export class Tracer {
       }
     }
     this.#reader.close();
-    this.#object.close();
+    for (const programs of this.#programs.values()) programs.object.close();
     libc().close(this.#stopFd);
     log.debug("detached {count} hooks", { count: this.#attachments.length });
     if (errors.length > 0) throw errors[0];

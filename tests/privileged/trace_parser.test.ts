@@ -24,7 +24,12 @@ for h in ${JSON.stringify(hex)}:
 }
 
 async function trace(local: Netns, peer: Netns, args: string[], frames: Uint8Array[]) {
-  const tracer = await TracerProcess.start(local, ["-i", "vb", "--json", ...args], 1);
+  // Crafted frames arrive on vb: the XDP parser is what these tests exercise, so ingress only.
+  const tracer = await TracerProcess.start(
+    local,
+    ["-i", "vb", "--direction", "ingress", "--json", ...args],
+    1,
+  );
   await sendFrames(peer, frames);
   await new Promise((r) => setTimeout(r, 150));
   tracer.kill("SIGINT");

@@ -171,7 +171,7 @@ privilegedTest(
   "trace: in-kernel filter (--proto udp --port 5555) passes only matching packets, text lines",
   async () => {
     await withVethPair(async ({ peer, local }) => {
-      const tracer = await TracerProcess.start(local, ["-i", "vb", "--proto", "udp", "--port", "5555"], 1);
+      const tracer = await TracerProcess.start(local, ["-i", "vb", "--proto", "udp", "--port", "5555"], 2);
       await peer.exec(["ping", "-c", "2", "-i", "0.2", "-W", "1", LOCAL_ADDRESS], { timeoutMs: 10_000 });
       await sendUdp(peer, LOCAL_ADDRESS, 40002, 6666, ["other", "other"]);
       await sendUdp(peer, LOCAL_ADDRESS, 40002, 5555, ["abcd", "abcdefgh"]);
@@ -196,6 +196,12 @@ privilegedTest(
       assert.equal(matched, 3);
       assert.equal(captured, 3); // non-matching packets never reached user space
       assert.equal(lost, 0);
+      // Egress is traced by default too (as tcpdump): the echo replies and port-unreachable errors went
+      // out there, and none of them is UDP.
+      const out = /^vb egress tcx: seen (\d+) matched (\d+) captured (\d+) lost 0$/m.exec(tracer.stderr);
+      assert.ok(out, tracer.stderr);
+      assert.ok(Number(out[1]) >= 2, `egress seen ${out[1]}`);
+      assert.deepEqual([Number(out[2]), Number(out[3])], [0, 0]);
     });
   },
 );
@@ -219,11 +225,12 @@ privilegedTest("trace: --snaplen cuts the copy in the kernel; lengths stay right
       assert.equal(await tracer.wait(), 0, tracer.stderr);
       const packets: Json[] = tracer.stdout.trim().split("\n").map((line) => JSON.parse(line));
       assert.equal(packets.length, 2);
+      // Both directions by default: the first request in, its reply out.
+      assert.deepEqual(packets.map((p) => [p.direction, p.icmpType]), [["ingress", 8], ["egress", 0]]);
       for (const p of packets) {
         assert.equal(p.capturedLength, 38);
         assert.equal(p.wireLength, 98);
         assert.equal(p.proto, "ICMP");
-        assert.equal(p.icmpType, 8);
         assert.equal(p.length, 64); // from the IP header, not the capture
         assert.equal(p.truncated, true); // id and seq were cut off
       }

@@ -5,6 +5,7 @@ import {
   parseHostPrefix,
   parseProtocol,
   TRACE_CONFIG_BYTES,
+  TRACE_MAX_SNAPLEN,
 } from "../../lib/trace/filter.ts";
 import { TRACE_CONFIG_LAYOUT } from "../../lib/trace/layout.ts";
 import { parseTraceArguments } from "../../lib/cli/trace_cmd.ts";
@@ -59,6 +60,8 @@ Deno.test("trace filter: encoding matches struct trace_config", () => {
     [...none].filter((_, i) => i < at.snaplen || i >= at.snaplen + 4),
     new Array(TRACE_CONFIG_BYTES - 4).fill(0),
   );
+  const raw = encodeFilter({ snaplen: 128, proto: "any" }, true);
+  assert.equal(raw[at.link_raw], 1); // frames start at the IP header
   const v6 = encodeFilter({ snaplen: 64, proto: "icmp6", host: parseHostPrefix("fe80::1/64")! });
   assert.equal(v6[at.proto], 4);
   assert.equal(v6[at.host_family], 6);
@@ -92,10 +95,13 @@ Deno.test("trace arguments: defaults and repeatable --iface", () => {
   const a = parseTraceArguments([]);
   assert.deepEqual(a.interfaces, ["eth0"]);
   assert.equal(a.mode, "auto");
-  assert.equal(a.direction, "ingress");
+  assert.equal(a.direction, "both"); // as tcpdump: both halves of every conversation
   assert.equal(a.filter.snaplen, 128);
   assert.equal(a.filter.proto, "any");
   assert.equal(a.quiet, false);
+  assert.equal(a.print, false);
+  assert.equal(a.utc, false);
+  assert.equal(a.any, false);
   const b = parseTraceArguments([
     "-i",
     "veth0",
@@ -144,8 +150,14 @@ Deno.test("trace arguments: usage errors", () => {
       ["--proto", "gre"],
       ["--host", "300.1.1.1"],
       ["--port", "65536"],
-      ["--snaplen", "0"],
-      ["--snaplen", "5000"],
+      ["--snaplen", "-1"],
+      ["--snaplen", "262145"],
+      ["-C", "1"], // needs -w
+      ["-w", "x", "-W", "3"], // needs -C
+      ["-w", "x", "-C", "0"],
+      ["-w", "-", "-C", "1"], // stdout does not rotate
+      ["-w", "-", "--print"], // stdout carries the capture
+      ["-w", "-", "--json"],
       ["-c", "0"],
       ["--duration", "-1"],
       ["--duration", "abc"],
@@ -155,4 +167,25 @@ Deno.test("trace arguments: usage errors", () => {
   ) {
     assert.throws(() => parseTraceArguments(args), UsageError, args.join(" "));
   }
+});
+
+Deno.test("trace arguments: tcpdump habits (-s 0, -n/-nn, -w/--print, -C/-W, -i any, --utc)", () => {
+  assert.equal(parseTraceArguments(["-s", "0"]).filter.snaplen, TRACE_MAX_SNAPLEN);
+  const big = parseTraceArguments(["-s", "65535"]);
+  assert.equal(big.filter.snaplen, TRACE_MAX_SNAPLEN);
+  assert.equal(big.snaplenClamped, 65535);
+  assert.equal(parseTraceArguments(["-s", "96"]).snaplenClamped, undefined);
+  for (const args of [["-n"], ["-nn"], ["-n", "-n"], ["-nnq"]]) {
+    assert.deepEqual(parseTraceArguments(args).interfaces, ["eth0"], args.join(" "));
+  }
+  const rotate = parseTraceArguments(["-w", "f.pcap", "--print", "-C", "2", "-W", "5", "--utc"]);
+  assert.equal(rotate.write, "f.pcap");
+  assert.equal(rotate.print, true);
+  assert.equal(rotate.fileSizeBytes, 2_000_000); // millions of bytes, as tcpdump
+  assert.equal(rotate.fileCount, 5);
+  assert.equal(rotate.utc, true);
+  assert.equal(parseTraceArguments(["-w", "-"]).write, "-");
+  const any = parseTraceArguments(["-i", "any", "-i", "tun0"]);
+  assert.equal(any.any, true);
+  assert.deepEqual(any.interfaces, ["tun0"]);
 });

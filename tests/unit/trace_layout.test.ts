@@ -192,13 +192,14 @@ Deno.test("trace layout: the filter is encoded where the object's BTF puts each 
     proto: "udp",
     host: parseHostPrefix("192.168.7.9/20")!,
     port: 5353,
-  });
+  }, true);
   assert.equal(bytes.length, compiled.size);
   assertMembers(compiled, bytes, {
     snaplen: 256n,
     proto: BigInt(TRACE_PROTOCOLS.udp),
     host_family: 4n,
     port_set: 1n,
+    link_raw: 1n,
     port: 5353n,
     host_addr: [192, 168, 0, 0, ...new Array(12).fill(0)],
     host_mask: [255, 255, 240, 0, ...new Array(12).fill(0)],

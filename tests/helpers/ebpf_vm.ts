@@ -1,0 +1,173 @@
+/**
+ * A small eBPF interpreter for the unit tests of lib/filter/to_ebpf.ts: it runs the translated
+ * subprogram on a packet with the stub's calling convention (r1 = packet, r2 = packet end, r3 = wire
+ * length) and, like the verifier would, refuses anything outside the packet or the stack: a packet load
+ * not preceded by a bounds check that covers it throws, as does a read of a register or stack slot
+ * never written. It knows only the instructions the translator emits.
+ *
+ * @module
+ */
+
+type Value =
+  | { kind: "scalar"; v: bigint }
+  | { kind: "pkt"; off: number }
+  | { kind: "end" }
+  | { kind: "fp" }
+  | { kind: "uninit" };
+
+const MASK64 = (1n << 64n) - 1n;
+const MASK32 = (1n << 32n) - 1n;
+
+function scalar(v: bigint): Value {
+  return { kind: "scalar", v: v & MASK64 };
+}
+
+/** Runs `insns` (8 bytes each) on `packet`; returns r0. Throws on an unsafe access or unknown opcode. */
+export function runEbpf(insns: Uint8Array, packet: Uint8Array, wireLength: number, maxSteps = 1e6): number {
+  const view = new DataView(insns.buffer, insns.byteOffset, insns.byteLength);
+  const regs: Value[] = Array.from({ length: 11 }, () => ({ kind: "uninit" }) as Value);
+  regs[1] = { kind: "pkt", off: 0 };
+  regs[2] = { kind: "end" };
+  regs[3] = scalar(BigInt(wireLength));
+  regs[10] = { kind: "fp" };
+  const stack = new Map<number, bigint>();
+  const get = (r: number): bigint => {
+    const value = regs[r];
+    if (value.kind !== "scalar") throw new Error(`r${r} is ${value.kind}, not a number`);
+    return value.v;
+  };
+  const count = insns.length / 8;
+  for (let pc = 0, steps = 0; pc < count; pc++) {
+    if (++steps > maxSteps) throw new Error("too many steps");
+    const code = view.getUint8(pc * 8);
+    const dst = view.getUint8(pc * 8 + 1) & 0xf;
+    const src = view.getUint8(pc * 8 + 1) >> 4;
+    const off = view.getInt16(pc * 8 + 2, true);
+    const imm = view.getInt32(pc * 8 + 4, true);
+    const cls = code & 0x07;
+    const op = code & 0xf0;
+    const fromX = (code & 0x08) !== 0;
+    switch (cls) {
+      case 0x04: // ALU (32-bit)
+      case 0x07: { // ALU64
+        const wide = cls === 0x07;
+        if (op === 0xd0) { // END (to big-endian): byte swap of the low 16 or 32 bits
+          const v = get(dst);
+          let out = 0n;
+          for (let i = 0; i < imm / 8; i++) out = (out << 8n) | ((v >> BigInt(i * 8)) & 0xffn);
+          regs[dst] = scalar(out);
+          break;
+        }
+        const operand: Value = fromX ? regs[src] : scalar(wide ? BigInt(imm) : BigInt(imm >>> 0));
+        if (op === 0xb0) { // MOV
+          if (operand.kind === "uninit") throw new Error(`pc ${pc}: read of uninitialised r${src}`);
+          regs[dst] = wide ? operand : scalar((operand.kind === "scalar" ? operand.v : 0n) & MASK32);
+          if (!wide && operand.kind !== "scalar") throw new Error(`pc ${pc}: 32-bit move of a pointer`);
+          break;
+        }
+        const target = regs[dst];
+        if (wide && op === 0x00 && (target.kind === "pkt" || operand.kind === "pkt")) {
+          // pointer arithmetic: pkt + scalar
+          const [pointer, add] = target.kind === "pkt" ? [target, operand] : [operand, target];
+          if (pointer.kind !== "pkt" || add.kind !== "scalar") throw new Error(`pc ${pc}: bad pointer add`);
+          regs[dst] = { kind: "pkt", off: pointer.off + Number(add.v) };
+          break;
+        }
+        if (op === 0x80) { // NEG
+          regs[dst] = scalar(wide ? -get(dst) : (-(get(dst) & MASK32)) & MASK32);
+          break;
+        }
+        let a = get(dst);
+        if (operand.kind !== "scalar") throw new Error(`pc ${pc}: ALU on ${operand.kind}`);
+        let b = operand.v;
+        if (!wide) [a, b] = [a & MASK32, b & MASK32];
+        const bits = wide ? 64n : 32n;
+        const mask = wide ? MASK64 : MASK32;
+        let r: bigint;
+        switch (op) {
+          case 0x00:
+            r = a + b;
+            break; // deno-fmt-ignore
+          case 0x10: r = a - b; break; // deno-fmt-ignore
+          case 0x20: r = a * b; break; // deno-fmt-ignore
+          case 0x30: r = b === 0n ? 0n : a / b; break; // deno-fmt-ignore
+          case 0x90: r = b === 0n ? a : a % b; break; // deno-fmt-ignore
+          case 0x40: r = a | b; break; // deno-fmt-ignore
+          case 0x50: r = a & b; break; // deno-fmt-ignore
+          case 0xa0: r = a ^ b; break; // deno-fmt-ignore
+          case 0x60: r = a << (b % bits); break; // deno-fmt-ignore
+          case 0x70: r = a >> (b % bits); break; // deno-fmt-ignore
+          default: throw new Error(`pc ${pc}: unknown ALU op 0x${code.toString(16)}`);
+        }
+        regs[dst] = scalar(r & mask);
+        break;
+      }
+      case 0x01: { // LDX MEM
+        const size = [4, 2, 1, 8][(code >> 3) & 3];
+        const base = regs[src];
+        if (base.kind === "pkt") {
+          const at = base.off + off;
+          if (at < 0 || at + size > packet.length) {
+            throw new Error(`pc ${pc}: packet load [${at}, +${size}) outside ${packet.length} bytes`);
+          }
+          let v = 0n;
+          for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(packet[at + i]); // little-endian
+          regs[dst] = scalar(v);
+        } else if (base.kind === "fp") {
+          if (size !== 4 || !stack.has(off)) throw new Error(`pc ${pc}: read of uninitialised stack ${off}`);
+          regs[dst] = scalar(stack.get(off)!);
+        } else {
+          throw new Error(`pc ${pc}: load through ${base.kind}`);
+        }
+        break;
+      }
+      case 0x02: // ST MEM
+      case 0x03: { // STX MEM
+        if (regs[dst].kind !== "fp" || (code & 0x18) !== 0) throw new Error(`pc ${pc}: store not to stack`);
+        if (off < -512 || off > -4) throw new Error(`pc ${pc}: stack store out of the frame`);
+        stack.set(off, cls === 0x02 ? BigInt(imm >>> 0) : get(src) & MASK32);
+        break;
+      }
+      case 0x05: // JMP
+      case 0x06: { // JMP32
+        if (op === 0x90) { // EXIT
+          return Number(get(0));
+        }
+        if (op === 0x00) { // JA
+          pc += off;
+          break;
+        }
+        const left = regs[dst];
+        const right: Value = fromX ? regs[src] : scalar(BigInt(imm));
+        let a: bigint;
+        let b: bigint;
+        if (left.kind === "pkt" && right.kind === "end") {
+          [a, b] = [BigInt(left.off), BigInt(packet.length)];
+        } else {
+          if (left.kind !== "scalar" || right.kind !== "scalar") {
+            throw new Error(`pc ${pc}: compare ${left.kind} with ${right.kind}`);
+          }
+          [a, b] = cls === 0x06 ? [left.v & MASK32, right.v & MASK32] : [left.v, right.v];
+        }
+        let taken: boolean;
+        switch (op) {
+          case 0x10:
+            taken = a === b;
+            break; // deno-fmt-ignore
+          case 0x50: taken = a !== b; break; // deno-fmt-ignore
+          case 0x20: taken = a > b; break; // deno-fmt-ignore
+          case 0x30: taken = a >= b; break; // deno-fmt-ignore
+          case 0xa0: taken = a < b; break; // deno-fmt-ignore
+          case 0xb0: taken = a <= b; break; // deno-fmt-ignore
+          case 0x40: taken = (a & b) !== 0n; break; // deno-fmt-ignore
+          default: throw new Error(`pc ${pc}: unknown jump 0x${code.toString(16)}`);
+        }
+        if (taken) pc += off;
+        break;
+      }
+      default:
+        throw new Error(`pc ${pc}: unknown class 0x${code.toString(16)}`);
+    }
+  }
+  throw new Error("ran off the end of the program");
+}

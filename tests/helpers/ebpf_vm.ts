@@ -18,6 +18,29 @@ type Value =
 const MASK64 = (1n << 64n) - 1n;
 const MASK32 = (1n << 32n) - 1n;
 
+const ALU_OPS: Record<number, (a: bigint, b: bigint, bits: bigint) => bigint> = {
+  0x00: (a, b) => a + b,
+  0x10: (a, b) => a - b,
+  0x20: (a, b) => a * b,
+  0x30: (a, b) => b === 0n ? 0n : a / b,
+  0x90: (a, b) => b === 0n ? a : a % b,
+  0x40: (a, b) => a | b,
+  0x50: (a, b) => a & b,
+  0xa0: (a, b) => a ^ b,
+  0x60: (a, b, bits) => a << (b % bits),
+  0x70: (a, b, bits) => a >> (b % bits),
+};
+
+const JUMP_OPS: Record<number, (a: bigint, b: bigint) => boolean> = {
+  0x10: (a, b) => a === b,
+  0x50: (a, b) => a !== b,
+  0x20: (a, b) => a > b,
+  0x30: (a, b) => a >= b,
+  0xa0: (a, b) => a < b,
+  0xb0: (a, b) => a <= b,
+  0x40: (a, b) => (a & b) !== 0n,
+};
+
 function scalar(v: bigint): Value {
   return { kind: "scalar", v: v & MASK64 };
 }
@@ -83,22 +106,9 @@ export function runEbpf(insns: Uint8Array, packet: Uint8Array, wireLength: numbe
         if (!wide) [a, b] = [a & MASK32, b & MASK32];
         const bits = wide ? 64n : 32n;
         const mask = wide ? MASK64 : MASK32;
-        let r: bigint;
-        switch (op) {
-          case 0x00:
-            r = a + b;
-            break; // deno-fmt-ignore
-          case 0x10: r = a - b; break; // deno-fmt-ignore
-          case 0x20: r = a * b; break; // deno-fmt-ignore
-          case 0x30: r = b === 0n ? 0n : a / b; break; // deno-fmt-ignore
-          case 0x90: r = b === 0n ? a : a % b; break; // deno-fmt-ignore
-          case 0x40: r = a | b; break; // deno-fmt-ignore
-          case 0x50: r = a & b; break; // deno-fmt-ignore
-          case 0xa0: r = a ^ b; break; // deno-fmt-ignore
-          case 0x60: r = a << (b % bits); break; // deno-fmt-ignore
-          case 0x70: r = a >> (b % bits); break; // deno-fmt-ignore
-          default: throw new Error(`pc ${pc}: unknown ALU op 0x${code.toString(16)}`);
-        }
+        const alu = ALU_OPS[op];
+        if (alu === undefined) throw new Error(`pc ${pc}: unknown ALU op 0x${code.toString(16)}`);
+        const r = alu(a, b, bits);
         regs[dst] = scalar(r & mask);
         break;
       }
@@ -149,19 +159,9 @@ export function runEbpf(insns: Uint8Array, packet: Uint8Array, wireLength: numbe
           }
           [a, b] = cls === 0x06 ? [left.v & MASK32, right.v & MASK32] : [left.v, right.v];
         }
-        let taken: boolean;
-        switch (op) {
-          case 0x10:
-            taken = a === b;
-            break; // deno-fmt-ignore
-          case 0x50: taken = a !== b; break; // deno-fmt-ignore
-          case 0x20: taken = a > b; break; // deno-fmt-ignore
-          case 0x30: taken = a >= b; break; // deno-fmt-ignore
-          case 0xa0: taken = a < b; break; // deno-fmt-ignore
-          case 0xb0: taken = a <= b; break; // deno-fmt-ignore
-          case 0x40: taken = (a & b) !== 0n; break; // deno-fmt-ignore
-          default: throw new Error(`pc ${pc}: unknown jump 0x${code.toString(16)}`);
-        }
+        const compare = JUMP_OPS[op];
+        if (compare === undefined) throw new Error(`pc ${pc}: unknown jump 0x${code.toString(16)}`);
+        const taken = compare(a, b);
         if (taken) pc += off;
         break;
       }

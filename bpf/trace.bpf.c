@@ -7,7 +7,8 @@
  * programs can share, used when another program holds the interface's XDP hook). For every packet they
  * count it as seen, parse Ethernet (up to two 802.1Q/802.1ad tags) or, on raw-IP devices
  * (trace_config.link_raw), start at the IP header, ARP, IPv4, IPv6 (hop-by-hop, routing, destination options, fragment
- * and AH extension headers), TCP, UDP, SCTP, ICMP and ICMPv6, apply the filter from `trace_config`, and
+ * and AH extension headers), TCP, UDP, SCTP, ICMP and ICMPv6, apply the tcpdump expression (trace_expr) and the
+ * filter from `trace_config`, and
  * copy a record (struct trace_record + the first snaplen bytes) into the ring buffer. They always return
  * XDP_PASS / TC_ACT_UNSPEC: tracing never changes traffic. TC_ACT_UNSPEC is tcx's TCX_NEXT, so the
  * programs after this one on the hook (another trace, Cilium…) still run; TC_ACT_OK would end the chain
@@ -308,6 +309,26 @@ static __always_inline int matches(const struct parsed *p)
 	return 1;
 }
 
+/*
+ * The tcpdump expression of `netstack trace EXPRESSION`. User space replaces this function's body with
+ * the expression compiled by libpcap and translated to eBPF (lib/filter/to_ebpf.ts), spliced in before
+ * load by lib/trace/splice.ts, which finds it as the target of the programs' BPF-to-BPF calls and checks
+ * TRACE_EXPR_MAGIC. A separate (noinline) function gives the code its own registers and stack frame;
+ * the verifier checks it in the caller's context, so the packet pointers keep their types.
+ * Contract: data and data_end of the packet from the link-layer header, the wire length; returns
+ * non-zero on a match. It is called only when trace_config.expr is set, so without an expression the
+ * verifier prunes the call. The body here (a constant hidden from the compiler, which must neither
+ * inline the function nor drop its arguments) is never run.
+ */
+static __noinline int trace_expr(void *data, void *data_end, __u32 wire_len)
+{
+	int match;
+	asm volatile("%[match] = %[magic]"
+		     : [match] "=r"(match)
+		     : [magic] "i"(TRACE_EXPR_MAGIC), "r"(data), "r"(data_end), "r"(wire_len));
+	return match;
+}
+
 static __always_inline struct trace_counters *counters_for(__u32 ifindex, __u32 direction)
 {
 	struct trace_counter_key key = {.ifindex = ifindex, .direction = direction};
@@ -357,6 +378,8 @@ static __always_inline void trace(void *ctx, int is_xdp, void *data, void *data_
 	struct trace_counters *counters = counters_for(ifindex, direction);
 	if (counters)
 		counters->seen++;
+	if (trace_config.expr && !trace_expr(data, data_end, wire_len))
+		return;
 	/* Without a filter there is nothing to parse; the verifier sees trace_config as constants and
 	 * removes the parser from the program altogether. */
 	if (trace_config.proto != TRACE_PROTO_ANY || trace_config.host_family != TRACE_HOST_ANY ||

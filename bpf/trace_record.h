@@ -87,7 +87,8 @@ struct trace_record {
  *                            ARPHRD_TUNNEL…), 0: at an Ethernet header. Per loaded object: user space
  *                            loads one object per link type and attaches each to its interfaces.
  *        8    2 port         host order
- *       10    2 reserved
+ *       10    1 expr         1: run trace_expr (the spliced tcpdump expression) first; 0: skip it
+ *       11    1 reserved
  *       12    4 reserved
  *       16   16 host_addr    network order; IPv4 in the first 4 bytes, already masked
  *       32   16 host_mask    network order; the prefix as a mask
@@ -99,11 +100,15 @@ struct trace_config {
 	__u8 port_set;
 	__u8 link_raw;
 	__u16 port;
-	__u16 reserved1;
+	__u8 expr;
+	__u8 reserved1;
 	__u32 reserved2;
 	__u8 host_addr[16];
 	__u8 host_mask[16];
 };
+
+/* An immediate in trace_expr's placeholder body by which user space recognises it ("nstx"). */
+#define TRACE_EXPR_MAGIC 0x6e737478
 
 /* Key of the per-CPU counters map: one entry per (interface, hook), created by user space before attach. */
 struct trace_counter_key {

@@ -59,3 +59,20 @@ export function parseFlags<const T extends ParseArgsOptionsConfig>(
     throw new UsageError(command, (error instanceof Error ? error.message : String(error)).split("\n")[0]);
   }
 }
+
+/**
+ * Like {@link parseFlags}, but words that are not flags are collected (in order) instead of refused:
+ * `tcpdump`'s trailing expression. Flags may come before or after them; `--` ends the flags.
+ */
+export function parseFlagsAndWords<const T extends ParseArgsOptionsConfig>(
+  command: string,
+  args: string[],
+  options: T,
+) {
+  try {
+    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
+    return { values, words: positionals };
+  } catch (error) {
+    throw new UsageError(command, (error instanceof Error ? error.message : String(error)).split("\n")[0]);
+  }
+}

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { parseFlags, parseIntegerFlag, RuntimeError, UsageError } from "./errors.ts";
+import { parseFlagsAndWords, parseIntegerFlag, RuntimeError, UsageError } from "./errors.ts";
 import { type CliLogLevel, configureLogging, LOG_LEVELS, logger } from "../log.ts";
 import { parseHostPrefix, parseProtocol, TRACE_MAX_SNAPLEN, type TraceFilter } from "../trace/filter.ts";
 import { decodePacket, RecordError, RecordHeaderReader } from "../trace/record.ts";
@@ -18,12 +18,29 @@ import { CaptureFiles, captureFormat, type CaptureInterface } from "../trace/cap
 import { LinkType } from "../pcap/writer.ts";
 import { upInterfaces } from "../trace/link_type.ts";
 import { LinkWatcher } from "../trace/link_watch.ts";
+import {
+  compileExpression,
+  Dlt,
+  FilterSyntaxError,
+  joinExpression,
+  UnsupportedFilterError,
+} from "../filter/expression.ts";
+import { checkProgram, formatProgram } from "../filter/cbpf.ts";
+import { translateToEbpf } from "../filter/to_ebpf.ts";
+import { PcapMissingError } from "../ffi/pcap_compile.ts";
+import { interfaceLink } from "../trace/link_type.ts";
+import type { TraceExpression } from "../trace/filter.ts";
 
 const COMMAND = "trace";
 
 const HELP = `netstack trace — trace packets with XDP or tcx (ingress) and TC (egress), filtered in the kernel
 
-Usage: netstack trace [options]
+Usage: netstack trace [options] [EXPRESSION...]
+
+  EXPRESSION                a tcpdump (pcap-filter) expression, e.g. 'tcp port 443 and host 10.0.0.2',
+                            compiled by libpcap and run in the kernel; the words are joined as tcpdump
+                            does, and the shorthands --proto/--host/--port are ANDed with it
+  -d                        print the expression's classic BPF as tcpdump -d does, and exit
 
   -i, --iface NAME          interface to attach to; repeat for several; \`any\` = every interface
                             that is up, except loopback, and those that come up later (default eth0)
@@ -73,6 +90,10 @@ export interface TraceArguments {
   filter: TraceFilter;
   /** `-s` was above the maximum and was lowered to it. */
   snaplenClamped?: number;
+  /** The tcpdump expression (trailing words joined), compiled later. */
+  expression?: string;
+  /** `-d`: print the compiled expression and exit. */
+  dumpBpf: boolean;
   write?: string;
   print: boolean;
   fileSizeBytes?: number;
@@ -107,7 +128,8 @@ const TCPDUMP_MAX_SNAPLEN = 262144;
 
 /** Parses the arguments after `trace`; throws UsageError. */
 export function parseTraceArguments(args: string[]): TraceArguments {
-  const v = parseFlags(COMMAND, args, {
+  const { values: v, words } = parseFlagsAndWords(COMMAND, args, {
+    "dump-bpf": { type: "boolean", short: "d", default: false },
     iface: { type: "string", short: "i", multiple: true },
     mode: { type: "string", default: "auto" },
     direction: { type: "string", default: "both" },
@@ -188,6 +210,8 @@ export function parseTraceArguments(args: string[]): TraceArguments {
     print: v.print,
     fileSizeBytes: fileSizeMb === undefined ? undefined : fileSizeMb * 1_000_000,
     fileCount,
+    expression: joinExpression(words),
+    dumpBpf: v["dump-bpf"],
     json: v.json,
     utc: v.utc,
     count: v.count === undefined
@@ -228,12 +252,72 @@ function captureInterface(a: Attachment): CaptureInterface {
   return { name: a.iface, description: `${a.direction} ${a.hook}`, linkType: a.linkType };
 }
 
+/** libpcap's refusals become usage errors (exit 2); a missing libpcap a runtime error. */
+function expressionError(expression: string, error: unknown): Error {
+  if (error instanceof FilterSyntaxError) {
+    return new UsageError(COMMAND, `expression '${expression}': ${error.message}`);
+  }
+  if (error instanceof UnsupportedFilterError) {
+    return new UsageError(COMMAND, `expression '${expression}' cannot be traced: ${error.message}`);
+  }
+  if (error instanceof PcapMissingError) return new RuntimeError(error.message);
+  return error as Error;
+}
+
+/** Whether the named interface carries raw IP (frames start at the IP header); false when unknown. */
+function isRaw(name: string): boolean {
+  return name !== "any" && (interfaceLink(name)?.raw ?? false);
+}
+
+/**
+ * The expression for the kernel: compiled by libpcap for each link type as the programs of that type
+ * are loaded (Ethernet, or raw IP on TUN-like devices), checked and translated once per type.
+ */
+function traceExpression(text: string): TraceExpression {
+  const bodies = new Map<boolean, Uint8Array<ArrayBuffer>>();
+  return {
+    text,
+    ebpf(raw: boolean) {
+      let body = bodies.get(raw);
+      if (body === undefined) {
+        const program = compileExpression(text, raw ? Dlt.RAW : Dlt.EN10MB);
+        checkProgram(program);
+        body = translateToEbpf(program);
+        bodies.set(raw, body);
+      }
+      return body;
+    },
+  };
+}
+
 /** Runs `netstack trace` with the arguments after `trace`; returns the exit code. */
 export async function runTrace(args: string[]): Promise<number> {
   const options = parseTraceArguments(args);
   if (options.help) {
     writeStdout(HELP);
     return 0;
+  }
+  if (options.dumpBpf) {
+    // As tcpdump -d: the program libpcap compiled, whether or not netstack can run it; no privileges.
+    const expression = options.expression ?? "";
+    try {
+      const linkType = isRaw(options.interfaces[0] ?? "") ? Dlt.RAW : Dlt.EN10MB;
+      writeStdout(formatProgram(compileExpression(expression, linkType)));
+    } catch (error) {
+      throw expressionError(expression, error);
+    }
+    return 0;
+  }
+  if (options.expression !== undefined) {
+    const expression = traceExpression(options.expression);
+    try {
+      // Checked now for the link types of the interfaces named (Ethernet for `any`): exit 2 before
+      // anything is attached. An interface of another type found later compiles it then.
+      for (const raw of new Set(options.interfaces.map(isRaw))) expression.ebpf(raw);
+      options.filter.expression = expression;
+    } catch (error) {
+      throw expressionError(options.expression, error);
+    }
   }
   await configureLogging(options.logLevel);
   const log = logger("trace");

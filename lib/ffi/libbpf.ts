@@ -45,6 +45,12 @@ const SYMBOLS = {
   bpf_tc_hook_destroy: { parameters: ["buffer"], result: "i32" },
   bpf_tc_attach: { parameters: ["buffer", "buffer"], result: "i32" },
   bpf_tc_detach: { parameters: ["buffer", "buffer"], result: "i32" },
+  bpf_program__name: { parameters: ["pointer"], result: "pointer" },
+  bpf_program__insns: { parameters: ["pointer"], result: "pointer" },
+  bpf_program__insn_cnt: { parameters: ["pointer"], result: "usize" },
+  bpf_program__set_insns: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
+  libbpf_register_prog_handler: { parameters: ["buffer", "u32", "u32", "buffer"], result: "i32" },
+  libbpf_unregister_prog_handler: { parameters: ["i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded libbpf symbols. */
@@ -349,4 +355,91 @@ export function tcDetach(filter: TcFilter): void {
   view.setUint32(20, filter.handle, true);
   view.setUint32(24, filter.priority, true);
   check("bpf_tc_detach", libbpf().bpf_tc_detach(hook, opts));
+}
+
+/** `enum bpf_prog_type` values netstack loads. */
+export const ProgType = { SCHED_CLS: 3, XDP: 6 } as const;
+
+/**
+ * Rewrites a program's instructions while libbpf loads it: `rewrite` gets the program's name and its
+ * instructions after libbpf's relocations (the main function followed by the subprograms it calls,
+ * 8 bytes per instruction) and returns the instructions to load instead, or `null` to leave them.
+ */
+export type InstructionRewriter = (program: string, insns: Uint8Array) => Uint8Array<ArrayBuffer> | null;
+
+/**
+ * Loads `object` with `rewrite` applied to its programs of the given sections. libbpf 1.1 runs a
+ * section handler's `prog_prepare_load_fn` after relocation, right before the BPF_PROG_LOAD call, and
+ * loads `prog->insns` as it is after the callback; `bpf_program__set_insns` there is the documented way
+ * to change the code (libbpf.h). The handlers are registered for this load only: they must be in place
+ * when the object is opened (libbpf resolves sections at open), so `open` is called here too.
+ * `sections` maps a section name to its program type and expected attach type, as libbpf's own
+ * definitions of `xdp` and `tc` give them. A failure inside the callback fails the load and is rethrown.
+ */
+export function openAndLoadRewritten(
+  open: () => BpfObject,
+  sections: Record<string, { progType: number; attachType: number }>,
+  configure: (object: BpfObject) => void,
+  rewrite: InstructionRewriter,
+): BpfObject {
+  const bpf = libbpf();
+  let failure: unknown;
+  const callback = new Deno.UnsafeCallback(
+    { parameters: ["pointer", "pointer", "i64"], result: "i32" } as const,
+    (program) => {
+      try {
+        const namePointer = bpf.bpf_program__name(program);
+        const name = namePointer === null ? "" : Deno.UnsafePointerView.getCString(namePointer);
+        const count = Number(bpf.bpf_program__insn_cnt(program));
+        const pointer = bpf.bpf_program__insns(program);
+        if (pointer === null || count === 0) throw new Error(`program ${name} has no instructions`);
+        const insns = new Uint8Array(count * 8);
+        Deno.UnsafePointerView.copyInto(pointer, insns);
+        const replaced = rewrite(name, insns);
+        if (replaced !== null) {
+          check(
+            `bpf_program__set_insns(${name})`,
+            bpf.bpf_program__set_insns(program, replaced, BigInt(replaced.length / 8)),
+          );
+        }
+        return 0;
+      } catch (error) {
+        failure = error;
+        return -22; // EINVAL: libbpf reports "failed to prepare load attributes" and the load fails
+      }
+    },
+  );
+  const handlers: number[] = [];
+  let object: BpfObject | undefined;
+  try {
+    // struct libbpf_prog_handler_opts (libbpf 1.1): sz, cookie, prog_setup_fn, prog_prepare_load_fn,
+    // prog_attach_fn: 40 bytes.
+    const opts = new Uint8Array(40);
+    const view = new DataView(opts.buffer);
+    view.setBigUint64(0, 40n, true);
+    view.setBigUint64(24, BigInt(Deno.UnsafePointer.value(callback.pointer)), true);
+    for (const [section, { progType, attachType }] of Object.entries(sections)) {
+      handlers.push(
+        check(
+          `libbpf_register_prog_handler(${section})`,
+          bpf.libbpf_register_prog_handler(cString(section), progType, attachType, opts),
+        ),
+      );
+    }
+    object = open();
+    configure(object);
+    try {
+      object.load();
+    } catch (error) {
+      if (failure !== undefined) throw failure;
+      throw error;
+    }
+    return object;
+  } catch (error) {
+    object?.close();
+    throw error;
+  } finally {
+    for (const id of handlers) bpf.libbpf_unregister_prog_handler(id);
+    callback.close();
+  }
 }

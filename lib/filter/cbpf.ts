@@ -136,7 +136,9 @@ export function checkProgram(program: readonly CbpfInstruction[]): void {
   }
   for (let pc = 0; pc < program.length; pc++) {
     const { code, jt, jf, k } = program[pc];
-    const where = `instruction ${pc} (${formatInstruction(program[pc], pc).slice(6).trim()})`;
+    const where = `instruction ${pc} (${
+      formatInstruction(program[pc], pc).slice(6).replace(/\s+/g, " ").trim()
+    })`;
     const cls = code & 0x07;
     if (isAbsoluteLoad(code) && k >= SKF_NET_OFF) {
       const extension = ANCILLARY[k - SKF_AD_OFF];

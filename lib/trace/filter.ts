@@ -4,7 +4,8 @@
  *
  * Layout (little-endian host fields, network-order addresses; offsets from lib/trace/layout.ts, which
  * the tests check against the object's BTF): snaplen u32, proto u8, host_family u8, port_set u8,
- * link_raw u8 (frames start at the IP header), port u16, host_addr[16], host_mask[16].
+ * link_raw u8 (frames start at the IP header), port u16, expr u8
+ * (run the spliced expression), host_addr[16], host_mask[16].
  *
  * @module
  */
@@ -43,12 +44,25 @@ export interface HostPrefix {
   prefixLength: number;
 }
 
-/** Everything the kernel side filters on. */
+/** A tcpdump expression for the kernel: its text and the eBPF body of `trace_expr`. */
+export interface TraceExpression {
+  /** The expression as given (words joined with spaces). */
+  text: string;
+  /**
+   * lib/filter/to_ebpf.ts's translation of the expression compiled for frames that start at an Ethernet
+   * header (`raw` false) or at the IP header (`raw` true), spliced into the programs before load. Throws
+   * what compiling throws (FilterSyntaxError, UnsupportedFilterError).
+   */
+  ebpf(raw: boolean): Uint8Array<ArrayBuffer>;
+}
+
+/** Everything the kernel side filters on; the expression and the shorthands must all match. */
 export interface TraceFilter {
   snaplen: number;
   proto: TraceProtocol;
   host?: HostPrefix;
   port?: number;
+  expression?: TraceExpression;
 }
 
 /** Parses a `--proto` value (case-insensitive; `ipv4`/`ipv6`/`icmpv6` accepted); `null` when unknown. */
@@ -111,6 +125,7 @@ export function encodeFilter(filter: TraceFilter, linkRaw = false): Uint8Array<A
   view.setUint32(at.snaplen.offset, filter.snaplen, true);
   bytes[at.proto.offset] = TRACE_PROTOCOLS[filter.proto];
   bytes[at.link_raw.offset] = linkRaw ? 1 : 0;
+  bytes[at.expr.offset] = filter.expression !== undefined ? 1 : 0;
   if (filter.host !== undefined) {
     const { family, address, prefixLength } = filter.host;
     if (address.length !== (family === 4 ? 4 : 16)) {
@@ -140,6 +155,7 @@ export function describeFilter(filter: TraceFilter): string {
     parts.push(`host=${address}/${host.prefixLength}`);
   }
   if (filter.port !== undefined) parts.push(`port=${filter.port}`);
+  if (filter.expression !== undefined) parts.push(`expression='${filter.expression.text}'`);
   parts.push(`snaplen=${filter.snaplen}`);
   return parts.join(" ");
 }

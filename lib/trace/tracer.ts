@@ -17,7 +17,16 @@
  */
 
 import { setImmediate } from "node:timers";
-import { AttachType, BpfObject, mapLookup, mapUpdate, possibleCpus, routeLibbpfLog } from "../ffi/libbpf.ts";
+import {
+  AttachType,
+  BpfObject,
+  mapLookup,
+  mapUpdate,
+  openAndLoadRewritten,
+  possibleCpus,
+  ProgType,
+  routeLibbpfLog,
+} from "../ffi/libbpf.ts";
 import { interfaceIndex, isRoot, lastError, Libc, libc } from "../ffi/libc.ts";
 import { Errno, SystemError } from "../ffi/errno.ts";
 import { RuntimeError } from "../cli/errors.ts";
@@ -34,6 +43,7 @@ import {
 import { interfaceLink } from "./link_type.ts";
 import { describeFilter, encodeFilter, type TraceFilter } from "./filter.ts";
 import { RingBufferReader, type SampleHandler } from "./ring_buffer_reader.ts";
+import { SpliceError, spliceExpression } from "./splice.ts";
 import { TRACE_OBJECT } from "./trace_object.generated.ts";
 import { RECORD_HEADER_BYTES, RECORD_OFFSETS } from "./record.ts";
 import type { Direction } from "./record.ts";
@@ -100,6 +110,12 @@ export function monotonicToWall(): { seconds: number; nanos: number } {
   return { seconds, nanos };
 }
 
+/** libbpf's definitions of the programs' sections (SEC("xdp"), SEC("tc")), for the splicing handlers. */
+const EXPRESSION_SECTIONS = {
+  xdp: { progType: ProgType.XDP, attachType: AttachType.XDP },
+  tc: { progType: ProgType.SCHED_CLS, attachType: 0 },
+};
+
 /** Attempts at loading when the verifier is interrupted by a signal (it then fails with EAGAIN). */
 const LOAD_ATTEMPTS = 5;
 
@@ -112,26 +128,47 @@ const LOAD_ATTEMPTS = 5;
 function loadObject(filter: TraceFilter, raw: boolean, ifaces: string, shared?: SharedMaps): BpfObject {
   routeLibbpfLog();
   const config = encodeFilter(filter, raw);
+  const open = () => BpfObject.openMemory(TRACE_OBJECT, "netstack_trace");
+  const configure = (object: BpfObject) => {
+    const rodata = object.map(".rodata");
+    if (object.valueSize(rodata) !== config.length) {
+      throw new Error(
+        `.rodata is ${object.valueSize(rodata)} bytes, expected ${config.length}: rebuild bpf/`,
+      );
+    }
+    object.setInitialValue(rodata, config);
+    object.setExpectedAttachType(object.program(TRACE_OBJECT_NAMES.tc), AttachType.TCX_EGRESS);
+    object.setExpectedAttachType(object.program(TRACE_OBJECT_NAMES.tcIngress), AttachType.TCX_INGRESS);
+    if (shared !== undefined) {
+      object.reuseMapFd(object.map(TRACE_OBJECT_NAMES.ring), shared.ringFd);
+      object.reuseMapFd(object.map(TRACE_OBJECT_NAMES.counters), shared.countersFd);
+    }
+  };
+  // Compiled for where these programs' frames start (an Ethernet header or the IP header).
+  const body = filter.expression?.ebpf(raw);
   for (let attempt = 1;; attempt++) {
-    const object = BpfObject.openMemory(TRACE_OBJECT, "netstack_trace");
+    let object: BpfObject | undefined;
     try {
-      const rodata = object.map(".rodata");
-      if (object.valueSize(rodata) !== config.length) {
-        throw new Error(
-          `.rodata is ${object.valueSize(rodata)} bytes, expected ${config.length}: rebuild bpf/`,
-        );
+      if (body === undefined) {
+        object = open();
+        configure(object);
+        object.load();
+        return object;
       }
-      object.setInitialValue(rodata, config);
-      object.setExpectedAttachType(object.program(TRACE_OBJECT_NAMES.tc), AttachType.TCX_EGRESS);
-      object.setExpectedAttachType(object.program(TRACE_OBJECT_NAMES.tcIngress), AttachType.TCX_INGRESS);
-      if (shared !== undefined) {
-        object.reuseMapFd(object.map(TRACE_OBJECT_NAMES.ring), shared.ringFd);
-        object.reuseMapFd(object.map(TRACE_OBJECT_NAMES.counters), shared.countersFd);
-      }
-      object.load();
-      return object;
+      // The expression's eBPF replaces the trace_expr stub in every program as libbpf loads them.
+      return openAndLoadRewritten(open, EXPRESSION_SECTIONS, configure, (name, insns) => {
+        const spliced = spliceExpression(insns, body);
+        log.debug("spliced the expression into {name}: {count} instructions", {
+          name,
+          count: spliced.length / 8,
+        });
+        return spliced;
+      });
     } catch (error) {
-      object.close();
+      object?.close();
+      if (error instanceof SpliceError) {
+        throw new RuntimeError(`cannot put the expression into the BPF programs: ${error.message}`);
+      }
       if (!(error instanceof SystemError)) throw error;
       if (error.errno === Errno.EAGAIN && attempt < LOAD_ATTEMPTS) {
         log.debug("BPF load interrupted (EAGAIN), attempt {attempt}", { attempt });

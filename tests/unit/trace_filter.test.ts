@@ -162,7 +162,6 @@ Deno.test("trace arguments: usage errors", () => {
       ["--duration", "-1"],
       ["--duration", "abc"],
       ["-i", ""],
-      ["extra"],
     ]
   ) {
     assert.throws(() => parseTraceArguments(args), UsageError, args.join(" "));
@@ -188,4 +187,15 @@ Deno.test("trace arguments: tcpdump habits (-s 0, -n/-nn, -w/--print, -C/-W, -i 
   const any = parseTraceArguments(["-i", "any", "-i", "tun0"]);
   assert.equal(any.any, true);
   assert.deepEqual(any.interfaces, ["tun0"]);
+});
+
+Deno.test("trace arguments: trailing words are the expression, joined with spaces, flags anywhere", () => {
+  const a = parseTraceArguments(["-i", "vb", "tcp", "port", "80", "-q", "and", "not host 10.0.0.1"]);
+  assert.equal(a.expression, "tcp port 80 and not host 10.0.0.1");
+  assert.equal(a.quiet, true);
+  assert.deepEqual(a.interfaces, ["vb"]);
+  assert.equal(parseTraceArguments(["-i", "vb"]).expression, undefined);
+  const b = parseTraceArguments(["-d", "--", "ip[8]", "-", "1", ">", "3"]);
+  assert.equal(b.dumpBpf, true);
+  assert.equal(b.expression, "ip[8] - 1 > 3");
 });

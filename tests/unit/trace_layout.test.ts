@@ -192,6 +192,7 @@ Deno.test("trace layout: the filter is encoded where the object's BTF puts each 
     proto: "udp",
     host: parseHostPrefix("192.168.7.9/20")!,
     port: 5353,
+    expression: { text: "udp", ebpf: () => new Uint8Array(8) },
   }, true);
   assert.equal(bytes.length, compiled.size);
   assertMembers(compiled, bytes, {
@@ -200,6 +201,7 @@ Deno.test("trace layout: the filter is encoded where the object's BTF puts each 
     host_family: 4n,
     port_set: 1n,
     link_raw: 1n,
+    expr: 1n,
     port: 5353n,
     host_addr: [192, 168, 0, 0, ...new Array(12).fill(0)],
     host_mask: [255, 255, 240, 0, ...new Array(12).fill(0)],

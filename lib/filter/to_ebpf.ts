@@ -94,6 +94,38 @@ const INVERSE: Record<number, number> = { [Bpf.JEQ]: OP_JNE, [Bpf.JGT]: OP_JLE, 
 const SIZE_BYTES: Record<number, number> = { [Bpf.W]: 4, [Bpf.H]: 2, [Bpf.B]: 1 };
 const EBPF_SIZE: Record<number, number> = { [Bpf.W]: SIZE_W, [Bpf.H]: SIZE_H, [Bpf.B]: SIZE_B };
 
+/** Whether an instruction always ends the program with 0: a load past any packet, a division by 0. */
+function alwaysFails({ code, k }: CbpfInstruction): boolean {
+  const cls = code & 0x07;
+  const mode = code & 0xe0;
+  if ((cls === Bpf.LD && (mode === Bpf.ABS || mode === Bpf.IND)) || (cls === Bpf.LDX && mode === Bpf.MSH)) {
+    return k + SIZE_BYTES[code & 0x18] > MAX_PACKET_OFFSET;
+  }
+  const op = code & 0xf0;
+  return cls === Bpf.ALU && (code & 0x08) === Bpf.K && (op === Bpf.DIV || op === Bpf.MOD) && k === 0;
+}
+
+/** Which instructions some path from the first reaches (classic BPF jumps only forward). */
+function reachableInstructions(program: readonly CbpfInstruction[]): boolean[] {
+  const reachable = new Array<boolean>(program.length).fill(false);
+  reachable[0] = true;
+  for (let pc = 0; pc < program.length; pc++) {
+    if (!reachable[pc]) continue;
+    const insn = program[pc];
+    const cls = insn.code & 0x07;
+    if (cls === Bpf.RET || alwaysFails(insn)) continue;
+    if (cls === Bpf.JMP && (insn.code & 0xf0) === Bpf.JA) {
+      reachable[pc + 1 + insn.k] = true;
+    } else if (cls === Bpf.JMP) {
+      reachable[pc + 1 + insn.jt] = true;
+      reachable[pc + 1 + insn.jf] = true;
+    } else {
+      reachable[pc + 1] = true;
+    }
+  }
+  return reachable;
+}
+
 /**
  * Translates a classic BPF program into the body of the `trace_expr` subprogram (see the module
  * comment for its calling convention). Throws UnsupportedFilterError for what cannot be run (see
@@ -133,9 +165,12 @@ export function translateToEbpf(program: readonly CbpfInstruction[]): Uint8Array
     if (size !== Bpf.B) emit(ALU | OP_END | TO_BE, dst, 0, 0, SIZE_BYTES[size] * 8);
   };
 
+  const reachable = reachableInstructions(program);
   const starts: number[] = [];
   for (let pc = 0; pc < program.length; pc++) {
     starts.push(out.length);
+    // The verifier refuses unreachable instructions, so only what some path reaches is translated.
+    if (!reachable[pc]) continue;
     const { code, jt, jf, k } = program[pc];
     const cls = code & 0x07;
     const size = code & 0x18;
@@ -248,8 +283,10 @@ export function translateToEbpf(program: readonly CbpfInstruction[]): Uint8Array
     }
   }
   const fail = out.length;
-  emit(ALU | OP_MOV | SRC_K, R0, 0, 0, 0);
-  emit(JMP | OP_EXIT, 0, 0, 0, 0);
+  if (out.some((insn) => insn.target === "fail")) {
+    emit(ALU | OP_MOV | SRC_K, R0, 0, 0, 0);
+    emit(JMP | OP_EXIT, 0, 0, 0, 0);
+  }
 
   const bytes = new Uint8Array(out.length * EBPF_INSN_BYTES);
   const view = new DataView(bytes.buffer);

@@ -171,3 +171,31 @@ export function runEbpf(insns: Uint8Array, packet: Uint8Array, wireLength: numbe
   }
   throw new Error("ran off the end of the program");
 }
+
+/** Throws unless every instruction is reachable from the first (the verifier refuses dead code). */
+export function assertAllReachable(insns: Uint8Array): void {
+  const view = new DataView(insns.buffer, insns.byteOffset, insns.byteLength);
+  const count = insns.length / 8;
+  const seen = new Array<boolean>(count).fill(false);
+  const stack = [0];
+  while (stack.length > 0) {
+    const pc = stack.pop()!;
+    if (pc < 0 || pc >= count) throw new Error(`jump to ${pc}, outside the program`);
+    if (seen[pc]) continue;
+    seen[pc] = true;
+    const code = view.getUint8(pc * 8);
+    const cls = code & 0x07;
+    const off = view.getInt16(pc * 8 + 2, true);
+    if (cls === 0x05 || cls === 0x06) {
+      if ((code & 0xf0) === 0x90) continue; // exit
+      if ((code & 0xf0) === 0x00) { // ja
+        stack.push(pc + 1 + off);
+        continue;
+      }
+      stack.push(pc + 1 + off);
+    }
+    stack.push(pc + 1);
+  }
+  const dead = seen.indexOf(false);
+  if (dead >= 0) throw new Error(`unreachable instruction ${dead}`);
+}

@@ -32,7 +32,7 @@ export const EXPRESSIONS = [
   "greater 1000",
   "ether broadcast",
   "ether multicast",
-  "ether host 02:00:00:00:00:0a",
+  "ether dst 02:00:00:00:00:0b",
   "ether proto 0x88cc",
   "ip multicast",
   "ip6 multicast",

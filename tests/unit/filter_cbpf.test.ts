@@ -12,7 +12,7 @@ import { CbpfFilter } from "../../lib/filter/interpreter.ts";
 import { translateToEbpf } from "../../lib/filter/to_ebpf.ts";
 import { LinkType, PcapWriter } from "../../lib/pcap/writer.ts";
 import { EXPRESSIONS, unitCorpus } from "../helpers/filter_expressions.ts";
-import { runEbpf } from "../helpers/ebpf_vm.ts";
+import { assertAllReachable, runEbpf } from "../helpers/ebpf_vm.ts";
 
 const ETHERNET = 1;
 const corpus = unitCorpus();
@@ -23,6 +23,7 @@ Deno.test("filter: interpreter and eBPF translation agree with pcap_offline_filt
     const program = pcapCompile(expression, ETHERNET);
     const filter = new CbpfFilter(program);
     const ebpf = translateToEbpf(program);
+    assertAllReachable(ebpf);
     let selected = 0;
     for (const frame of corpus) {
       for (const wire of [frame.length, frame.length + 700]) {

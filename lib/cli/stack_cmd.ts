@@ -23,6 +23,13 @@ import { AVAILABLE_SERVICES, type ServiceName } from "../stack/stack.ts";
 import { type Backend, type OpenedStack, openStack } from "../stack/open.ts";
 import type { DhcpLease } from "../dhcp/mod.ts";
 import { SystemError } from "../ffi/errno.ts";
+import { PcapMissingError } from "../ffi/pcap_compile.ts";
+import {
+  compileRunnableExpression,
+  Dlt,
+  FilterSyntaxError,
+  UnsupportedFilterError,
+} from "../filter/expression.ts";
 
 /** Help text of `netstack stack`. */
 export const STACK_HELP = `Usage: netstack stack [options]
@@ -48,6 +55,7 @@ Options:
   --connect HOST:PORT     open a TCP connection from the stack and bridge it to stdin/stdout
                           (like nc); exit when it closes
   --capture FILE          write every packet in and out to a pcap file
+  --capture-filter EXPR   only packets matching this tcpdump expression go to --capture
   --impair SPEC           testing only: impair traffic between device and stack, e.g.
                           loss=0.05,reorder=0.02,duplicate=0.01,seed=7[,direction=in|out|both]
   --log-level LEVEL       debug, info, warning or error (default info)
@@ -83,6 +91,8 @@ export interface StackConfig {
   services: ServiceName[];
   /** Capture file path. */
   capturePath?: string;
+  /** tcpdump expression applied to the capture (checked at parse time). */
+  captureFilter?: string;
   /** Log level. */
   logLevel: CliLogLevel;
   /** `--connect` target. */
@@ -111,6 +121,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     services: { type: "string", default: AVAILABLE_SERVICES.join(",") },
     connect: { type: "string" },
     capture: { type: "string" },
+    "capture-filter": { type: "string" },
     impair: { type: "string" },
     "log-level": { type: "string", default: "info" },
     help: { type: "boolean", short: "h", default: false },
@@ -216,10 +227,30 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     mtu,
     services,
     capturePath: v.capture,
+    captureFilter: checkCaptureFilter(v["capture-filter"], v.capture, backend),
     logLevel: v["log-level"] as CliLogLevel,
     connect,
     impairment,
   };
+}
+
+/**
+ * Compiles `--capture-filter` now, for the backend's link type (raw IP on tun, Ethernet else), so that a
+ * wrong expression is a usage error (libpcap's message, exit 2) before any device is created.
+ */
+function checkCaptureFilter(expression: string | undefined, capture: string | undefined, backend: Backend) {
+  if (expression === undefined) return undefined;
+  if (capture === undefined) throw new UsageError("stack", "--capture-filter needs --capture FILE");
+  try {
+    compileRunnableExpression(expression, backend === "tun" ? Dlt.RAW : Dlt.EN10MB);
+  } catch (error) {
+    if (error instanceof FilterSyntaxError || error instanceof UnsupportedFilterError) {
+      throw new UsageError("stack", `--capture-filter '${expression}': ${error.message}`);
+    }
+    if (error instanceof PcapMissingError) throw new RuntimeError(error.message);
+    throw error;
+  }
+  return expression;
 }
 
 /** Turns a failure to open the stack into a one-line {@link RuntimeError}. */
@@ -258,6 +289,7 @@ export async function runStack(args: string[]): Promise<number> {
       mtu: config.backend === "pcap" ? undefined : config.mtu,
       services: config.services,
       capturePath: config.capturePath,
+      captureFilter: config.captureFilter,
       impairment: config.impairment,
     });
   } catch (error) {

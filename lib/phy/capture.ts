@@ -1,6 +1,8 @@
 /**
  * Device middleware that writes every packet in and out to a pcap stream, wrapping any device
- * (smoltcp's PcapWriter idea): the stack and the device stay unaware of it.
+ * (smoltcp's PcapWriter idea): the stack and the device stay unaware of it. With a filter (a tcpdump
+ * expression compiled to classic BPF, run by lib/filter/interpreter.ts), only the packets it accepts are
+ * written; the others are counted as `captureFiltered`.
  *
  * @module
  */
@@ -10,16 +12,23 @@ import { type Device, type PacketHandler, RxFlags, TxFlags } from "./device.ts";
 import { DeviceMiddleware } from "./middleware.ts";
 import { completePartialChecksum } from "../wire/offload.ts";
 import { ETHERNET_HEADER_LENGTH } from "../wire/ethernet.ts";
+import type { CbpfFilter } from "../filter/interpreter.ts";
 
 /** A device that records all traffic of an inner device. */
 export class CaptureDevice extends DeviceMiddleware {
   readonly #writer: PcapWriter;
   #handler: PacketHandler = () => {};
   readonly #record: PacketHandler;
+  readonly #filter: CbpfFilter | undefined;
+  #filtered = 0;
 
-  /** Wraps `inner`, writing pcap records to `sink` (link type from the device's medium). */
-  constructor(inner: Device, sink: SyncWriter) {
+  /**
+   * Wraps `inner`, writing pcap records to `sink` (link type from the device's medium: raw IP or
+   * Ethernet); with `filter`, only the packets it matches (compiled for that link type).
+   */
+  constructor(inner: Device, sink: SyncWriter, filter?: CbpfFilter) {
     super(inner);
+    this.#filter = filter;
     this.#writer = new PcapWriter(sink, {
       linkType: inner.medium === "ip" ? LinkType.RAW : LinkType.ETHERNET,
     });
@@ -44,15 +53,26 @@ export class CaptureDevice extends DeviceMiddleware {
     return this.inner.send(packet, txFlags, gsoSize);
   }
 
-  /** Records a packet; a partial checksum is completed in a copy so readers see a valid packet. */
+  /** Packets the filter did not match (not written). */
+  get filtered(): number {
+    return this.#filtered;
+  }
+
+  /**
+   * Records a packet; a partial checksum is completed in a copy so readers (and the filter) see a valid
+   * packet.
+   */
   #write(packet: Uint8Array, checksumPartial: boolean): void {
-    if (!checksumPartial) {
-      this.#writer.write(packet, wallClockMicros());
+    let bytes = packet;
+    if (checksumPartial) {
+      bytes = packet.slice();
+      completePartialChecksum(this.medium === "ethernet" ? bytes.subarray(ETHERNET_HEADER_LENGTH) : bytes);
+    }
+    if (this.#filter !== undefined && !this.#filter.matches(bytes)) {
+      this.#filtered++;
       return;
     }
-    const copy = packet.slice();
-    completePartialChecksum(this.medium === "ethernet" ? copy.subarray(ETHERNET_HEADER_LENGTH) : copy);
-    this.#writer.write(copy, wallClockMicros());
+    this.#writer.write(bytes, wallClockMicros());
   }
 
   override wait(timeoutMs: number): Promise<void> {
@@ -63,7 +83,7 @@ export class CaptureDevice extends DeviceMiddleware {
 
   /** Flushes the capture and closes the inner device; closing the sink is the caller's job. */
   override counters(): Record<string, unknown> {
-    return { ...super.counters(), captured: this.captured };
+    return { ...super.counters(), captured: this.captured, captureFiltered: this.#filtered };
   }
 
   override close(): void {

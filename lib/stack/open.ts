@@ -7,6 +7,8 @@
  */
 
 import { CaptureDevice } from "../phy/capture.ts";
+import { CbpfFilter } from "../filter/interpreter.ts";
+import { compileRunnableExpression, Dlt } from "../filter/expression.ts";
 import type { Device } from "../phy/device.ts";
 import { TunDevice } from "../phy/tun.ts";
 import { PcapDevice } from "../phy/pcap_device.ts";
@@ -44,6 +46,11 @@ export interface OpenStackOptions {
   services?: readonly ServiceName[];
   /** Path of a pcap file receiving every packet in and out (link type raw IP for tun, Ethernet else). */
   capturePath?: string;
+  /**
+   * A tcpdump expression: only matching packets go to the capture. Compiled by libpcap for the device's
+   * link type (raw IP for tun, Ethernet else); throws FilterSyntaxError or UnsupportedFilterError.
+   */
+  captureFilter?: string;
   /** Test-only: impair traffic (loss, reordering, duplication) between the device and the stack. */
   impairment?: ImpairmentSpec;
   /** TCP tunables. */
@@ -87,8 +94,11 @@ export function openStack(options: OpenStackOptions): OpenedStack {
     if (options.impairment !== undefined) device = new ImpairedDevice(device, options.impairment);
     // The capture wraps the impairment: it shows what the stack itself received and sent.
     if (options.capturePath !== undefined) {
+      const filter = options.captureFilter === undefined ? undefined : new CbpfFilter(
+        compileRunnableExpression(options.captureFilter, device.medium === "ip" ? Dlt.RAW : Dlt.EN10MB),
+      );
       file = Deno.openSync(options.capturePath, { write: true, create: true, truncate: true });
-      device = new CaptureDevice(device, file);
+      device = new CaptureDevice(device, file, filter);
     }
     const stack = new Stack({
       device,

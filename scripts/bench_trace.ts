@@ -5,6 +5,7 @@
  *
  *   deno run -A scripts/bench_trace.ts [--rates 50000,100000,200000,max] [--seconds 3] [--senders 1]
  *                                       [--tools none,netstack,tcpdump,netstack-text,netstack-json]
+ *                                       [--expression 'udp dst port 1042']
  *
  * For every rate it runs the sender three times: with nothing attached (baseline), with netstack trace
  * on the receiving veth, and with tcpdump on it; it reports what reached the interface (rx_packets),
@@ -12,7 +13,9 @@
  * The sender is this script in `--send` mode: an AF_PACKET socket driven by sendmmsg through FFI,
  * paced in batches of 32 frames; `--senders 2` runs two of them, one per CPU, sharing the rate. On a veth
  * the receive path (and so the XDP program) runs on the sending CPU, so an expensive hook slows the
- * sender rather than dropping packets: compare "sent/s" across tools.
+ * sender rather than dropping packets: compare "sent/s" across tools. The frames go to UDP ports
+ * 1000..1099 in turn, so `--expression 'udp dst port 1042'` (given to netstack trace, in its XDP program,
+ * and to tcpdump, in its socket filter) selects 1% of them.
  *
  * @module
  */
@@ -20,10 +23,12 @@
 import { parseArgs } from "node:util";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const ENTRY = `${ROOT}tests/helpers/trace_entry.ts`;
+const ENTRY = `${ROOT}main.ts`;
 const SELF = new URL(import.meta.url).pathname;
 const FRAME_BYTES = 60;
 const BATCH = 32;
+/** Distinct frames the sender cycles through: UDP destination ports 1000..1099, so `udp dst port 1042` is 1%. */
+const FRAMES = 100;
 
 // ---------------------------------------------------------------- sender (runs in the peer namespace)
 
@@ -54,8 +59,8 @@ function send(
   if (c.symbols.bind(fd, address, 20) !== 0) throw new Error("bind(AF_PACKET) failed");
 
   const mac = (text: string) => text.split(":").map((h) => parseInt(h, 16));
-  const frames = new Uint8Array(BATCH * FRAME_BYTES);
-  for (let i = 0; i < BATCH; i++) {
+  const frames = new Uint8Array(FRAMES * FRAME_BYTES);
+  for (let i = 0; i < FRAMES; i++) {
     const f = frames.subarray(i * FRAME_BYTES, (i + 1) * FRAME_BYTES);
     f.set([...mac(dstMac), ...mac(srcMac), 0x08, 0x00]);
     // IPv4 10.99.0.1 -> 10.99.0.2, UDP 40000 -> 9 (discard), 18 bytes of payload.
@@ -66,20 +71,25 @@ function send(
     ip[10] = (~sum >> 8) & 0xff;
     ip[11] = ~sum & 0xff;
     f.set(ip, 14);
-    f.set([0x9c, 0x40, 0, 9, 0, 26, 0, 0], 34);
+    const dport = 1000 + i;
+    f.set([0x9c, 0x40, dport >> 8, dport & 0xff, 0, 26, 0, 0], 34);
   }
-  const iovecs = new BigUint64Array(BATCH * 2);
-  const messages = new Uint8Array(BATCH * 64);
+  // FRAMES + BATCH messages, message j for frame j % FRAMES: any window of BATCH from 0..FRAMES-1 is
+  // contiguous, so the sender cycles through all frames in whole batches.
+  const slots = FRAMES + BATCH;
+  const iovecs = new BigUint64Array(slots * 2);
+  const messages = new Uint8Array(slots * 64);
   const messagesView = new DataView(messages.buffer);
   const framesAddress = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(frames)));
   const iovecAddress = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(iovecs)));
-  for (let i = 0; i < BATCH; i++) {
-    iovecs[i * 2] = framesAddress + BigInt(i * FRAME_BYTES);
+  for (let i = 0; i < slots; i++) {
+    iovecs[i * 2] = framesAddress + BigInt((i % FRAMES) * FRAME_BYTES);
     iovecs[i * 2 + 1] = BigInt(FRAME_BYTES);
     messagesView.setBigUint64(i * 64 + 16, iovecAddress + BigInt(i * 16), true); // msg_iov
     messagesView.setBigUint64(i * 64 + 24, 1n, true); // msg_iovlen
   }
 
+  const windows = Array.from({ length: FRAMES }, (_, i) => messages.subarray(i * 64));
   let sent = 0;
   let failed = 0;
   const start = performance.now();
@@ -89,7 +99,7 @@ function send(
     if (now >= end) break;
     const due = rate > 0 ? Math.floor(((now - start) / 1000) * rate) : sent + BATCH;
     if (due - sent < BATCH && rate > 0) continue; // pace in whole batches
-    const n = c.symbols.sendmmsg(fd, messages, BATCH, 0);
+    const n = c.symbols.sendmmsg(fd, windows[sent % FRAMES], BATCH, 0);
     if (n > 0) sent += n;
     else failed++;
   }
@@ -182,6 +192,7 @@ async function main(): Promise<void> {
       seconds: { type: "string", default: "3" },
       senders: { type: "string", default: "1" },
       tools: { type: "string", default: "none,netstack,tcpdump" },
+      expression: { type: "string", default: "" },
     },
   });
   const seconds = Number(values.seconds);
@@ -227,6 +238,7 @@ async function main(): Promise<void> {
       Number(await shOk(inLocal(["cat", "/sys/class/net/vb/statistics/rx_packets"])));
 
     const senders = Number(values.senders);
+    const expression = values.expression === "" ? [] : [values.expression];
     const tools = values.tools.split(",");
     /** Runs `senders` sender processes (pinned to CPUs 0,1,…) sharing `rate`; returns the total sent. */
     const sendAt = async (rate: number) => {
@@ -278,7 +290,7 @@ async function main(): Promise<void> {
               ? ["--json"]
               : [];
             const p = background(
-              inLocal([Deno.execPath(), "run", "-A", ENTRY, "-i", "vb", ...output]),
+              inLocal([Deno.execPath(), "run", "-A", ENTRY, "trace", "-i", "vb", ...output, ...expression]),
               /^tracing /m,
               60_000,
             );
@@ -292,7 +304,7 @@ async function main(): Promise<void> {
             };
           } else if (tool === "tcpdump") {
             const p = background(
-              inLocal(["tcpdump", "-i", "vb", "-n", "-q", "-w", pcap]),
+              inLocal(["tcpdump", "-i", "vb", "-n", "-q", "-w", pcap, ...expression]),
               /listening on/,
               60_000,
             );
@@ -336,7 +348,10 @@ async function main(): Promise<void> {
     await sh(["ip", "netns", "delete", peer]);
     await sh(["ip", "netns", "delete", local]);
   }
-  console.log(`senders: ${values.senders}, ${seconds} s per run, 60-byte UDP frames`);
+  console.log(
+    `senders: ${values.senders}, ${seconds} s per run, 60-byte UDP frames to ports 1000..1099` +
+      (values.expression === "" ? "" : `, expression '${values.expression}' (netstack and tcpdump)`),
+  );
   console.log("| target pps | tool | sent/s | reached vb | captured | lost | captured/s | tool CPU % |");
   console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const r of rows) {

@@ -12,7 +12,7 @@
 
 import assert from "node:assert/strict";
 import { privilegedTest } from "../helpers/privileged.ts";
-import { Netns, run, runOk } from "../helpers/netns.ts";
+import { Netns, runOk } from "../helpers/netns.ts";
 import { parsePcap } from "../../lib/pcap/reader.ts";
 import { TracerProcess } from "../helpers/trace_veth.ts";
 import { EXPRESSIONS } from "../helpers/filter_expressions.ts";

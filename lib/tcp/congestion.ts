@@ -1,14 +1,13 @@
 /**
- * The congestion control interface (RFC 5681 vocabulary: cwnd, ssthresh, FlightSize) and the factory
- * choosing an implementation by name. Loss detection and recovery stay in the connection; controllers
+ * The congestion control interface (RFC 5681 vocabulary: cwnd, ssthresh, FlightSize); the factory
+ * choosing an implementation by name is in congestion_factory.ts (so the implementations, which import
+ * this interface, form no cycle with it). Loss detection and recovery stay in the connection; controllers
  * only decide window sizes.
  *
  * @module
  */
 
 import type { CongestionControlName } from "./config.ts";
-import { CubicCongestionControl } from "./cubic.ts";
-import { NewRenoCongestionControl } from "./new_reno.ts";
 
 /** Initial window in segments (RFC 6928 IW10, as Linux). */
 export const INITIAL_WINDOW_SEGMENTS = 10;
@@ -46,9 +45,4 @@ export interface CongestionControl {
   onIdleRestart(now: number): void;
   /** Changes the segment size (after option negotiation). */
   setMss(mss: number): void;
-}
-
-/** Creates the controller `name` for a sender with segment size `mss`. */
-export function createCongestionControl(name: CongestionControlName, mss: number): CongestionControl {
-  return name === "newreno" ? new NewRenoCongestionControl(mss) : new CubicCongestionControl(mss);
 }

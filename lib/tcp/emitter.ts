@@ -1,0 +1,176 @@
+/**
+ * The segment emitter of a connection: writes one IPv4+TCP packet into the layer's shared scratch
+ * buffer — header, options (SYN options, timestamps, SACK blocks), payload from the sender — fills the
+ * checksum (or leaves it to an offloading device) and hands it to the IPv4 sink. Every segment after the
+ * SYN carries the ACK, window and timestamps the receiver dictates (RFC 9293 §3.10.7.4, RFC 7323).
+ *
+ * @module
+ */
+
+import type { Ipv4Sink } from "../iface/protocol.ts";
+import { foldSum, ipv4PseudoHeaderSum } from "../wire/checksum.ts";
+import { IpProtocol, IPV4_HEADER_LENGTH, writeIpv4Header } from "../wire/ipv4.ts";
+import {
+  fillTcpChecksum,
+  TCP_HEADER_LENGTH,
+  TcpFlags,
+  writeMssOption,
+  writeSackPermittedOption,
+  writeTcpHeader,
+  writeTimestampsOption,
+  writeWindowScaleOption,
+} from "../wire/tcp.ts";
+import { TxFlags } from "../phy/device.ts";
+import type { TcpReceiver } from "./receiver.ts";
+import { sendReset } from "./reset.ts";
+import type { TcpStats } from "./stats.ts";
+
+/** `TxFlags.CHECKSUM_PARTIAL`: the device completes the checksum from the pseudo-header sum. */
+const TX_CHECKSUM_PARTIAL = TxFlags.CHECKSUM_PARTIAL;
+
+/** What the emitter needs from the send side: the payload bytes and the timestamp clock. */
+export interface PayloadSource {
+  /** Whether timestamps are in use (RFC 7323 §3.2). */
+  readonly timestamps: boolean;
+  /** Whether SACK is in use (RFC 2018). */
+  readonly sack: boolean;
+  /** Payload bytes per full-size segment; larger payloads are TSO super-segments. */
+  readonly sendMss: number;
+  /** Our TSval at `now` (RFC 7323 §4.1). */
+  tsNow(now: number): number;
+  /** Copies `length` bytes of the send buffer starting at sequence number `seq` into `into` at `offset`. */
+  copyPayload(seq: number, into: Uint8Array, offset: number, length: number): void;
+}
+
+/** Writes and sends the segments of one connection. */
+export class SegmentEmitter {
+  /** Where payloads and TSvals come from; set once by the sender it serves. */
+  source: PayloadSource | null = null;
+  readonly #scratch: Uint8Array;
+  readonly #stats: TcpStats;
+  readonly #receiver: TcpReceiver;
+  readonly #localAddress: number;
+  readonly #localPort: number;
+  readonly #remoteAddress: number;
+  readonly #remotePort: number;
+  #cachedView: Uint8Array | null = null;
+
+  /** An emitter for the connection `local` → `remote` writing into `scratch`. */
+  constructor(
+    scratch: Uint8Array,
+    stats: TcpStats,
+    receiver: TcpReceiver,
+    localAddress: number,
+    localPort: number,
+    remoteAddress: number,
+    remotePort: number,
+  ) {
+    this.#scratch = scratch;
+    this.#stats = stats;
+    this.#receiver = receiver;
+    this.#localAddress = localAddress;
+    this.#localPort = localPort;
+    this.#remoteAddress = remoteAddress;
+    this.#remotePort = remotePort;
+  }
+
+  /**
+   * Writes and sends one segment carrying `length` bytes of the send buffer starting at `seq`
+   * (`withData`), or none. Every segment after the SYN carries ACK, window and timestamps.
+   */
+  emit(out: Ipv4Sink, now: number, seq: number, flags: number, length: number, withData: boolean): void {
+    const source = this.source!;
+    const receiver = this.#receiver;
+    const buf = this.#scratch;
+    const tcpOffset = IPV4_HEADER_LENGTH;
+    const syn = (flags & TcpFlags.SYN) !== 0;
+    let o = tcpOffset + TCP_HEADER_LENGTH;
+    let window: number;
+    if (syn) {
+      // RFC 7323 §2.2: a SYN's window is unscaled; the option order follows Linux.
+      window = receiver.synWindow();
+      o = writeMssOption(buf, o, receiver.advertisedMss);
+      // Before the peer's SYN we offer what we are configured for, after it what was negotiated; the
+      // echoed timestamp is 0 until the peer's SYN set TS.Recent.
+      if (source.sack) o = writeSackPermittedOption(buf, o);
+      if (source.timestamps) o = writeTimestampsOption(buf, o, source.tsNow(now), receiver.tsRecent);
+      if (receiver.offerWindowScale) o = writeWindowScaleOption(buf, o, receiver.rcvScale);
+    } else {
+      window = receiver.windowField();
+      if (source.timestamps) o = writeTimestampsOption(buf, o, source.tsNow(now), receiver.tsRecent);
+      if (source.sack && (flags & TcpFlags.ACK)) {
+        // RFC 2018 §3: as many blocks as fit (3 next to timestamps, else 4).
+        o = receiver.writeSackBlocks(buf, o, source.timestamps ? 3 : 4);
+      }
+    }
+    const optionsLength = o - tcpOffset - TCP_HEADER_LENGTH;
+    writeTcpHeader(
+      buf,
+      tcpOffset,
+      this.#localPort,
+      this.#remotePort,
+      seq,
+      flags & TcpFlags.ACK ? receiver.rcvNxt : 0,
+      flags,
+      window,
+      optionsLength,
+    );
+    if (withData && length > 0) {
+      source.copyPayload(seq, buf, o, length);
+    } else {
+      length = 0;
+    }
+    const tcpLength = TCP_HEADER_LENGTH + optionsLength + length;
+    const offload = out.offloads === true;
+    if (offload) {
+      // Checksum offload: the field holds the folded pseudo-header sum; the device completes it.
+      const sum = foldSum(
+        ipv4PseudoHeaderSum(this.#localAddress, this.#remoteAddress, IpProtocol.TCP, tcpLength),
+      );
+      buf[tcpOffset + 16] = sum >> 8;
+      buf[tcpOffset + 17] = sum & 0xff;
+    } else {
+      fillTcpChecksum(buf, tcpOffset, tcpLength, this.#localAddress, this.#remoteAddress);
+    }
+    writeIpv4Header(buf, 0, this.#localAddress, this.#remoteAddress, IpProtocol.TCP, tcpLength);
+    const total = IPV4_HEADER_LENGTH + tcpLength;
+    let view = this.#cachedView;
+    if (view === null || view.length !== total || view.buffer !== buf.buffer) {
+      view = buf.subarray(0, total);
+      this.#cachedView = view;
+    }
+    if (flags & TcpFlags.ACK) receiver.onAckSent();
+    const stats = this.#stats;
+    stats.segmentsOut++;
+    stats.bytesOut += length;
+    if (offload) {
+      // A payload above the MSS is a super-segment the device cuts into MSS-sized segments (TSO).
+      const mss = source.sendMss;
+      out.sendIpv4(view, TX_CHECKSUM_PARTIAL, length > mss ? mss : 0);
+    } else {
+      out.sendIpv4(view);
+    }
+  }
+
+  /**
+   * Sends a RST from this connection's endpoints: `<SEQ=seq><ACK=ack><CTL=RST,ACK>` with `withAck`,
+   * else `<SEQ=seq><CTL=RST>` (RFC 9293 §3.10.7).
+   */
+  reset(out: Ipv4Sink, seq: number, ack: number, withAck: boolean): void {
+    const stats = this.#stats;
+    stats.resetsOut++;
+    stats.segmentsOut++;
+    sendReset(
+      this.#scratch,
+      out,
+      this.#localAddress,
+      this.#localPort,
+      this.#remoteAddress,
+      this.#remotePort,
+      seq,
+      ack,
+      withAck,
+    );
+    this.#cachedView = null;
+  }
+}

@@ -1,7 +1,8 @@
 /**
  * The congestion control interface (RFC 5681 vocabulary: cwnd, ssthresh, FlightSize); the factory
  * choosing an implementation by name is in congestion_factory.ts (so the implementations, which import
- * this interface, form no cycle with it). Loss detection and recovery stay in the connection; controllers
+ * this interface, form no cycle with it). Loss detection and recovery stay in the sender
+ * (sender.ts); controllers
  * only decide window sizes.
  *
  * @module

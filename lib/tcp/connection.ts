@@ -1,9 +1,9 @@
 /**
  * One TCP connection: the RFC 9293 §3.10 event processing state machine, sans-I/O, over a
  * {@link TcpReceiver} (receive side), a {@link TcpSender} (send side, loss recovery, send timers) and a
- * {@link SegmentEmitter} (writing segments). The owning
- * {@link TcpLayer} hands it validated segments with the current time and polls it for timers; the
- * application side is a byte-buffer API plus readiness events:
+ * {@link SegmentEmitter} (writing segments). The owning {@link TcpLayer} hands it validated segments
+ * with the current time and polls it for timers; the application side is a byte-buffer API plus
+ * readiness events:
  *
  * - `send(bytes)` copies into the bounded send buffer and returns how many bytes it took (0 when full:
  *   wait for a WRITABLE event); it throws {@link TcpStateError} after shutdown/close or once CLOSED.
@@ -27,82 +27,24 @@ import type { TcpConfig } from "./config.ts";
 import type { CongestionControl } from "./congestion.ts";
 import { SegmentEmitter } from "./emitter.ts";
 import type { IsnGenerator } from "./isn.ts";
-import { SegmentText, TcpReceiver } from "./receiver.ts";
+import { KeepaliveAction, KeepaliveTimer } from "./keepalive.ts";
+import { negotiateOptions, setOptionFlags } from "./negotiate.ts";
+import { SegmentText, TcpReceiver, TextResult } from "./receiver.ts";
 import type { RttEstimator } from "./rtt.ts";
-import { AckResult, Recovery, TcpSender } from "./sender.ts";
+import { AckResult, TcpSender } from "./sender.ts";
 import { seqAdd, seqGt, seqLe } from "./seq.ts";
+import {
+  SYNCHRONIZED_SEND_STATES,
+  type TcpCloseError,
+  type TcpConnectionDiagnostics,
+  TcpEvent,
+  type TcpState,
+  TcpStateError,
+} from "./state.ts";
 import type { TcpStats } from "./stats.ts";
 
-/** Connection states of RFC 9293 §3.3.2 (LISTEN lives in the layer's listeners). */
-export type TcpState =
-  | "CLOSED"
-  | "SYN_SENT"
-  | "SYN_RECEIVED"
-  | "ESTABLISHED"
-  | "FIN_WAIT_1"
-  | "FIN_WAIT_2"
-  | "CLOSE_WAIT"
-  | "CLOSING"
-  | "LAST_ACK"
-  | "TIME_WAIT";
-
-/** Readiness bits passed to {@link TcpConnection.onEvent}. */
-export const TcpEvent = {
-  /** The handshake completed (ESTABLISHED). */
-  OPEN: 1,
-  /** New bytes are readable (or end of stream, see EOF). */
-  READABLE: 2,
-  /** Send buffer space became free. */
-  WRITABLE: 4,
-  /** The peer's FIN arrived: after the buffered bytes, {@link TcpConnection.recv} returns null. */
-  EOF: 8,
-  /** The connection reached CLOSED; {@link TcpConnection.error} says why, if abnormally. */
-  CLOSED: 16,
-} as const;
-
-/** See {@link TcpConnection.diagnostics}. */
-export interface TcpConnectionDiagnostics {
-  /** Connection state. */
-  state: TcpState;
-  /** Loss recovery phase. */
-  recovery: "none" | "fast" | "timeout";
-  /** Congestion window (bytes). */
-  cwnd: number;
-  /** Slow start threshold (bytes). */
-  ssthresh: number;
-  /** RFC 6675 pipe estimate (bytes). */
-  pipe: number;
-  /** SND.NXT − SND.UNA. */
-  flight: number;
-  /** Bytes the peer SACKed. */
-  sackedBytes: number;
-  /** Queued bytes not yet sent. */
-  unsent: number;
-  /** Peer's window (bytes). */
-  sndWnd: number;
-  /** Our advertised window remaining (bytes). */
-  rcvWnd: number;
-  /** Smoothed RTT (ms, −1 unknown). */
-  srtt: number;
-  /** Current RTO (ms). */
-  rto: number;
-  /** Consecutive retransmission timeouts. */
-  retries: number;
-  /** Disjoint out-of-order ranges held. */
-  outOfOrderRanges: number;
-}
-
-/** Why a connection ended abnormally. */
-export type TcpCloseError = "reset" | "refused" | "timeout" | "aborted";
-
-/** Misuse of the application API (e.g. sending after shutdown); never raised for received segments. */
-export class TcpStateError extends Error {
-  /** Creates the error with a message naming the operation and state. */
-  constructor(message: string) {
-    super(message);
-    this.name = "TcpStateError";
-  }
-}
+export { TcpEvent, TcpStateError } from "./state.ts";
+export type { TcpCloseError, TcpConnectionDiagnostics, TcpState } from "./state.ts";
 
 /** What a connection needs from its layer. */
 export interface TcpConnectionContext {
@@ -121,14 +63,6 @@ export interface TcpConnectionContext {
   /** Whether another challenge ACK may be sent at `now` (RFC 5961 §7 rate limit). */
   allowChallengeAck(now: number): boolean;
 }
-
-const SYNCHRONIZED_SEND_STATES: ReadonlySet<TcpState> = new Set([
-  "ESTABLISHED",
-  "CLOSE_WAIT",
-  "FIN_WAIT_1",
-  "CLOSING",
-  "LAST_ACK",
-]);
 
 /** A TCP connection; created by {@link TcpLayer.connect} or accepted from a {@link TcpListener}. */
 export class TcpConnection {
@@ -165,17 +99,12 @@ export class TcpConnection {
 
   // Timers of the state machine (absolute deadlines, Infinity when stopped); the sender and the
   // receiver keep their own.
-  #keepaliveDeadline = Infinity;
+  readonly #keepalive: KeepaliveTimer;
   #timeWaitDeadline = Infinity;
   #finWait2Deadline = Infinity;
-  #keepalivesUnanswered = 0;
 
   #synAckDue = false;
-  #pendingRst = false;
   #outputPending = false;
-  #pendingRstSeq = 0;
-  #pendingRstAck = 0;
-  #pendingRstWithAck = false;
   #appClosed = false;
   #events = 0;
   #ctx: TcpConnectionContext;
@@ -197,16 +126,9 @@ export class TcpConnection {
     this.remotePort = remotePort;
     this.passive = passive;
     this.#receiver = new TcpReceiver(config, ctx.stats);
-    this.#emitter = new SegmentEmitter(
-      ctx.scratch,
-      ctx.stats,
-      this.#receiver,
-      localAddress,
-      localPort,
-      remoteAddress,
-      remotePort,
-    );
+    this.#emitter = new SegmentEmitter(ctx.scratch, ctx.stats, this.#receiver, this);
     this.#sender = new TcpSender(config, ctx.stats, this.#emitter);
+    this.#keepalive = new KeepaliveTimer(config);
   }
 
   // ───────────────────────────── sequence variables (read-only views) ─────────────────────────────
@@ -315,27 +237,8 @@ export class TcpConnection {
 
   /** A snapshot of sender internals for status output and debugging (allocates; not for hot paths). */
   diagnostics(): TcpConnectionDiagnostics {
-    const sender = this.#sender;
-    return {
-      state: this.state,
-      recovery: sender.recovery === Recovery.None
-        ? "none"
-        : sender.recovery === Recovery.Fast
-        ? "fast"
-        : "timeout",
-      cwnd: sender.congestion.cwnd,
-      ssthresh: sender.congestion.ssthresh,
-      pipe: sender.pipe(),
-      flight: (sender.sndNxt - sender.sndUna) >>> 0,
-      sackedBytes: sender.scoreboard.sackedBytes,
-      unsent: sender.unsentBytes(),
-      sndWnd: sender.sndWnd,
-      rcvWnd: this.#receiver.window,
-      srtt: sender.rtt.srtt,
-      rto: sender.rtt.rto,
-      retries: sender.retries,
-      outOfOrderRanges: this.#receiver.reassembly.rangeCount,
-    };
+    const receiver = this.#receiver;
+    return this.#sender.diagnostics(this.state, receiver.window, receiver.reassembly.rangeCount);
   }
 
   #canSend(): boolean {
@@ -425,7 +328,7 @@ export class TcpConnection {
     const synchronized = this.state !== "SYN_SENT" && this.state !== "TIME_WAIT";
     this.#appClosed = true;
     if (synchronized) {
-      this.#rstAt(this.#sender.sndNxt, 0, false);
+      this.#emitter.queueReset(this.#sender.sndNxt, 0, false);
       this.#wake();
     }
     this.#enterClosed("aborted");
@@ -447,18 +350,11 @@ export class TcpConnection {
 
   // ───────────────────────────── opening ─────────────────────────────
 
-  /**
-   * Picks the initial send sequence number (RFC 6528, or `issOverride`) and the timestamp offset, and
-   * starts every send-side sequence variable there.
-   */
+  /** Starts the send sequence at the ISN (RFC 6528, or `issOverride`) with this tuple's TS offset. */
   #initSendSequence(issOverride: number | null, now: number): void {
     const isn = this.#ctx.isn;
-    const iss = issOverride ??
-      isn.isn(this.localAddress, this.localPort, this.remoteAddress, this.remotePort, now);
-    this.#sender.start(
-      iss,
-      isn.timestampOffset(this.localAddress, this.localPort, this.remoteAddress, this.remotePort),
-    );
+    const l = this.localAddress, lp = this.localPort, r = this.remoteAddress, rp = this.remotePort;
+    this.#sender.start(issOverride ?? isn.isn(l, lp, r, rp, now), isn.timestampOffset(l, lp, r, rp));
   }
 
   /** Active open (RFC 9293 §3.10.1): picks the ISN and enters SYN-SENT; the SYN leaves at the next poll. */
@@ -468,8 +364,8 @@ export class TcpConnection {
     this.#outputPending = true;
     this.#ctx.stats.activeOpens++;
     const config = this.#ctx.config;
-    // Our SYN offers what we are configured for; the peer's SYN then settles it (#negotiate).
-    this.#setOptions(config.timestamps, config.sack);
+    // Our SYN offers what we are configured for; the peer's SYN then settles it (negotiateOptions).
+    setOptionFlags(this.#sender, this.#receiver, config.timestamps, config.sack);
     this.#receiver.offerWindowScale = config.windowScaling;
     if (!config.windowScaling) this.#receiver.rcvScale = 0;
     this.#wake();
@@ -488,41 +384,12 @@ export class TcpConnection {
   ): void {
     this.#initSendSequence(issOverride, now);
     this.#receiver.start(seg.seq);
-    this.#negotiate(opts);
+    this.peerMss = negotiateOptions(this.#ctx.config, opts, this.#sender, this.#receiver);
     // RFC 7323 §2.2: the window in a SYN is never scaled.
     this.#sender.setWindow(seg.window, seg.seq, this.#sender.iss);
     this.state = "SYN_RECEIVED";
     this.#ctx.stats.passiveOpens++;
     this.#output(now, out);
-  }
-
-  #setOptions(timestamps: boolean, sack: boolean): void {
-    this.#sender.timestamps = timestamps;
-    this.#receiver.timestamps = timestamps;
-    this.#sender.sack = sack;
-    this.#receiver.sack = sack;
-  }
-
-  #negotiate(opts: TcpOptions): void {
-    const config = this.#ctx.config;
-    const sender = this.#sender;
-    const receiver = this.#receiver;
-    // RFC 7323 §2.2: scaling only when both SYNs carry the option.
-    if (config.windowScaling && opts.windowScale >= 0) {
-      sender.sndScale = opts.windowScale;
-      receiver.offerWindowScale = true;
-    } else {
-      receiver.offerWindowScale = false;
-      sender.sndScale = 0;
-      receiver.rcvScale = 0;
-    }
-    this.#setOptions(config.timestamps && opts.hasTimestamps, config.sack && opts.sackPermitted);
-    if (sender.timestamps) receiver.tsRecent = opts.tsVal;
-    // RFC 9293 §3.7.1: 536 when the option is absent; RFC 6691: never above what our MTU allows.
-    this.peerMss = opts.mss > 0 ? opts.mss : 536;
-    const mss = Math.max(64, Math.min(this.peerMss, receiver.advertisedMss));
-    sender.sendMss = mss - (sender.timestamps ? 12 : 0);
-    sender.congestion.setMss(sender.sendMss);
   }
 
   // ───────────────────────────── input ─────────────────────────────
@@ -533,15 +400,12 @@ export class TcpConnection {
    */
   ingress(seg: TcpSegment, opts: TcpOptions, now: number, out: Ipv4Sink): void {
     if (this.state === "CLOSED") {
-      this.#flushReset(out);
+      this.#emitter.flushReset(out);
       return;
     }
     if (this.state === "SYN_SENT") this.#ingressSynSent(seg, opts, now);
     else this.#ingressSynchronized(seg, opts, now);
-    if (this.#ctx.config.keepalive && !this.#isClosed()) {
-      this.#keepalivesUnanswered = 0;
-      this.#keepaliveDeadline = Infinity;
-    }
+    if (!this.#isClosed()) this.#keepalive.onSegment();
     this.#output(now, out);
     this.#flushEvents();
   }
@@ -559,7 +423,7 @@ export class TcpConnection {
     // RFC 9293 §3.10.7.3 first: an ACK outside (ISS, SND.NXT] is unacceptable.
     if (hasAck && (seqLe(seg.ack, sender.iss) || seqGt(seg.ack, sender.sndNxt))) {
       stats.drop("syn-sent-bad");
-      if (!(flags & TcpFlags.RST)) this.#rstAt(seg.ack, 0, false);
+      if (!(flags & TcpFlags.RST)) this.#emitter.queueReset(seg.ack, 0, false);
       return;
     }
     if (flags & TcpFlags.RST) {
@@ -578,7 +442,7 @@ export class TcpConnection {
     }
     // Fourth: SYN.
     this.#receiver.start(seg.seq);
-    this.#negotiate(opts);
+    this.peerMss = negotiateOptions(this.#ctx.config, opts, this.#sender, this.#receiver);
     if (hasAck) {
       sender.onSynAcked(seg.ack, opts, now);
       // RFC 7323 §2.2: the window in a SYN,ACK is not scaled.
@@ -599,7 +463,7 @@ export class TcpConnection {
     this.state = this.#sender.finQueued ? "FIN_WAIT_1" : "ESTABLISHED";
     this.#ctx.stats.established++;
     this.#events |= TcpEvent.OPEN | TcpEvent.WRITABLE;
-    if (this.#ctx.config.keepalive) this.#keepaliveDeadline = Infinity;
+    this.#keepalive.stop();
     if (this.passive) this.#ctx.passiveEstablished(this);
   }
 
@@ -674,19 +538,11 @@ export class TcpConnection {
       }
       return;
     }
-    // Seventh: segment text.
-    if (text.length > 0) {
-      if (this.state === "ESTABLISHED" || this.state === "FIN_WAIT_1" || this.state === "FIN_WAIT_2") {
-        if (receiver.receive(seg.bytes, text.seq, text.offset, text.length, now, this.#appClosed)) {
-          this.#events |= TcpEvent.READABLE;
-        }
-      } else {
-        stats.drop("after-close"); // data after the peer's FIN cannot be legitimate
-      }
-    }
-    // Eighth: FIN (only once everything before it has arrived).
-    if (text.fin && receiver.noteFin(seqAdd(text.seq, text.length))) this.#processFin(now);
-    if (receiver.finDue()) this.#processFin(now);
+    // Seventh and eighth: text (none after the peer's FIN), then the FIN once all before it arrived.
+    const open = this.state === "ESTABLISHED" || this.state === "FIN_WAIT_1" || this.state === "FIN_WAIT_2";
+    const got = receiver.receiveText(seg.bytes, text, now, open, this.#appClosed);
+    if (got & TextResult.READABLE) this.#events |= TcpEvent.READABLE;
+    if (got & TextResult.FIN) this.#processFin(now);
   }
 
   /** An acceptable RST (RFC 9293 §3.10.7.4 second, with RFC 5961 §3.2's exact-match rule). */
@@ -728,7 +584,7 @@ export class TcpConnection {
         this.#establish();
       } else {
         stats.drop("bad-ack");
-        this.#rstAt(ack, 0, false);
+        this.#emitter.queueReset(ack, 0, false);
         return false;
       }
     }
@@ -809,7 +665,7 @@ export class TcpConnection {
     this.#sender.release(true);
     this.#receiver.release();
     this.#timeWaitDeadline = now + this.#ctx.config.timeWaitMs;
-    this.#keepaliveDeadline = Infinity;
+    this.#keepalive.stop();
     this.#finWait2Deadline = Infinity;
   }
 
@@ -819,7 +675,7 @@ export class TcpConnection {
     this.#sender.release(false);
     this.#receiver.release();
     if (this.error === null) this.error = error;
-    this.#keepaliveDeadline = Infinity;
+    this.#keepalive.stop();
     this.#timeWaitDeadline = Infinity;
     this.#finWait2Deadline = Infinity;
     this.#events |= TcpEvent.CLOSED | TcpEvent.READABLE | TcpEvent.WRITABLE;
@@ -838,13 +694,13 @@ export class TcpConnection {
    * waits for input). After it returns with {@link state} CLOSED the layer forgets the connection.
    */
   poll(now: number, out: Ipv4Sink): number | null {
-    if (!this.#outputPending && !this.#pendingRst && this.#events === 0) {
+    if (!this.#outputPending && !this.#emitter.resetPending && this.#events === 0) {
       // Fast path: nothing queued by the application and no timer due.
       const due = this.nextDeadline();
       if (due === null || now < due) return due;
     }
     this.#outputPending = false;
-    this.#flushReset(out);
+    this.#emitter.flushReset(out);
     if (this.#appClosed && this.state === "FIN_WAIT_2" && this.#finWait2Deadline === Infinity) {
       this.#finWait2Deadline = now + this.#ctx.config.finWait2TimeoutMs;
     }
@@ -858,7 +714,7 @@ export class TcpConnection {
       if (now >= sender.rtoDeadline) this.#onRetransmissionTimeout(now);
       if (now >= sender.ptoDeadline) sender.onProbeTimeout(now, out, sending);
       if (now >= sender.persistDeadline && !sender.onPersistTimeout(now, out, sending)) this.#timedOut();
-      if (now >= this.#keepaliveDeadline) this.#onKeepaliveTimeout(now, out);
+      if (now >= this.#keepalive.deadline) this.#onKeepaliveTimeout(now, out);
       if (now >= this.#receiver.delayedAckDeadline) this.#receiver.ackNow = true;
       this.#output(now, out);
     }
@@ -875,7 +731,7 @@ export class TcpConnection {
       sender.ptoDeadline,
       this.#receiver.delayedAckDeadline,
       sender.persistDeadline,
-      this.#keepaliveDeadline,
+      this.#keepalive.deadline,
       this.#timeWaitDeadline,
       this.#finWait2Deadline,
     );
@@ -889,31 +745,23 @@ export class TcpConnection {
 
   #onRetransmissionTimeout(now: number): void {
     const handshake = this.state === "SYN_SENT" || this.state === "SYN_RECEIVED";
-    if (!this.#sender.onRetransmissionTimeout(now, handshake)) {
-      this.#timedOut();
-      return;
-    }
-    if (handshake) {
-      if (this.state === "SYN_SENT") this.#sender.sndNxt = this.#sender.iss; // resend the SYN
-      else this.#synAckDue = true;
-    }
+    if (!this.#sender.onRetransmissionTimeout(now, handshake)) this.#timedOut();
+    else if (this.state === "SYN_SENT") this.#sender.sndNxt = this.#sender.iss; // resend the SYN
+    else if (handshake) this.#synAckDue = true; // resend the SYN,ACK
   }
 
   #onKeepaliveTimeout(now: number, out: Ipv4Sink): void {
-    const config = this.#ctx.config;
     const sender = this.#sender;
-    this.#keepaliveDeadline = Infinity;
-    if (this.state !== "ESTABLISHED" && this.state !== "CLOSE_WAIT") return;
-    if (sender.sndUna !== sender.sndNxt) return; // data in flight: the RTO watches the peer
-    if (this.#keepalivesUnanswered >= config.keepaliveCount) {
+    const idle = (this.state === "ESTABLISHED" || this.state === "CLOSE_WAIT") &&
+      sender.sndUna === sender.sndNxt;
+    const action = this.#keepalive.expire(now, idle);
+    if (action === KeepaliveAction.TimedOut) {
       this.#timedOut();
-      return;
+    } else if (action === KeepaliveAction.Probe) {
+      // RFC 9293 §3.8.4: SEG.SEQ = SND.NXT − 1, no data (Linux form).
+      this.#ctx.stats.keepaliveProbes++;
+      this.#emitter.emit(out, now, seqAdd(sender.sndNxt, -1), TcpFlags.ACK, 0, false);
     }
-    // RFC 9293 §3.8.4: SEG.SEQ = SND.NXT − 1, no data (Linux form).
-    this.#ctx.stats.keepaliveProbes++;
-    this.#emitter.emit(out, now, seqAdd(sender.sndNxt, -1), TcpFlags.ACK, 0, false);
-    this.#keepalivesUnanswered++;
-    this.#keepaliveDeadline = now + config.keepaliveIntervalMs;
   }
 
   #flushEvents(): void {
@@ -926,7 +774,7 @@ export class TcpConnection {
   // ───────────────────────────── output ─────────────────────────────
 
   #output(now: number, out: Ipv4Sink): void {
-    this.#flushReset(out);
+    this.#emitter.flushReset(out);
     const state = this.state;
     if (state === "CLOSED") return;
     const sender = this.#sender;
@@ -946,25 +794,8 @@ export class TcpConnection {
     let sent = false;
     if (SYNCHRONIZED_SEND_STATES.has(state)) {
       sent = sender.output(now, out);
-      const config = this.#ctx.config;
-      if (config.keepalive && this.#keepaliveDeadline === Infinity && state !== "LAST_ACK") {
-        this.#keepaliveDeadline = now + config.keepaliveIdleMs;
-      }
+      if (state !== "LAST_ACK") this.#keepalive.arm(now);
     }
     if (!sent && this.#receiver.ackNow) this.#emitter.emit(out, now, sender.sndNxt, TcpFlags.ACK, 0, false);
-  }
-
-  /** Queues a RST (sent by the next output pass, which every ingress and poll ends with). */
-  #rstAt(seq: number, ack: number, withAck: boolean): void {
-    this.#pendingRst = true;
-    this.#pendingRstSeq = seq;
-    this.#pendingRstAck = ack;
-    this.#pendingRstWithAck = withAck;
-  }
-
-  #flushReset(out: Ipv4Sink): void {
-    if (!this.#pendingRst) return;
-    this.#pendingRst = false;
-    this.#emitter.reset(out, this.#pendingRstSeq, this.#pendingRstAck, this.#pendingRstWithAck);
   }
 }

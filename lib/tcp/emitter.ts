@@ -42,6 +42,21 @@ export interface PayloadSource {
   copyPayload(seq: number, into: Uint8Array, offset: number, length: number): void;
 }
 
+/**
+ * The addresses and ports of a connection: the one place its segments' IP header is built from (see
+ * {@link SegmentEmitter}).
+ */
+export interface TcpEndpoints {
+  /** Our address. */
+  readonly localAddress: number;
+  /** Our port. */
+  readonly localPort: number;
+  /** The peer's address. */
+  readonly remoteAddress: number;
+  /** The peer's port. */
+  readonly remotePort: number;
+}
+
 /** Writes and sends the segments of one connection. */
 export class SegmentEmitter {
   /** Where payloads and TSvals come from; set once by the sender it serves. */
@@ -54,24 +69,21 @@ export class SegmentEmitter {
   readonly #remoteAddress: number;
   readonly #remotePort: number;
   #cachedView: Uint8Array | null = null;
+  #pendingRstSeq = 0;
+  #pendingRstAck = 0;
+  #pendingRstWithAck = false;
+  /** Whether a RST waits for {@link flushReset}. */
+  resetPending = false;
 
-  /** An emitter for the connection `local` → `remote` writing into `scratch`. */
-  constructor(
-    scratch: Uint8Array,
-    stats: TcpStats,
-    receiver: TcpReceiver,
-    localAddress: number,
-    localPort: number,
-    remoteAddress: number,
-    remotePort: number,
-  ) {
+  /** An emitter for the connection between `endpoints`, writing into `scratch`. */
+  constructor(scratch: Uint8Array, stats: TcpStats, receiver: TcpReceiver, endpoints: TcpEndpoints) {
     this.#scratch = scratch;
     this.#stats = stats;
     this.#receiver = receiver;
-    this.#localAddress = localAddress;
-    this.#localPort = localPort;
-    this.#remoteAddress = remoteAddress;
-    this.#remotePort = remotePort;
+    this.#localAddress = endpoints.localAddress;
+    this.#localPort = endpoints.localPort;
+    this.#remoteAddress = endpoints.remoteAddress;
+    this.#remotePort = endpoints.remotePort;
   }
 
   /**
@@ -153,10 +165,21 @@ export class SegmentEmitter {
   }
 
   /**
-   * Sends a RST from this connection's endpoints: `<SEQ=seq><ACK=ack><CTL=RST,ACK>` with `withAck`,
-   * else `<SEQ=seq><CTL=RST>` (RFC 9293 §3.10.7).
+   * Queues a RST from this connection's endpoints: `<SEQ=seq><ACK=ack><CTL=RST,ACK>` with `withAck`,
+   * else `<SEQ=seq><CTL=RST>` (RFC 9293 §3.10.7). It leaves at the next {@link flushReset}, which every
+   * output pass of the connection starts with.
    */
-  reset(out: Ipv4Sink, seq: number, ack: number, withAck: boolean): void {
+  queueReset(seq: number, ack: number, withAck: boolean): void {
+    this.resetPending = true;
+    this.#pendingRstSeq = seq;
+    this.#pendingRstAck = ack;
+    this.#pendingRstWithAck = withAck;
+  }
+
+  /** Sends the queued RST, if any. */
+  flushReset(out: Ipv4Sink): void {
+    if (!this.resetPending) return;
+    this.resetPending = false;
     const stats = this.#stats;
     stats.resetsOut++;
     stats.segmentsOut++;
@@ -167,9 +190,9 @@ export class SegmentEmitter {
       this.#localPort,
       this.#remoteAddress,
       this.#remotePort,
-      seq,
-      ack,
-      withAck,
+      this.#pendingRstSeq,
+      this.#pendingRstAck,
+      this.#pendingRstWithAck,
     );
     this.#cachedView = null;
   }

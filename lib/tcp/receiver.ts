@@ -31,6 +31,14 @@ export class SegmentText {
   fin = false;
 }
 
+/** Bits returned by {@link TcpReceiver.receiveText}. */
+export const TextResult = {
+  /** New bytes became readable. */
+  READABLE: 1,
+  /** The peer's FIN is next in sequence: the connection consumes it ({@link TcpReceiver.consumeFin}). */
+  FIN: 2,
+} as const;
+
 /** Receive sequence space, buffers and acknowledgment policy of one connection. */
 export class TcpReceiver {
   /** Initial receive sequence number. */
@@ -235,6 +243,24 @@ export class TcpReceiver {
       }
     }
     return !discard;
+  }
+
+  /**
+   * RFC 9293 §3.10.7.4 seventh and eighth: stores the trimmed `text` of a segment whose bytes are
+   * `bytes` (only when `open`, i.e. before the peer's FIN; else it is dropped and counted) and notes its
+   * FIN. `discard` drops in-order bytes after acknowledging them (the application closed). Returns
+   * {@link TextResult} bits.
+   */
+  receiveText(bytes: Uint8Array, text: SegmentText, now: number, open: boolean, discard: boolean): number {
+    let result = 0;
+    if (text.length > 0) {
+      if (!open) this.#stats.drop("after-close"); // data after the peer's FIN cannot be legitimate
+      else if (this.receive(bytes, text.seq, text.offset, text.length, now, discard)) {
+        result = TextResult.READABLE;
+      }
+    }
+    if ((text.fin && this.noteFin(seqAdd(text.seq, text.length))) || this.finDue()) result |= TextResult.FIN;
+    return result;
   }
 
   /**

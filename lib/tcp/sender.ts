@@ -17,9 +17,11 @@ import type { CongestionControl } from "./congestion.ts";
 import { createCongestionControl } from "./congestion_factory.ts";
 import type { PayloadSource, SegmentEmitter } from "./emitter.ts";
 import { RttEstimator } from "./rtt.ts";
+import { RetransmissionLog } from "./retransmission_log.ts";
 import { DUP_THRESH, SackScoreboard } from "./sack_scoreboard.ts";
 import { SendBuffer } from "./send_buffer.ts";
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from "./seq.ts";
+import type { TcpConnectionDiagnostics, TcpState } from "./state.ts";
 import type { TcpStats } from "./stats.ts";
 
 /** RFC 8985 §7.2 WCDelAckT: the worst-case delayed-ACK time assumed of the peer. */
@@ -112,12 +114,7 @@ export class TcpSender implements PayloadSource {
   #renoSacked = 0;
   #forceRetransmit = false;
   #rescueDone = false;
-  readonly #rtxStart = new Uint32Array(256);
-  readonly #rtxEnd = new Uint32Array(256);
-  readonly #rtxSentAtNxt = new Uint32Array(256);
-  #rtxHead = 0;
-  #rtxCount = 0;
-  #lostRetransmission = false;
+  readonly #rtxLog = new RetransmissionLog();
   #smallSegmentEnd = 0;
   #lastDataSent = -1;
   /** Our TSval when the current recovery's first retransmission went out, or −1 (Eifel detection). */
@@ -211,6 +208,27 @@ export class TcpSender implements PayloadSource {
     this.persistDeadline = Infinity;
   }
 
+  /** A snapshot for status output, completed with the connection's `state` and receive side. */
+  diagnostics(state: TcpState, rcvWnd: number, outOfOrderRanges: number): TcpConnectionDiagnostics {
+    const recovery = this.recovery;
+    return {
+      state,
+      recovery: recovery === Recovery.None ? "none" : recovery === Recovery.Fast ? "fast" : "timeout",
+      cwnd: this.congestion.cwnd,
+      ssthresh: this.congestion.ssthresh,
+      pipe: this.pipe(),
+      flight: (this.sndNxt - this.sndUna) >>> 0,
+      sackedBytes: this.scoreboard.sackedBytes,
+      unsent: this.unsentBytes(),
+      sndWnd: this.sndWnd,
+      rcvWnd,
+      srtt: this.rtt.srtt,
+      rto: this.rtt.rto,
+      retries: this.retries,
+      outOfOrderRanges,
+    };
+  }
+
   // ───────────────────────────── ACK processing ─────────────────────────────
 
   #takeRttSample(ack: number, opts: TcpOptions, now: number): void {
@@ -283,8 +301,7 @@ export class TcpSender implements PayloadSource {
         this.recovery = Recovery.None;
         this.#dupAcks = 0;
         this.#renoSacked = 0;
-        this.#rtxCount = 0;
-        this.#lostRetransmission = false;
+        this.#rtxLog.clear();
         this.#recoveryFence = this.sndUna;
       }
       this.#recoveryTsVal = this.recovery === Recovery.None ? -1 : this.#recoveryTsVal;
@@ -371,7 +388,9 @@ export class TcpSender implements PayloadSource {
    * update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)).
    */
   updateWindow(windowField: number, seq: number, ack: number): void {
-    if (this.recovery === Recovery.Fast && this.sack) this.#detectLostRetransmission();
+    if (this.recovery === Recovery.Fast && this.sack) {
+      this.#rtxLog.detect(this.sndUna, this.scoreboard, this.sendMss);
+    }
     const window = windowField << this.sndScale;
     if (seqLt(this.#sndWl1, seq) || (this.#sndWl1 === seq && seqLe(this.#sndWl2, ack))) {
       const opened = window > this.sndWnd;
@@ -386,45 +405,9 @@ export class TcpSender implements PayloadSource {
     }
   }
 
-  /**
-   * Remembers a retransmission in fast recovery with the SND.NXT of that moment, to detect its loss:
-   * once the peer SACKs a full segment sent after it while it is still missing, the retransmission was
-   * lost too (the idea of Linux's tcp_mark_lost_retrans and of RACK, RFC 8985, without RACK's reordering
-   * window: a reordered retransmission costs one needless resend). A DupThresh-segment margin left
-   * twice as many RTOs in a low-RTT 5 %-loss simulation, where windows are small after losses.
-   */
+  /** Logs a retransmission in fast recovery with SACK, for lost-retransmission detection. */
   #recordRetransmission(start: number, end: number): void {
-    if (this.recovery !== Recovery.Fast || !this.sack) return;
-    const cap = this.#rtxStart.length;
-    if (this.#rtxCount === cap) {
-      // Full: forget the oldest record (its loss will then be found by the RTO instead).
-      this.#rtxHead = (this.#rtxHead + 1) % cap;
-      this.#rtxCount--;
-    }
-    const i = (this.#rtxHead + this.#rtxCount) % cap;
-    this.#rtxStart[i] = start;
-    this.#rtxEnd[i] = end;
-    this.#rtxSentAtNxt[i] = this.sndNxt;
-    this.#rtxCount++;
-  }
-
-  /** Checks the oldest outstanding retransmission for loss (see {@link #recordRetransmission}). */
-  #detectLostRetransmission(): void {
-    const cap = this.#rtxStart.length;
-    while (this.#rtxCount > 0) {
-      const i = this.#rtxHead;
-      const start = seqMax(this.#rtxStart[i], this.sndUna);
-      const end = this.#rtxEnd[i];
-      if (seqLt(start, end) && this.scoreboard.unsackedBytes(start, end) > 0) break;
-      this.#rtxHead = (i + 1) % cap;
-      this.#rtxCount--;
-    }
-    if (this.#rtxCount === 0 || this.#lostRetransmission) return;
-    const i = this.#rtxHead;
-    const threshold = seqAdd(this.#rtxSentAtNxt[i], this.sendMss);
-    if (seqGe(this.scoreboard.highestSacked(this.sndUna), threshold)) {
-      this.#lostRetransmission = true;
-    }
+    if (this.recovery === Recovery.Fast && this.sack) this.#rtxLog.record(start, end, this.sndNxt);
   }
 
   /**
@@ -446,8 +429,7 @@ export class TcpSender implements PayloadSource {
   #enterFastRecovery(now: number): void {
     this.ptoDeadline = Infinity;
     this.#recoveryTsVal = this.timestamps ? this.tsNow(now) : -1;
-    this.#rtxCount = 0;
-    this.#lostRetransmission = false;
+    this.#rtxLog.clear();
     const mss = this.sendMss;
     this.#stats.fastRecoveries++;
     this.recovery = Recovery.Fast;
@@ -617,7 +599,7 @@ export class TcpSender implements PayloadSource {
    */
   output(now: number, out: Ipv4Sink): boolean {
     let sent = false;
-    if (this.#lostRetransmission) sent = this.#resendLostRetransmission(now, out);
+    if (this.#rtxLog.lost) sent = this.#resendLostRetransmission(now, out);
     if (this.recovery !== Recovery.None && this.#sendRetransmissions(now, out)) sent = true;
     const sentNew = this.#sendNewData(now, out, -1);
     if (sentNew) sent = true;
@@ -656,13 +638,13 @@ export class TcpSender implements PayloadSource {
     this.#stats.retransmissions++;
   }
 
-  /** Sends the oldest retransmission again after {@link #detectLostRetransmission} found it lost. */
+  /** Sends the oldest retransmission again after the {@link RetransmissionLog} found it lost. */
   #resendLostRetransmission(now: number, out: Ipv4Sink): boolean {
-    this.#lostRetransmission = false;
-    if (this.#rtxCount === 0 || this.recovery !== Recovery.Fast) return false;
-    const i = this.#rtxHead;
-    const seq = this.scoreboard.nextUnsacked(seqMax(this.#rtxStart[i], this.sndUna));
-    const end = this.#rtxEnd[i];
+    const log = this.#rtxLog;
+    log.lost = false;
+    if (log.count === 0 || this.recovery !== Recovery.Fast) return false;
+    const seq = this.scoreboard.nextUnsacked(seqMax(log.oldestStart, this.sndUna));
+    const end = log.oldestEnd;
     if (!seqLt(seq, end)) return false;
     const limit = seqMin(end, this.scoreboard.nextSackedStart(seq, end));
     const dataEnd = seqAdd(this.#sndBufSeq, this.buffer.length);
@@ -671,7 +653,7 @@ export class TcpSender implements PayloadSource {
     if (length === 0 && !fin) return false;
     this.#retransmit(out, now, seq, length, fin);
     this.#stats.lostRetransmissions++;
-    this.#rtxSentAtNxt[i] = this.sndNxt;
+    log.resent(this.sndNxt);
     if (this.rtoDeadline === Infinity) this.rtoDeadline = now + this.rtt.rto;
     return true;
   }

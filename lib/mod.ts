@@ -30,7 +30,15 @@ export {
 export { DatagramEndpoint, type NetAddr, type ReceivedDatagram } from "./stack/datagram.ts";
 export { closeError, TcpConn, TcpConnListener } from "./stack/tcp_conn.ts";
 export type { StreamConn } from "./services/conn.ts";
-export { type Device, type Medium, type PacketHandler, RxFlags, TxFlags } from "./phy/device.ts";
+export {
+  type Device,
+  GsoType,
+  type Medium,
+  type PacketHandler,
+  RxFlags,
+  TxFlags,
+  TxOffload,
+} from "./phy/device.ts";
 export { TunDevice, type TunOptions } from "./phy/tun.ts";
 export { PcapDevice, type PcapDeviceOptions } from "./phy/pcap_device.ts";
 export { MemoryDevice, type MemoryDeviceOptions } from "./phy/memory.ts";

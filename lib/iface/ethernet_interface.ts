@@ -43,16 +43,16 @@ import {
 } from "../wire/ipv4_address.ts";
 import { IPV4_HEADER_LENGTH } from "../wire/ipv4.ts";
 import { logger } from "../log.ts";
-import { TxFlags } from "../phy/device.ts";
-import { completePartialChecksum } from "../wire/offload.ts";
+import { completeTxChecksum, type TxOffload } from "../wire/offload.ts";
 
 /** Where the Ethernet layer hands complete frames. The sink consumes the bytes before returning. */
 export interface FrameSink {
   /**
-   * Sends one Ethernet frame (no FCS). `txFlags` and `gsoSize` are device offload requests for the IPv4
-   * packet inside (see `TxFlags` and `Device.send`), used only where {@link FrameSink.offloads} is true.
+   * Sends one Ethernet frame (no FCS). `offload` is the device offload request for the IPv4 packet
+   * inside (offsets from its IP header, see {@link TxOffload}), passed only where
+   * {@link FrameSink.offloads} is true.
    */
-  sendFrame(frame: Uint8Array, txFlags?: number, gsoSize?: number): void;
+  sendFrame(frame: Uint8Array, offload?: TxOffload | null): void;
   /** Whether the device takes checksum-partial frames and TCP super-segments. */
   readonly offloads?: boolean;
 }
@@ -124,8 +124,8 @@ class AdapterSink implements Ipv4Sink {
   get offloads(): boolean {
     return this.out?.offloads === true;
   }
-  sendIpv4(packet: Uint8Array, txFlags = 0, gsoSize = 0): void {
-    this.owner.sendIpv4(packet, this.now, this.out!, txFlags, gsoSize);
+  sendIpv4(packet: Uint8Array, offload: TxOffload | null = null): void {
+    this.owner.sendIpv4(packet, this.now, this.out!, offload);
   }
 }
 
@@ -346,7 +346,7 @@ export class EthernetInterface {
    * On-link destinations are their own next hop; others go through the gateway (RFC 1122 §3.3.1.1);
    * limited and subnet broadcasts go to the broadcast MAC, multicast to its mapped MAC (RFC 1112 §6.4).
    */
-  sendIpv4(packet: Uint8Array, now: number, out: FrameSink, txFlags = 0, gsoSize = 0): void {
+  sendIpv4(packet: Uint8Array, now: number, out: FrameSink, offload: TxOffload | null = null): void {
     if (packet.length < IPV4_HEADER_LENGTH) {
       this.ethernet.drops.count("short-packet");
       return;
@@ -380,21 +380,21 @@ export class EthernetInterface {
       }
       mac = this.cache.lookup(nextHop, now);
       if (mac === null) {
-        if (gsoSize > 0) {
+        if (offload !== null && offload.gsoSize > 0) {
           // A super-segment cannot wait in the queue (it leaves later as a plain frame): TCP resends it.
           this.ethernet.drops.count("offload-unresolved");
           return;
         }
         let queued = packet;
-        if ((txFlags & TxFlags.CHECKSUM_PARTIAL) !== 0) {
+        if (offload !== null && offload.checksumPartial) {
           queued = packet.slice();
-          completePartialChecksum(queued);
+          completeTxChecksum(queued, offload);
         }
         if (this.cache.enqueue(nextHop, queued, now) === "request-now") this.#sendRequest(nextHop, out);
         return;
       }
     }
-    this.#sendFrame(mac, EtherType.IPV4, packet, out, txFlags, gsoSize);
+    this.#sendFrame(mac, EtherType.IPV4, packet, out, offload);
   }
 
   /** Counters of the Ethernet and ARP layers (the IPv4 layer has its own snapshot). */
@@ -417,8 +417,7 @@ export class EthernetInterface {
     etherType: number,
     payload: Uint8Array,
     out: FrameSink,
-    txFlags = 0,
-    gsoSize = 0,
+    offload: TxOffload | null = null,
   ): void {
     const tx = this.#tx;
     writeEthernetHeader(tx, 0, dst, this.mac, etherType);
@@ -430,7 +429,7 @@ export class EthernetInterface {
     }
     this.ethernet.txPackets++;
     this.ethernet.txBytes += length;
-    out.sendFrame(tx.subarray(0, length), txFlags, gsoSize);
+    out.sendFrame(tx.subarray(0, length), offload);
   }
 
   #writeArpFrame(

@@ -25,8 +25,7 @@ import {
 import { DropCounters, LayerCounters } from "./stats.ts";
 import { TokenBucket } from "./rate_limiter.ts";
 import { logger } from "../log.ts";
-import { RxFlags, TxFlags } from "../phy/device.ts";
-import { completePartialChecksum } from "../wire/offload.ts";
+import { completeTxChecksum, RxFlags, type TxOffload } from "../wire/offload.ts";
 import { fragmentIpv4, Ipv4Reassembler, type ReassemblyOptions } from "./ipv4_reassembly.ts";
 
 /** Options of {@link Ipv4Interface}. */
@@ -75,23 +74,23 @@ const log = logger("ipv4");
 class CountingSink implements Ipv4Sink {
   target: Ipv4Sink | null = null;
   readonly #fragment: Uint8Array;
-  readonly #emitFragment = (fragment: Uint8Array) => this.#forward(fragment, 0, 0);
+  readonly #emitFragment = (fragment: Uint8Array) => this.#forward(fragment, null);
   constructor(private readonly owner: Ipv4Interface) {
     this.#fragment = new Uint8Array(owner.mtu);
   }
   get offloads(): boolean {
     return this.target?.offloads === true;
   }
-  sendIpv4(packet: Uint8Array, txFlags = 0, gsoSize = 0): void {
-    if (packet.length <= this.owner.mtu || gsoSize > 0) {
-      this.#forward(packet, txFlags, gsoSize);
+  sendIpv4(packet: Uint8Array, offload: TxOffload | null = null): void {
+    if (packet.length <= this.owner.mtu || (offload !== null && offload.gsoSize > 0)) {
+      this.#forward(packet, offload);
       return;
     }
     // Larger than the link: fragment (RFC 791 §3.2). A partial checksum must be whole before splitting.
     let whole = packet;
-    if ((txFlags & TxFlags.CHECKSUM_PARTIAL) !== 0) {
+    if (offload !== null && offload.checksumPartial) {
       whole = packet.slice();
-      completePartialChecksum(whole);
+      completeTxChecksum(whole, offload);
     }
     this.owner.ipv4.fragmentsOut += fragmentIpv4(
       whole,
@@ -101,10 +100,10 @@ class CountingSink implements Ipv4Sink {
       this.#emitFragment,
     );
   }
-  #forward(packet: Uint8Array, txFlags: number, gsoSize: number): void {
+  #forward(packet: Uint8Array, offload: TxOffload | null): void {
     this.owner.ipv4.txPackets++;
     this.owner.ipv4.txBytes += packet.length;
-    this.target!.sendIpv4(packet, txFlags, gsoSize);
+    this.target!.sendIpv4(packet, offload);
   }
 }
 

@@ -6,6 +6,7 @@
  */
 
 import type { Ipv4Address } from "../wire/ipv4_address.ts";
+import type { TxOffload } from "../wire/offload.ts";
 
 /**
  * Where protocols hand complete IPv4 packets (header included, checksums filled in).
@@ -13,10 +14,11 @@ import type { Ipv4Address } from "../wire/ipv4_address.ts";
  */
 export interface Ipv4Sink {
   /**
-   * Sends one IPv4 packet. `txFlags` and `gsoSize` are device offload requests (see `TxFlags` and
-   * `Device.send` in lib/phy/device.ts); protocols use them only where {@link Ipv4Sink.offloads} is true.
+   * Sends one IPv4 packet. `offload` asks the device for checksum completion and segmentation (see
+   * {@link TxOffload}); protocols pass one only where {@link Ipv4Sink.offloads} is true. It is valid
+   * only during the call: layers that keep the packet complete the checksum instead.
    */
-  sendIpv4(packet: Uint8Array, txFlags?: number, gsoSize?: number): void;
+  sendIpv4(packet: Uint8Array, offload?: TxOffload | null): void;
   /** Whether the link below takes checksum-partial packets and TCP super-segments. */
   readonly offloads?: boolean;
 }
@@ -40,7 +42,7 @@ export interface Ipv4Datagram {
   payloadOffset: number;
   /** End of the IP payload in `bytes` (the IP total length; link padding excluded). */
   payloadEnd: number;
-  /** The transport checksum need not be verified (the device vouched for it, see `RxFlags`). */
+  /** The transport checksum need not be verified (the device vouched for it, see `RxFlags` in lib/wire/offload.ts). */
   checksumTrusted?: boolean;
 }
 

@@ -8,9 +8,9 @@
  */
 
 import { LinkType, PcapWriter, type SyncWriter, wallClockMicros } from "../pcap/writer.ts";
-import { type Device, type PacketHandler, RxFlags, TxFlags } from "./device.ts";
+import type { Device, PacketHandler } from "./device.ts";
 import { DeviceMiddleware } from "./middleware.ts";
-import { completePartialChecksum } from "../wire/offload.ts";
+import { completePartialChecksum, completeTxChecksum, RxFlags, type TxOffload } from "../wire/offload.ts";
 import { ETHERNET_HEADER_LENGTH } from "../wire/ethernet.ts";
 import type { CbpfFilter } from "../filter/interpreter.ts";
 
@@ -33,7 +33,7 @@ export class CaptureDevice extends DeviceMiddleware {
       linkType: inner.medium === "ip" ? LinkType.RAW : LinkType.ETHERNET,
     });
     this.#record = (packet, flags = 0) => {
-      this.#write(packet, (flags & RxFlags.CHECKSUM_PARTIAL) !== 0);
+      this.#write(packet, (flags & RxFlags.CHECKSUM_PARTIAL) !== 0, null);
       this.#handler(packet, flags);
     };
   }
@@ -48,9 +48,9 @@ export class CaptureDevice extends DeviceMiddleware {
     return this.inner.receive(this.#record, max);
   }
 
-  override send(packet: Uint8Array, txFlags = 0, gsoSize = 0): boolean {
-    this.#write(packet, (txFlags & TxFlags.CHECKSUM_PARTIAL) !== 0);
-    return this.inner.send(packet, txFlags, gsoSize);
+  override send(packet: Uint8Array, offload: TxOffload | null = null): boolean {
+    this.#write(packet, offload !== null && offload.checksumPartial, offload);
+    return this.inner.send(packet, offload);
   }
 
   /** Packets the filter did not match (not written). */
@@ -60,13 +60,16 @@ export class CaptureDevice extends DeviceMiddleware {
 
   /**
    * Records a packet; a partial checksum is completed in a copy so readers (and the filter) see a valid
-   * packet.
+   * packet: where the sender's descriptor says (`offload`), or for a received packet (no descriptor)
+   * where its headers say.
    */
-  #write(packet: Uint8Array, checksumPartial: boolean): void {
+  #write(packet: Uint8Array, checksumPartial: boolean, offload: TxOffload | null): void {
     let bytes = packet;
     if (checksumPartial) {
       bytes = packet.slice();
-      completePartialChecksum(this.medium === "ethernet" ? bytes.subarray(ETHERNET_HEADER_LENGTH) : bytes);
+      const ip = this.medium === "ethernet" ? bytes.subarray(ETHERNET_HEADER_LENGTH) : bytes;
+      if (offload !== null) completeTxChecksum(ip, offload);
+      else completePartialChecksum(ip);
     }
     if (this.#filter !== undefined && !this.#filter.matches(bytes)) {
       this.#filtered++;

@@ -6,6 +6,7 @@
  */
 
 import type { Device, PacketHandler } from "./device.ts";
+import { TxOffload } from "../wire/offload.ts";
 import { DeviceMiddleware } from "./middleware.ts";
 
 /** What to impair, as probabilities per packet (0..1). */
@@ -74,14 +75,16 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** Delivers a packet with its device flags (rx or tx) and GSO size. */
-type Deliver = (packet: Uint8Array, flags: number, gsoSize: number) => void;
+/** Delivers a packet with its device flags (received) or its offload descriptor (sent). */
+type Deliver = (packet: Uint8Array, flags: number, offload: TxOffload | null) => void;
 
 /** One direction's impairment: decides per packet, holds at most one packet back. */
 class Impairer {
   held: Uint8Array | null = null;
   heldFlags = 0;
-  heldGsoSize = 0;
+  /** A copy of the held packet's descriptor (the sender's is reused for its next packet). */
+  readonly heldOffload = new TxOffload();
+  heldHasOffload = false;
   constructor(
     private readonly spec: ImpairmentSpec,
     private readonly random: () => number,
@@ -89,7 +92,7 @@ class Impairer {
   ) {}
 
   /** Passes `packet` through `deliver` zero, one or two times, maybe after the next packet. */
-  apply(packet: Uint8Array, flags: number, gsoSize: number, deliver: Deliver): void {
+  apply(packet: Uint8Array, flags: number, offload: TxOffload | null, deliver: Deliver): void {
     if (this.random() < this.spec.loss) {
       this.counters.lost++;
       return;
@@ -97,14 +100,15 @@ class Impairer {
     if (this.held === null && this.random() < this.spec.reorder) {
       this.held = packet.slice();
       this.heldFlags = flags;
-      this.heldGsoSize = gsoSize;
+      this.heldHasOffload = offload !== null;
+      if (offload !== null) this.heldOffload.copyFrom(offload);
       this.counters.reordered++;
       return;
     }
-    deliver(packet, flags, gsoSize);
+    deliver(packet, flags, offload);
     if (this.random() < this.spec.duplicate) {
       this.counters.duplicated++;
-      deliver(packet, flags, gsoSize);
+      deliver(packet, flags, offload);
     }
     this.release(deliver);
   }
@@ -114,7 +118,7 @@ class Impairer {
     const held = this.held;
     if (held === null) return;
     this.held = null;
-    deliver(held, this.heldFlags, this.heldGsoSize);
+    deliver(held, this.heldFlags, this.heldHasOffload ? this.heldOffload : null);
   }
 }
 
@@ -137,9 +141,9 @@ export class ImpairedDevice extends DeviceMiddleware {
     const random = seededRandom(spec.seed);
     this.#in = spec.direction === "out" ? null : new Impairer(spec, random, this.inbound);
     this.#out = spec.direction === "in" ? null : new Impairer(spec, random, this.outbound);
-    this.#sendInner = (p, flags, gsoSize) => void inner.send(p, flags, gsoSize);
+    this.#sendInner = (p, _flags, offload) => void inner.send(p, offload);
     this.#deliverIn = (p, flags) => this.#handler(p, flags);
-    this.#receiveOne = (p, flags = 0) => this.#in!.apply(p, flags, 0, this.#deliverIn);
+    this.#receiveOne = (p, flags = 0) => this.#in!.apply(p, flags, null, this.#deliverIn);
   }
 
   override receive(onPacket: PacketHandler, max: number): number {
@@ -154,9 +158,9 @@ export class ImpairedDevice extends DeviceMiddleware {
     return count;
   }
 
-  override send(packet: Uint8Array, txFlags = 0, gsoSize = 0): boolean {
-    if (this.#out === null) return this.inner.send(packet, txFlags, gsoSize);
-    this.#out.apply(packet, txFlags, gsoSize, this.#sendInner);
+  override send(packet: Uint8Array, offload: TxOffload | null = null): boolean {
+    if (this.#out === null) return this.inner.send(packet, offload);
+    this.#out.apply(packet, 0, offload, this.#sendInner);
     return true;
   }
 

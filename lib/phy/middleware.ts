@@ -6,6 +6,7 @@
  */
 
 import type { Device, Medium, PacketHandler } from "./device.ts";
+import type { TxOffload } from "../wire/offload.ts";
 
 /** A device forwarding every call to `inner`; subclasses override what they change. */
 export class DeviceMiddleware implements Device {
@@ -32,8 +33,8 @@ export class DeviceMiddleware implements Device {
   receive(onPacket: PacketHandler, max: number): number {
     return this.inner.receive(onPacket, max);
   }
-  send(packet: Uint8Array, txFlags = 0, gsoSize = 0): boolean {
-    return this.inner.send(packet, txFlags, gsoSize);
+  send(packet: Uint8Array, offload: TxOffload | null = null): boolean {
+    return this.inner.send(packet, offload);
   }
   wait(timeoutMs: number): Promise<void> {
     return this.inner.wait(timeoutMs);

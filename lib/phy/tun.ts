@@ -10,16 +10,16 @@
 
 import { cString, errno, lastError, Libc, libc, strerror } from "../ffi/libc.ts";
 import { Errno, SystemError } from "../ffi/errno.ts";
-import { type Ipv4Cidr, prefixToMask, readIpv4, writeIpv4 } from "../wire/ipv4_address.ts";
-import { foldSum, ipv4PseudoHeaderSum } from "../wire/checksum.ts";
+import { type Ipv4Cidr, prefixToMask, writeIpv4 } from "../wire/ipv4_address.ts";
 import { ETHERNET_HEADER_LENGTH } from "../wire/ethernet.ts";
-import { type Device, type Medium, type PacketHandler, RxFlags, TxFlags } from "./device.ts";
+import type { Device, Medium, PacketHandler } from "./device.ts";
+import { RxFlags, type TxOffload } from "../wire/offload.ts";
 import { FdWaiter } from "./fd_waiter.ts";
 import {
   VIRTIO_NET_HDR_LENGTH,
   virtioFlags,
   VirtioNetFlags,
-  writeVirtioNetHeader,
+  writeVirtioNetHeaderFor,
 } from "../wire/virtio_net.ts";
 
 // linux/if_tun.h and linux/sockios.h (x86-64).
@@ -143,6 +143,8 @@ export class TunDevice implements Device {
   readonly #bufferLength: bigint;
   /** With offload: a virtio_net_hdr followed by a copy of the packet being sent. */
   readonly #txBuffer: Uint8Array<ArrayBuffer> | null;
+  /** Bytes before the IP header in what this device carries (TAP: the Ethernet header). */
+  readonly #linkHeaderLength: number;
   #closed = false;
   /** Packets the kernel refused on write (ENOBUFS, EAGAIN…), counted rather than thrown. */
   sendErrors = 0;
@@ -168,6 +170,7 @@ export class TunDevice implements Device {
     this.#buffer = new Uint8Array(offload ? VIRTIO_NET_HDR_LENGTH + 18 + 65536 : mtu + 18 + 4096);
     this.#bufferLength = BigInt(this.#buffer.length);
     this.#txBuffer = offload ? new Uint8Array(VIRTIO_NET_HDR_LENGTH + 18 + 65536) : null;
+    this.#linkHeaderLength = medium === "ethernet" ? ETHERNET_HEADER_LENGTH : 0;
   }
 
   /**
@@ -264,7 +267,7 @@ export class TunDevice implements Device {
     return count;
   }
 
-  send(packet: Uint8Array, txFlags = 0, gsoSize = 0): boolean {
+  send(packet: Uint8Array, offload: TxOffload | null = null): boolean {
     let out = packet as Uint8Array<ArrayBuffer>;
     const tx = this.#txBuffer;
     if (tx !== null) {
@@ -273,31 +276,9 @@ export class TunDevice implements Device {
         return false;
       }
       tx.set(packet, VIRTIO_NET_HDR_LENGTH);
-      if ((txFlags & TxFlags.CHECKSUM_PARTIAL) !== 0 || gsoSize > 0) {
-        // An IPv4 packet, after the Ethernet header on TAP; the kernel completes (or, delivering locally,
-        // trusts) the partial checksum, so the field must hold the pseudo-header sum whatever was there.
-        const l3 = this.medium === "ethernet" ? ETHERNET_HEADER_LENGTH : 0;
-        const headerLength = (packet[l3] & 0x0f) * 4;
-        const protocol = packet[l3 + 9];
-        const checksumOffset = protocol === 6 ? 16 : 6; // TCP 16, UDP 6
-        const transportHeader = protocol === 6 ? (packet[l3 + headerLength + 12] >> 4) * 4 : 8;
-        const totalLength = (packet[l3 + 2] << 8) | packet[l3 + 3]; // frames may carry padding
-        const start = l3 + headerLength;
-        writeVirtioNetHeader(tx, 0, start, checksumOffset, gsoSize, start + transportHeader);
-        const sum = foldSum(
-          ipv4PseudoHeaderSum(
-            readIpv4(packet, l3 + 12),
-            readIpv4(packet, l3 + 16),
-            protocol,
-            totalLength - headerLength,
-          ),
-        );
-        const at = VIRTIO_NET_HDR_LENGTH + start + checksumOffset;
-        tx[at] = sum >> 8;
-        tx[at + 1] = sum & 0xff;
-      } else {
-        writeVirtioNetHeader(tx, 0, 0, 0, 0, 0); // checksums complete, no segmentation
-      }
+      // The descriptor says where the checksum and headers are (TAP: after the Ethernet header); the
+      // kernel completes the partial checksum (or, delivering locally, trusts it) and segments.
+      writeVirtioNetHeaderFor(tx, 0, offload, this.#linkHeaderLength);
       out = tx.subarray(0, VIRTIO_NET_HDR_LENGTH + packet.length);
     }
     const n = Number(libc().write(this.#fd, out, BigInt(out.length)));

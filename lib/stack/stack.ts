@@ -9,6 +9,7 @@
  */
 
 import type { Device } from "../phy/device.ts";
+import type { TxOffload } from "../wire/offload.ts";
 import { Ipv4Interface } from "../iface/ipv4_interface.ts";
 import type { Ipv4Sink } from "../iface/protocol.ts";
 import { UdpLayer } from "../udp/layer.ts";
@@ -128,8 +129,8 @@ export class Stack {
     const device = options.device;
     const counters = this.#counters;
     /** Writes one packet or frame to the device and counts it. */
-    const transmit = (packet: Uint8Array, txFlags = 0, gsoSize = 0): void => {
-      if (device.send(packet, txFlags, gsoSize)) {
+    const transmit = (packet: Uint8Array, offload: TxOffload | null = null): void => {
+      if (device.send(packet, offload)) {
         counters.txPackets++;
         counters.txBytes += packet.length;
       } else {

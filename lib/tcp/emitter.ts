@@ -9,6 +9,7 @@
 
 import type { Ipv4Sink } from "../iface/protocol.ts";
 import { foldSum, ipv4PseudoHeaderSum } from "../wire/checksum.ts";
+import { GsoType, TxFlags, TxOffload } from "../wire/offload.ts";
 import { IpProtocol, IPV4_HEADER_LENGTH, writeIpv4Header } from "../wire/ipv4.ts";
 import {
   fillTcpChecksum,
@@ -20,13 +21,9 @@ import {
   writeTimestampsOption,
   writeWindowScaleOption,
 } from "../wire/tcp.ts";
-import { TxFlags } from "../phy/device.ts";
 import type { TcpReceiver } from "./receiver.ts";
 import { sendReset } from "./reset.ts";
 import type { TcpStats } from "./stats.ts";
-
-/** `TxFlags.CHECKSUM_PARTIAL`: the device completes the checksum from the pseudo-header sum. */
-const TX_CHECKSUM_PARTIAL = TxFlags.CHECKSUM_PARTIAL;
 
 /** What the emitter needs from the send side: the payload bytes and the timestamp clock. */
 export interface PayloadSource {
@@ -69,6 +66,8 @@ export class SegmentEmitter {
   readonly #remoteAddress: number;
   readonly #remotePort: number;
   #cachedView: Uint8Array | null = null;
+  /** The offload request handed down with each segment to an offloading link (reused). */
+  readonly #offload = new TxOffload();
   #pendingRstSeq = 0;
   #pendingRstAck = 0;
   #pendingRstWithAck = false;
@@ -135,7 +134,8 @@ export class SegmentEmitter {
     const tcpLength = TCP_HEADER_LENGTH + optionsLength + length;
     const offload = out.offloads === true;
     if (offload) {
-      // Checksum offload: the field holds the folded pseudo-header sum; the device completes it.
+      // Checksum offload: the field holds the folded pseudo-header sum (computed here and nowhere
+      // else); the device completes it from the descriptor filled below.
       const sum = foldSum(
         ipv4PseudoHeaderSum(this.#localAddress, this.#remoteAddress, IpProtocol.TCP, tcpLength),
       );
@@ -158,7 +158,14 @@ export class SegmentEmitter {
     if (offload) {
       // A payload above the MSS is a super-segment the device cuts into MSS-sized segments (TSO).
       const mss = source.sendMss;
-      out.sendIpv4(view, TX_CHECKSUM_PARTIAL, length > mss ? mss : 0);
+      const d = this.#offload;
+      d.flags = TxFlags.CHECKSUM_PARTIAL;
+      d.checksumStart = tcpOffset;
+      d.checksumOffset = 16;
+      d.headerLength = tcpOffset + TCP_HEADER_LENGTH + optionsLength;
+      d.gsoType = length > mss ? GsoType.TCPV4 : GsoType.NONE;
+      d.gsoSize = length > mss ? mss : 0;
+      out.sendIpv4(view, d);
     } else {
       out.sendIpv4(view);
     }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { GsoType, type TxOffload } from "./offload.ts";
+
 /** Length of the header without the `num_buffers` field (TUNSETVNETHDRSZ 10). */
 export const VIRTIO_NET_HDR_LENGTH = 10;
 
@@ -65,4 +67,31 @@ export function writeVirtioNetHeader(
   buf[offset + 7] = checksumStart >> 8;
   buf[offset + 8] = checksumOffset & 0xff;
   buf[offset + 9] = checksumOffset >> 8;
+}
+
+/**
+ * Writes the header for a packet sent with `offload` (null: checksums complete, no segmentation). The
+ * descriptor's offsets count from the IP header; `linkHeaderLength` bytes (e.g. an Ethernet header)
+ * precede it in what the device writes.
+ */
+export function writeVirtioNetHeaderFor(
+  buf: Uint8Array,
+  offset: number,
+  offload: TxOffload | null,
+  linkHeaderLength: number,
+): void {
+  if (offload === null || (!offload.checksumPartial && offload.gsoType === GsoType.NONE)) {
+    writeVirtioNetHeader(buf, offset, 0, 0, 0, 0);
+    return;
+  }
+  const partial = offload.checksumPartial;
+  const gso = offload.gsoType === GsoType.TCPV4 ? offload.gsoSize : 0;
+  writeVirtioNetHeader(
+    buf,
+    offset,
+    partial ? linkHeaderLength + offload.checksumStart : 0,
+    partial ? offload.checksumOffset : 0,
+    gso,
+    linkHeaderLength + offload.headerLength,
+  );
 }

@@ -11,7 +11,7 @@ import { SegmentEmitter } from "../../lib/tcp/emitter.ts";
 import { TcpReceiver } from "../../lib/tcp/receiver.ts";
 import { TcpSender } from "../../lib/tcp/sender.ts";
 import { TcpStats } from "../../lib/tcp/stats.ts";
-import { completePartialChecksum } from "../../lib/wire/offload.ts";
+import { completeTxChecksum, TxOffload } from "../../lib/wire/offload.ts";
 import { type ParsedSegment, parseSegment, RIG_LOCAL, RIG_REMOTE } from "./tcp_packet.ts";
 
 /** One emitted packet: parsed, plus the offload arguments it was handed to the sink with. */
@@ -20,10 +20,8 @@ export interface Emitted {
   segment: ParsedSegment;
   /** The raw packet as emitted (a copy). */
   raw: Uint8Array;
-  /** `txFlags` as passed to the sink. */
-  txFlags: number;
-  /** `gsoSize` as passed to the sink. */
-  gsoSize: number;
+  /** A copy of the offload descriptor passed to the sink, or null. */
+  offload: TxOffload | null;
 }
 
 /** An {@link Ipv4Sink} that records what it is handed. */
@@ -39,11 +37,16 @@ export class CaptureSink implements Ipv4Sink {
   }
 
   /** See {@link Ipv4Sink.sendIpv4}. */
-  sendIpv4(packet: Uint8Array, txFlags = 0, gsoSize = 0): void {
+  sendIpv4(packet: Uint8Array, offload: TxOffload | null = null): void {
     const raw = packet.slice();
     const copy = packet.slice();
-    if (txFlags & 1) completePartialChecksum(copy); // as an offloading device does
-    this.packets.push({ segment: parseSegment(copy), raw, txFlags, gsoSize });
+    let kept: TxOffload | null = null;
+    if (offload !== null) {
+      completeTxChecksum(copy, offload); // as an offloading device does
+      kept = new TxOffload();
+      kept.copyFrom(offload);
+    }
+    this.packets.push({ segment: parseSegment(copy), raw, offload: kept });
   }
 
   /** Returns and forgets what was captured. */

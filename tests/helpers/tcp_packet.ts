@@ -11,6 +11,7 @@ import type { Ipv4Datagram, Ipv4Sink } from "../../lib/iface/protocol.ts";
 import type { TcpLayerOptions } from "../../lib/tcp/config.ts";
 import { TcpLayer } from "../../lib/tcp/layer.ts";
 import { IpProtocol, IPV4_HEADER_LENGTH, Ipv4Packet, writeIpv4Header } from "../../lib/wire/ipv4.ts";
+import { completeTxChecksum, GsoType, type TxOffload } from "../../lib/wire/offload.ts";
 import {
   fillTcpChecksum,
   parseTcpOptions,
@@ -254,9 +255,11 @@ export class TcpRig {
     this.#sink = offloads
       ? {
         offloads: true,
-        sendIpv4: (p, txFlags = 0, gsoSize = 0) => {
-          if (gsoSize > 0) this.superSegments.push([p.length - ((p[20 + 12] >> 4) * 4) - 20, gsoSize]);
-          for (const piece of emulateOffload(p, txFlags, gsoSize)) {
+        sendIpv4: (p, offload = null) => {
+          if (offload !== null && offload.gsoSize > 0) {
+            this.superSegments.push([p.length - offload.headerLength, offload.gsoSize]);
+          }
+          for (const piece of emulateOffload(p, offload)) {
             this.output.push(
               parseSegment(piece, this.now),
             );
@@ -338,19 +341,22 @@ export function brief(s: ParsedSegment): string {
 
 /**
  * Emulates what a segmentation-offloading device (or the kernel behind a TUN with virtio_net_hdr) does
- * with a packet sent with `txFlags`/`gsoSize`: completes a partial checksum and cuts a super-segment into
- * segments of `gsoSize` payload bytes (FIN and PSH only on the last). Returns the wire packets.
+ * with a packet sent with `offload`: completes a partial checksum and cuts a super-segment into segments
+ * of `gsoSize` payload bytes (FIN and PSH only on the last), all from the descriptor's offsets. Returns
+ * the wire packets.
  */
-export function emulateOffload(packet: Uint8Array, txFlags: number, gsoSize: number): Uint8Array[] {
-  const ipLength = (packet[0] & 0x0f) * 4;
-  const tcpHeaderLength = (packet[ipLength + 12] >> 4) * 4;
-  const headers = ipLength + tcpHeaderLength;
+export function emulateOffload(packet: Uint8Array, offload: TxOffload | null): Uint8Array[] {
+  if (offload === null) return [packet.slice()];
+  const ipLength = offload.checksumStart;
+  const headers = offload.headerLength;
+  const tcpHeaderLength = headers - ipLength;
   const payload = packet.length - headers;
+  const gsoSize = offload.gsoType === GsoType.TCPV4 ? offload.gsoSize : 0;
   const src = (packet[12] << 24 | packet[13] << 16 | packet[14] << 8 | packet[15]) >>> 0;
   const dst = (packet[16] << 24 | packet[17] << 16 | packet[18] << 8 | packet[19]) >>> 0;
   if (gsoSize <= 0 || payload <= gsoSize) {
     const copy = packet.slice();
-    if (txFlags & 1) fillTcpChecksum(copy, ipLength, copy.length - ipLength, src, dst);
+    completeTxChecksum(copy, offload);
     return [copy];
   }
   const seq0 = (packet[ipLength + 4] << 24 | packet[ipLength + 5] << 16 | packet[ipLength + 6] << 8 |

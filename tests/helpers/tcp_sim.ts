@@ -162,14 +162,14 @@ export class SimHost {
   enableOffloads(lossPerSuperSegment = false): void {
     this.sink = {
       offloads: true,
-      sendIpv4: (packet, txFlags = 0, gsoSize = 0) => {
+      sendIpv4: (packet, offload = null) => {
         // Like an impairment layer above the device: one loss decision for the whole super-segment.
         const link = this.link;
         if (lossPerSuperSegment && link.loss > 0 && this.net.rng.next() < link.loss) {
           this.packetsDropped++;
           return;
         }
-        for (const piece of emulateOffload(packet, txFlags, gsoSize)) {
+        for (const piece of emulateOffload(packet, offload)) {
           this.#transmit(piece, lossPerSuperSegment);
         }
       },

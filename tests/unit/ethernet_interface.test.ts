@@ -18,6 +18,7 @@ import { IpProtocol } from "../../lib/wire/ipv4.ts";
 import { Icmpv4Type } from "../../lib/wire/icmpv4.ts";
 import { parseIpv4Cidr } from "../../lib/wire/ipv4_address.ts";
 import { echoRequest, expectIcmp, expectIpv4, ip, udpPacket } from "../helpers/packets.ts";
+import { partialTcpPacket, tcpChecksumValid } from "../helpers/partial_tcp.ts";
 
 const OUR_MAC = 0x020000000002;
 const HOST_MAC = 0x0a0000000001;
@@ -386,4 +387,19 @@ Deno.test("ethernet iface: RFC 5227 probes detect a host answering for, or probi
   ethernet.ingress(arpFrame(ArpOperation.REQUEST, HOST_MAC, "10.0.0.1", 0, "10.0.0.7"), 10, out);
   assert.equal(ethernet.probeConflict(ip("10.0.0.50")), false, "unrelated ARP traffic is no conflict");
   assert.equal(ethernet.probeConflict(ip("10.0.0.50")), false);
+});
+
+Deno.test("ethernet iface: an offloaded packet waiting for ARP is queued with its checksum completed", () => {
+  const { ethernet, out } = makeStack();
+  const sink = ethernet.ipv4Sink(0, out);
+  const { packet, offload } = partialTcpPacket(ip("10.0.0.2"), ip("10.0.0.9"), 100);
+  sink.sendIpv4(packet, offload);
+  const superSegment = partialTcpPacket(ip("10.0.0.2"), ip("10.0.0.9"), 3000, 1000);
+  sink.sendIpv4(superSegment.packet, superSegment.offload);
+  assert.equal(ethernet.ethernet.drops.get("offload-unresolved"), 1, "a super-segment cannot wait");
+  assert.equal(ethernet.cache.queuedPackets, 1);
+  out.take();
+  ethernet.ingress(arpFrame(ArpOperation.REPLY, HOST_MAC, "10.0.0.9", OUR_MAC, "10.0.0.2", OUR_MAC), 10, out);
+  const [released] = out.take().map((f) => ipv4Of(f, HOST_MAC));
+  assert.equal(tcpChecksumValid(released, ip("10.0.0.2"), ip("10.0.0.9")), true);
 });

@@ -14,6 +14,7 @@ import { TcpReceiver } from "../../lib/tcp/receiver.ts";
 import { TcpStats } from "../../lib/tcp/stats.ts";
 import { foldSum, ipv4PseudoHeaderSum } from "../../lib/wire/checksum.ts";
 import { IpProtocol } from "../../lib/wire/ipv4.ts";
+import { GsoType, TxFlags } from "../../lib/wire/offload.ts";
 import { TcpFlags, TcpOptions } from "../../lib/wire/tcp.ts";
 import { CaptureSink, halves } from "../helpers/tcp_halves.ts";
 import { RIG_LOCAL, RIG_REMOTE } from "../helpers/tcp_packet.ts";
@@ -45,8 +46,8 @@ Deno.test("tcp emitter: a SYN carries MSS, SACK-permitted, timestamps and window
   receiver.offerWindowScale = true;
   const sink = new CaptureSink();
   e.emit(sink, 100, 12345, TcpFlags.SYN, 0, false);
-  const [{ segment: s, txFlags }] = sink.take();
-  assert.equal(txFlags, 0);
+  const [{ segment: s, offload }] = sink.take();
+  assert.equal(offload, null, "no descriptor for a link without offloads");
   assert.deepEqual(
     [s.src, s.dst, s.srcPort, s.dstPort, s.flags, s.seq, s.ack],
     [RIG_LOCAL, RIG_REMOTE, 80, 4000, "S", 12345, 0],
@@ -84,16 +85,27 @@ Deno.test("tcp emitter: SACK blocks only on ACKs, three next to timestamps", () 
   assert.equal(sink.take()[0].segment.sack.length, 0);
 });
 
-Deno.test("tcp emitter: with offloads the checksum field holds the pseudo-header sum and TSO is asked", () => {
-  const { e } = emitter(false, false, 1000);
+Deno.test("tcp emitter: with offloads a descriptor says where the checksum and headers are, and asks TSO", () => {
+  const { e } = emitter(true, false, 1000);
   const sink = new CaptureSink(true);
   e.emit(sink, 0, 1, TcpFlags.ACK, 3000, true);
   e.emit(sink, 0, 3001, TcpFlags.ACK, 1000, true);
   const [big, small] = sink.take();
-  assert.deepEqual([big.txFlags, big.gsoSize], [1, 1000], "a super-segment of three MSS");
-  assert.deepEqual([small.txFlags, small.gsoSize], [1, 0]);
+  const d = big.offload!;
+  assert.deepEqual(
+    [d.flags, d.checksumStart, d.checksumOffset, d.headerLength, d.gsoType, d.gsoSize],
+    [TxFlags.CHECKSUM_PARTIAL, 20, 16, 20 + 20 + 12, GsoType.TCPV4, 1000],
+    "a super-segment of three MSS after IPv4, TCP and timestamp headers",
+  );
+  const s = small.offload!;
+  assert.deepEqual([s.flags, s.headerLength, s.gsoType, s.gsoSize], [
+    TxFlags.CHECKSUM_PARTIAL,
+    52,
+    GsoType.NONE,
+    0,
+  ]);
   const field = (big.raw[36] << 8) | big.raw[37];
-  assert.equal(field, foldSum(ipv4PseudoHeaderSum(RIG_LOCAL, RIG_REMOTE, IpProtocol.TCP, 20 + 3000)));
+  assert.equal(field, foldSum(ipv4PseudoHeaderSum(RIG_LOCAL, RIG_REMOTE, IpProtocol.TCP, 32 + 3000)));
   assert.equal(big.segment.payload.length, 3000, "the parsed copy carries a completed, valid checksum");
 });
 

@@ -291,6 +291,9 @@ export async function runStack(args: string[]): Promise<number> {
       capturePath: config.capturePath,
       captureFilter: config.captureFilter,
       impairment: config.impairment,
+      // The CLI owns the process: the loop may block in the kernel (half the round trip). --connect keeps
+      // the awaited wait, since its standard input is read by the event loop.
+      wait: config.connect ? "async" : "block",
     });
   } catch (error) {
     throw openFailure(error, config);

@@ -43,6 +43,14 @@ export interface Device {
   send(packet: Uint8Array, offload?: TxOffload | null): boolean;
   /** Resolves when packets may be ready, when {@link Device.wake} is called, or after `timeoutMs`. */
   wait(timeoutMs: number): Promise<void>;
+  /**
+   * Blocks the calling thread in the kernel until packets may be ready, {@link Device.wake} was called
+   * before, a signal arrives, or `timeoutMs` passes. Absent on devices that cannot block (in-memory).
+   * A synchronous wait wakes the thread that handles the packets directly, where {@link Device.wait}
+   * pays two thread hand-offs (a pool thread, then the event loop); the caller must make sure the event
+   * loop has nothing to do first.
+   */
+  waitSync?(timeoutMs: number): void;
   /** Makes the pending (or the next) {@link Device.wait} return at once. Safe to call often. */
   wake(): void;
   /** Releases the device; a created TUN/TAP device disappears. Call once no wait is pending. */

@@ -168,10 +168,9 @@ export class ImpairedDevice extends DeviceMiddleware {
     return { ...super.counters(), impairedIn: { ...this.inbound }, impairedOut: { ...this.outbound } };
   }
 
-  override wait(timeoutMs: number): Promise<void> {
+  protected override prepareWait(): boolean {
     this.#out?.release(this.#sendInner);
     // With a packet held back inbound, come straight back to release it.
-    if (this.#in?.held) return Promise.resolve();
-    return this.inner.wait(timeoutMs);
+    return !this.#in?.held;
   }
 }

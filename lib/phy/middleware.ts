@@ -37,7 +37,18 @@ export class DeviceMiddleware implements Device {
     return this.inner.send(packet, offload);
   }
   wait(timeoutMs: number): Promise<void> {
-    return this.inner.wait(timeoutMs);
+    return this.prepareWait() ? this.inner.wait(timeoutMs) : Promise.resolve();
+  }
+  /** Present when the inner device can block; see {@link Device.waitSync}. */
+  get waitSync(): ((timeoutMs: number) => void) | undefined {
+    return this.inner.waitSync === undefined ? undefined : this.#waitSync;
+  }
+  readonly #waitSync = (timeoutMs: number): void => {
+    if (this.prepareWait()) this.inner.waitSync!(timeoutMs);
+  };
+  /** What a middleware does before the device waits (either way); false comes straight back. */
+  protected prepareWait(): boolean {
+    return true;
   }
   wake(): void {
     this.inner.wake();

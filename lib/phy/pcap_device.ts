@@ -114,6 +114,10 @@ export class PcapDevice implements Device {
     return this.#waiter.wait(timeoutMs);
   }
 
+  waitSync(timeoutMs: number): void {
+    this.#waiter.waitSync(timeoutMs);
+  }
+
   wake(): void {
     this.#waiter.wake();
   }

@@ -293,6 +293,10 @@ export class TunDevice implements Device {
     return this.#waiter.wait(timeoutMs);
   }
 
+  waitSync(timeoutMs: number): void {
+    this.#waiter.waitSync(timeoutMs);
+  }
+
   wake(): void {
     this.#waiter.wake();
   }

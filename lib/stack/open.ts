@@ -57,6 +57,8 @@ export interface OpenStackOptions {
   tcp?: TcpLayerOptions;
   /** tun/tap: checksum and segmentation offload (see `TunOptions.offload`); default true. */
   offload?: boolean;
+  /** How the I/O loop waits: see `StackOptions.wait`; default `async`. */
+  wait?: "async" | "block";
 }
 
 /** Options of {@link openTunStack} (the TUN case of {@link openStack}). */
@@ -108,6 +110,7 @@ export function openStack(options: OpenStackOptions): OpenedStack {
       mac: options.mac,
       gateway: options.gateway,
       dhcp: options.dhcp,
+      wait: options.wait,
     });
     return {
       stack,

@@ -54,19 +54,23 @@ export interface StackOptions {
   /**
    * How the loop waits for packets when idle. `async` (default): an awaited poll on a pool thread, so the
    * event loop stays free; fits any program. `block`: the thread blocks in the kernel (a synchronous poll)
-   * after one event-loop turn found nothing to do, for at most {@link BLOCK_SLICE_MS} at a time; about half
-   * the round trip, for a program the stack owns (the CLI): other event-loop work (timers, async I/O
-   * completions) waits up to a slice, signals interrupt the wait. Falls back to `async` on devices that
-   * cannot block.
+   * after one event-loop turn found nothing to do, for at most {@link BLOCK_SLICE_MS} at a time
+   * ({@link BLOCK_IDLE_SLICE_MS} when idle); about half the round trip, for a program the stack owns (the
+   * CLI): other event-loop work (timers, async I/O completions) waits up to a slice, signals interrupt the
+   * wait. Falls back to `async` on devices that cannot block.
    */
   wait?: "async" | "block";
 }
 
 /**
- * Longest synchronous wait of a `block` loop before the event loop gets a turn: it bounds how late
- * timers and async I/O of the program run, and costs ~40 wake-ups/s when idle (~0.1% of a core).
+ * Longest synchronous wait of a `block` loop before the event loop gets a turn, while packets flow: it
+ * bounds how late timers and async I/O of the program run.
  */
 export const BLOCK_SLICE_MS = 25;
+/** The slice once no packet came for {@link BLOCK_IDLE_AFTER_MS}: an idle stack wakes 5 times a second. */
+export const BLOCK_IDLE_SLICE_MS = 200;
+/** How long without packets makes the loop idle. */
+export const BLOCK_IDLE_AFTER_MS = 1000;
 
 /** Device-level counters kept by the shell. */
 export interface DeviceCounters {
@@ -279,6 +283,7 @@ export class Stack {
     const out = this.#out;
     const frames = this.#frames;
     let now = this.#clock();
+    let lastPacketAt = now;
     const iface = this.iface;
     const ethernet = this.ethernet;
     const onPacket = ethernet === null
@@ -309,6 +314,7 @@ export class Stack {
         now = this.#clock();
         const deadline = poll(now);
         if (received > 0) {
+          lastPacketAt = now;
           // More may be ready: a read returning EAGAIN (~1 µs) is far cheaper than an awaited poll.
           await yieldNow();
           continue;
@@ -321,7 +327,8 @@ export class Stack {
           await yieldNow();
           counters.waits++;
           counters.blockingWaits++;
-          device.waitSync!(Math.min(timeout, BLOCK_SLICE_MS));
+          const slice = now - lastPacketAt > BLOCK_IDLE_AFTER_MS ? BLOCK_IDLE_SLICE_MS : BLOCK_SLICE_MS;
+          device.waitSync!(Math.min(timeout, slice));
         } else if (timeout > 0) {
           counters.waits++;
           await device.wait(timeout);

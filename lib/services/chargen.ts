@@ -1,6 +1,8 @@
 /**
  * The character generator service over TCP (RFC 864): sends the rotating 72-character lines of printable
- * ASCII until the peer closes; anything received is discarded.
+ * ASCII until the caller closes the connection; anything received is discarded. The caller's half-close
+ * (FIN, e.g. `ncat host 19 </dev/null`) does not stop it: RFC 864 sends "until the calling user
+ * terminates", which for TCP is the connection going away (the peer's reset once it has closed its socket).
  *
  * @module
  */
@@ -31,8 +33,9 @@ export function chargenPattern(): Uint8Array {
 const PATTERN = chargenPattern();
 
 /**
- * Serves one connection: writes `chunkSize`-byte pieces of the pattern while the writer is ready, until the
- * peer closes or resets (or `limitBytes` is reached, for tests). Resolves to the bytes sent.
+ * Serves one connection: writes `chunkSize`-byte pieces of the pattern while the writer is ready, until a
+ * write fails because the peer closed or reset the connection (or `limitBytes` is reached, for tests).
+ * Resolves to the bytes sent.
  */
 export async function serveChargen(
   conn: StreamConn,
@@ -44,18 +47,17 @@ export async function serveChargen(
   const doubled = new Uint8Array(PATTERN.length * (Math.ceil(chunkSize / PATTERN.length) + 1));
   for (let at = 0; at < doubled.length; at += PATTERN.length) doubled.set(PATTERN, at);
   let sent = 0;
-  let peerClosed = false;
-  // Drain what the peer sends (RFC 864: data received is thrown away); its end stops the generator.
+  let reset = false;
+  // Drain what the peer sends (RFC 864: data received is thrown away). Its FIN is only a half-close; a
+  // reset ends the generator (a write would fail next anyway).
   const stopDrain = new AbortController();
-  const drain = conn.readable.pipeTo(new WritableStream(), { signal: stopDrain.signal }).catch(() => {})
-    .finally(
-      () => (peerClosed = true),
-    );
+  const drain = conn.readable.pipeTo(new WritableStream(), { signal: stopDrain.signal }).catch(() => {
+    reset = true;
+  });
   const writer = conn.writable.getWriter();
   try {
-    while (!peerClosed && sent < limit) {
+    while (!reset && sent < limit) {
       await writer.ready;
-      if (peerClosed) break;
       const offset = sent % PATTERN.length;
       const size = Math.min(chunkSize, limit - sent);
       // Each chunk is a fresh copy: the stream may hold it until the stack has sent it.

@@ -1,6 +1,8 @@
 /**
  * The stack's built-in services, started on the public API like any application would:
  * echo (TCP and UDP 7, RFC 862), discard (TCP 9, RFC 863), chargen (TCP 19, RFC 864), http (TCP 80).
+ * Each TCP service holds at most a bounded number of connections ({@link ConnectionPool}): HTTP makes room
+ * by closing its longest-idle keep-alive connection, and a connection that finds no room is reset.
  *
  * @module
  */
@@ -11,8 +13,9 @@ import { bindUdpEcho, ECHO_PORT } from "./udp_echo.ts";
 import { serveEcho } from "./echo.ts";
 import { DISCARD_PORT, serveDiscard } from "./discard.ts";
 import { CHARGEN_PORT, serveChargen } from "./chargen.ts";
-import { HTTP_PORT, serveHttp } from "./http.ts";
+import { HTTP_PORT, HttpCounters, serveHttp } from "./http.ts";
 import { statusSite } from "./status_site.ts";
+import { ConnectionPool, type PoolSlot } from "./pool.ts";
 import { logger } from "../log.ts";
 
 /** The services the stack can run, in the order of docs/cli.md. */
@@ -27,20 +30,47 @@ const log = logger("services");
 export interface RunningServices {
   /** Stops accepting and resolves when every connection's handler has finished. */
   close(): Promise<void>;
+  /** Counters per service: connections (bound, active, accepted, refused, idle closed), HTTP requests. */
+  snapshot(): Record<string, unknown>;
+}
+
+/** Options of {@link startServices}. */
+export interface ServicesOptions {
+  /** Concurrent connections per TCP service; default 128. */
+  maxConnections?: number;
+  /** Wall clock (ms since the epoch) for HTTP's Date field; default `Date.now`. */
+  wallClock?: () => number;
 }
 
 /** Starts `names` on `stack`. */
-export function startServices(stack: Stack, names: readonly ServiceName[]): RunningServices {
+export function startServices(
+  stack: Stack,
+  names: readonly ServiceName[],
+  options: ServicesOptions = {},
+): RunningServices {
   const listeners: TcpConnListener[] = [];
   const active = new Set<Promise<unknown>>();
-  const serve = (port: number, handler: (conn: TcpConn) => Promise<unknown>) => {
+  const pools: Record<string, ConnectionPool> = {};
+  const httpCounters = new HttpCounters();
+  const serve = (
+    name: ServiceName,
+    port: number,
+    handler: (conn: TcpConn, slot: PoolSlot) => Promise<unknown>,
+  ) => {
+    const pool = pools[name] = new ConnectionPool(options.maxConnections ?? 128);
     const listener = stack.listen({ port });
     listeners.push(listener);
     (async () => {
       for await (const conn of listener) {
-        const task = handler(conn).catch((error) =>
+        const slot = pool.admit();
+        if (slot === null) {
+          // Full of busy connections: reset the newcomer rather than let it wait unbounded.
+          conn.writable.abort().catch(() => {});
+          continue;
+        }
+        const task = handler(conn, slot).catch((error) =>
           log.debug("service on port {port}: {error}", { port, error })
-        );
+        ).finally(() => pool.release(slot));
         active.add(task);
         task.finally(() => active.delete(task));
       }
@@ -50,22 +80,36 @@ export function startServices(stack: Stack, names: readonly ServiceName[]): Runn
     switch (name) {
       case "echo":
         bindUdpEcho(stack.udp, () => stack.address.address, ECHO_PORT);
-        serve(ECHO_PORT, serveEcho);
+        serve(name, ECHO_PORT, serveEcho);
         break;
       case "discard":
-        serve(DISCARD_PORT, serveDiscard);
+        serve(name, DISCARD_PORT, serveDiscard);
         break;
       case "chargen":
-        serve(CHARGEN_PORT, serveChargen);
+        serve(name, CHARGEN_PORT, (conn) => serveChargen(conn));
         break;
       case "http": {
         const site = statusSite(() => stack.stats());
-        serve(HTTP_PORT, (conn) => serveHttp(conn, site));
+        const wallClock = options.wallClock ?? Date.now;
+        serve(
+          name,
+          HTTP_PORT,
+          (conn, slot) => serveHttp(conn, site, { slot, wallClock, counters: httpCounters }),
+        );
         break;
       }
     }
   }
   return {
+    snapshot() {
+      const out: Record<string, unknown> = {};
+      for (const [name, pool] of Object.entries(pools)) {
+        out[name] = name === "http"
+          ? { connections: pool.snapshot(), ...httpCounters.snapshot() }
+          : { connections: pool.snapshot() };
+      }
+      return out;
+    },
     async close() {
       for (const listener of listeners) listener.close();
       if (names.includes("echo")) stack.udp.unbind(ECHO_PORT);

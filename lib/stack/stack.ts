@@ -250,6 +250,7 @@ export class Stack {
       udp: this.udp.snapshot(),
       tcp: { connections: this.tcp.countByState(), ...this.tcp.stats, drops: { ...this.tcp.stats.drops } },
       ...(this.dhcp ? { dhcp: this.dhcp.snapshot() } : {}),
+      services: this.#services?.snapshot() ?? {},
     };
   }
 

@@ -1,0 +1,99 @@
+/**
+ * The bound on concurrent connections of one service. When it is full, a new connection first takes the
+ * place of the connection idle the longest (a keep-alive HTTP connection waiting for its next request: the
+ * client may reopen it, RFC 9112 §9.3.1), and only when none is idle is the newcomer refused. Every
+ * admission, refusal and eviction is counted.
+ *
+ * @module
+ */
+
+/** A connection's place in a {@link ConnectionPool}. */
+export interface PoolSlot {
+  /** Set by the service while the connection waits for the client with nothing pending. */
+  idle: boolean;
+  /** Aborted when the pool takes the place of this idle connection: the service closes it. */
+  readonly signal: AbortSignal;
+}
+
+class Slot implements PoolSlot {
+  #idle = false;
+  idleSince = 0;
+  readonly controller = new AbortController();
+
+  get idle(): boolean {
+    return this.#idle;
+  }
+
+  set idle(idle: boolean) {
+    if (idle && !this.#idle) this.idleSince = performance.now();
+    this.#idle = idle;
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+}
+
+/** Admits up to `max` connections at once. */
+export class ConnectionPool {
+  /** The bound. */
+  readonly max: number;
+  /** Connections admitted. */
+  accepted = 0;
+  /** Connections refused (reset) because the pool was full of busy connections. */
+  refused = 0;
+  /** Idle connections closed to make room. */
+  idleClosed = 0;
+  readonly #slots = new Set<Slot>();
+
+  /** Creates a pool for at most `max` (≥ 1) connections. */
+  constructor(max: number) {
+    if (!Number.isInteger(max) || max < 1) throw new RangeError(`connection bound must be ≥ 1, got ${max}`);
+    this.max = max;
+  }
+
+  /** Connections holding a place now. */
+  get active(): number {
+    return this.#slots.size;
+  }
+
+  /**
+   * A place for a new connection, making room by closing the connection idle the longest if need be;
+   * `null` when every place is busy (the caller refuses the connection).
+   */
+  admit(): PoolSlot | null {
+    if (this.#slots.size >= this.max) {
+      let victim: Slot | null = null;
+      for (const slot of this.#slots) {
+        if (slot.idle && (victim === null || slot.idleSince < victim.idleSince)) victim = slot;
+      }
+      if (victim === null) {
+        this.refused++;
+        return null;
+      }
+      this.#slots.delete(victim);
+      this.idleClosed++;
+      victim.controller.abort();
+    }
+    const slot = new Slot();
+    this.#slots.add(slot);
+    this.accepted++;
+    return slot;
+  }
+
+  /** Gives a place back when its connection has ended (a no-op for an evicted one). */
+  release(slot: PoolSlot): void {
+    this.#slots.delete(slot as Slot);
+  }
+
+  /** The counters as a plain object for JSON. */
+  snapshot(): Record<string, number> {
+    return {
+      max: this.max,
+      active: this.active,
+      accepted: this.accepted,
+      refused: this.refused,
+      idleClosed: this.idleClosed,
+    };
+  }
+}

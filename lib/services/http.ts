@@ -267,6 +267,7 @@ function parseHead(head: string): Head {
     const name = line.slice(0, colon).toLowerCase();
     const value = line.slice(colon + 1).trim();
     // RFC 9110 §5.5: NUL (and other controls but HTAB) in a value are invalid.
+    // deno-lint-ignore no-control-regex -- matching control characters is the point
     if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) throw new ProtocolError(400, "control character in a field");
     const previous = headers.get(name);
     if (name === "host") {

@@ -25,7 +25,7 @@ import {
 import { DropCounters, LayerCounters } from "./stats.ts";
 import { TokenBucket } from "./rate_limiter.ts";
 import { logger } from "../log.ts";
-import { completeTxChecksum, RxFlags, type TxOffload } from "../wire/offload.ts";
+import { completePartialChecksum, completeTxChecksum, RxFlags, type TxOffload } from "../wire/offload.ts";
 import { fragmentIpv4, Ipv4Reassembler, type ReassemblyOptions } from "./ipv4_reassembly.ts";
 
 /** Options of {@link Ipv4Interface}. */
@@ -215,6 +215,7 @@ export class Ipv4Interface implements UnreachableReporter {
     d.payloadOffset = ip.headerLength;
     d.payloadEnd = ip.totalLength;
     d.checksumTrusted = (rxFlags & RxFlags.CHECKSUM_TRUSTED) !== 0;
+    d.checksumPartial = (rxFlags & RxFlags.CHECKSUM_PARTIAL) !== 0;
     this.#sink.target = out;
     if (d.protocol === IpProtocol.ICMP) {
       if (isBroadcast) {
@@ -311,8 +312,16 @@ export class Ipv4Interface implements UnreachableReporter {
       return;
     }
     const quoteLength = Math.min(d.payloadEnd, MAX_ICMP_ERROR_QUOTE, this.#mtu - IPV4_HEADER_LENGTH - 8);
+    let quoted = d.bytes.subarray(0, quoteLength);
+    if (d.checksumPartial) {
+      // RFC 792: the quote is the datagram as sent. The sender's kernel left its checksum to offload (the
+      // wire would have carried the whole one), so complete it, over the whole datagram, in a copy. Rare and
+      // rate-limited: the copy costs nothing that matters.
+      const whole = d.bytes.slice(0, d.payloadEnd);
+      if (completePartialChecksum(whole)) quoted = whole.subarray(0, quoteLength);
+    }
     const buf = this.#scratch;
-    const length = writeIcmpv4Unreachable(buf, IPV4_HEADER_LENGTH, code, d.bytes.subarray(0, quoteLength));
+    const length = writeIcmpv4Unreachable(buf, IPV4_HEADER_LENGTH, code, quoted);
     writeIpv4Header(buf, 0, this.#address.address, d.src, IpProtocol.ICMP, length);
     this.icmp.txPackets++;
     this.icmp.txBytes += length;

@@ -44,6 +44,11 @@ export interface Ipv4Datagram {
   payloadEnd: number;
   /** The transport checksum need not be verified (the device vouched for it, see `RxFlags` in lib/wire/offload.ts). */
   checksumTrusted?: boolean;
+  /**
+   * The transport checksum field holds only the pseudo-header sum (the local sender left it to offload,
+   * see `RxFlags.CHECKSUM_PARTIAL`): complete it before quoting the header to anyone.
+   */
+  checksumPartial?: boolean;
 }
 
 /** A blank {@link Ipv4Datagram}, to be filled in and reused for every packet by its owner. */
@@ -57,6 +62,7 @@ export function emptyIpv4Datagram(): Ipv4Datagram {
     payloadOffset: 0,
     payloadEnd: 0,
     checksumTrusted: false,
+    checksumPartial: false,
   };
 }
 

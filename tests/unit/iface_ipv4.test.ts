@@ -4,10 +4,11 @@ import assert from "node:assert/strict";
 import { Ipv4Interface } from "../../lib/iface/ipv4_interface.ts";
 import { UdpLayer } from "../../lib/udp/layer.ts";
 import { bindUdpEcho } from "../../lib/services/udp_echo.ts";
-import { IpProtocol, writeIpv4Header } from "../../lib/wire/ipv4.ts";
+import { IpProtocol, IPV4_HEADER_LENGTH, writeIpv4Header } from "../../lib/wire/ipv4.ts";
 import { Icmpv4Type, UnreachableCode } from "../../lib/wire/icmpv4.ts";
 import { parseIpv4Cidr } from "../../lib/wire/ipv4_address.ts";
-import { internetChecksum } from "../../lib/wire/checksum.ts";
+import { foldSum, internetChecksum, ipv4PseudoHeaderSum } from "../../lib/wire/checksum.ts";
+import { RxFlags } from "../../lib/wire/offload.ts";
 import {
   CollectingSink,
   echoRequest,
@@ -146,6 +147,25 @@ Deno.test("udp: a closed port gets ICMP port unreachable quoting header and data
   assert.deepEqual(icmp.data(), packet);
   assert.equal(udp.counters.drops.get("port-closed"), 1);
   assert.equal(iface.icmp.unreachableSent, 1);
+});
+
+Deno.test("udp: port unreachable quotes a checksum left partial by offload as completed, as on the wire", () => {
+  const { iface, out } = makeCore();
+  const data = new TextEncoder().encode("offloaded");
+  const packet = udpPacket("10.0.0.1", 40000, "10.0.0.2", 9999, data);
+  const wire = [packet[IPV4_HEADER_LENGTH + 6], packet[IPV4_HEADER_LENGTH + 7]];
+  // What the local kernel hands over with NEEDS_CSUM: the folded pseudo-header sum in the checksum field.
+  const partial = foldSum(
+    ipv4PseudoHeaderSum(ip("10.0.0.1"), ip("10.0.0.2"), IpProtocol.UDP, 8 + data.length),
+  );
+  packet[IPV4_HEADER_LENGTH + 6] = partial >> 8;
+  packet[IPV4_HEADER_LENGTH + 7] = partial & 0xff;
+  iface.ingress(packet, 0, out, RxFlags.CHECKSUM_TRUSTED | RxFlags.CHECKSUM_PARTIAL);
+  const [error] = out.take();
+  const icmp = expectIcmp(error, { type: Icmpv4Type.DESTINATION_UNREACHABLE, code: UnreachableCode.PORT });
+  const quote = icmp.bytes.subarray(8);
+  assert.deepEqual([quote[IPV4_HEADER_LENGTH + 6], quote[IPV4_HEADER_LENGTH + 7]], wire);
+  assert.deepEqual(quote.subarray(IPV4_HEADER_LENGTH + 8), data);
 });
 
 Deno.test("udp: port unreachable is rate-limited by a token bucket on the virtual clock", () => {

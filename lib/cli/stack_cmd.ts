@@ -30,6 +30,8 @@ import {
   FilterSyntaxError,
   UnsupportedFilterError,
 } from "../filter/expression.ts";
+import { isHostName, resolveIpv4 } from "./resolve.ts";
+import { readHostRoutes, subnetOverlap } from "./subnet_overlap.ts";
 
 /** Help text of `netstack stack`. */
 export const STACK_HELP = `Usage: netstack stack [options]
@@ -53,12 +55,15 @@ Options:
   --services LIST         comma list, or 'none' (default: ${AVAILABLE_SERVICES.join(",")})
                           echo = TCP+UDP 7, discard = TCP 9, chargen = TCP 19, http = TCP 80
   --connect HOST:PORT     open a TCP connection from the stack and bridge it to stdin/stdout
-                          (like nc); exit when it closes
+                          (like nc; HOST an IPv4 address or a name from /etc/hosts or DNS); exit
+                          when it closes. Quiet on stderr unless -v or --log-level is given
+  -w, --wait SECONDS      with --connect: give up connecting after this long (like nc -w)
   --capture FILE          write every packet in and out to a pcap file
   --capture-filter EXPR   only packets matching this tcpdump expression go to --capture
   --impair SPEC           testing only: impair traffic between device and stack, e.g.
                           loss=0.05,reorder=0.02,duplicate=0.01,seed=7[,direction=in|out|both]
-  --log-level LEVEL       debug, info, warning or error (default info)
+  --log-level LEVEL       debug, info, warning or error (default info; warning with --connect)
+  -v, --verbose           log at info level (with --connect: the ready line, the connection, stats)
   -h, --help              show this help
 
 Examples:
@@ -95,8 +100,10 @@ export interface StackConfig {
   captureFilter?: string;
   /** Log level. */
   logLevel: CliLogLevel;
-  /** `--connect` target. */
+  /** `--connect` target (a host name is resolved when the command runs). */
   connect?: { hostname: string; port: number };
+  /** `--wait`: connect timeout in ms for `--connect`. */
+  connectTimeoutMs?: number;
   /** `--impair` specification. */
   impairment?: ImpairmentSpec;
 }
@@ -123,7 +130,9 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     capture: { type: "string" },
     "capture-filter": { type: "string" },
     impair: { type: "string" },
-    "log-level": { type: "string", default: "info" },
+    wait: { type: "string", short: "w" },
+    "log-level": { type: "string" },
+    verbose: { type: "boolean", short: "v", default: false },
     help: { type: "boolean", short: "h", default: false },
   });
   if (v.help) return null;
@@ -150,8 +159,10 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     if (v.mtu !== "1500") throw usage("--mtu applies to tun and tap; pcap uses the interface's MTU");
   }
   if (v.dhcp && v.addr !== undefined) throw usage("--dhcp and --addr exclude each other");
-  if (!LOG_LEVELS.includes(v["log-level"] as CliLogLevel)) {
-    throw usage(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got '${v["log-level"]}'`);
+  // Like nc, --connect keeps stderr for errors unless asked to say more.
+  const logLevel = v["log-level"] ?? (v.verbose || v.connect === undefined ? "info" : "warning");
+  if (!LOG_LEVELS.includes(logLevel as CliLogLevel)) {
+    throw usage(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got '${logLevel}'`);
   }
   const iface = v.iface ?? (backend === "tap" ? "tap0" : "tun0");
   if (iface.length === 0 || new TextEncoder().encode(iface).length > 15 || /[\s/]/.test(iface)) {
@@ -191,10 +202,23 @@ export function parseStackArgs(args: string[]): StackConfig | null {
   if (v.connect !== undefined) {
     const match = /^(.+):(\d{1,5})$/.exec(v.connect);
     const port = match ? Number(match[2]) : 0;
-    if (match === null || parseIpv4(match[1]) === null || port < 1 || port > 65535) {
-      throw usage(`--connect needs HOST:PORT with an IPv4 address, like 10.0.0.1:19, got '${v.connect}'`);
+    const host = match?.[1] ?? "";
+    const hostOk = parseIpv4(host) !== null || (!/^[\d.]+$/.test(host) && isHostName(host));
+    if (match === null || !hostOk || port < 1 || port > 65535) {
+      throw usage(
+        `--connect needs HOST:PORT with an IPv4 address or a host name, like 10.0.0.1:19, got '${v.connect}'`,
+      );
     }
-    connect = { hostname: match[1], port };
+    connect = { hostname: host, port };
+  }
+  let connectTimeoutMs: number | undefined;
+  if (v.wait !== undefined) {
+    if (connect === undefined) throw usage("--wait applies to --connect only");
+    const seconds = Number(v.wait);
+    if (!/^\d+(\.\d+)?$/.test(v.wait) || !(seconds > 0)) {
+      throw usage(`--wait needs a positive number of seconds, got '${v.wait}'`);
+    }
+    connectTimeoutMs = seconds * 1000;
   }
   let impairment: ImpairmentSpec | undefined;
   if (v.impair !== undefined) {
@@ -228,8 +252,9 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     services,
     capturePath: v.capture,
     captureFilter: checkCaptureFilter(v["capture-filter"], v.capture, backend),
-    logLevel: v["log-level"] as CliLogLevel,
+    logLevel: logLevel as CliLogLevel,
     connect,
+    connectTimeoutMs,
     impairment,
   };
 }
@@ -273,6 +298,23 @@ export async function runStack(args: string[]): Promise<number> {
   }
   await configureLogging(config.logLevel);
   const log = logger("stack");
+  if (config.backend !== "pcap" && config.hostAddress !== null && !config.dhcp) {
+    // Another interface (another stack's tun0) already carries this subnet: we would say ready while the
+    // host sends our traffic there.
+    const overlap = subnetOverlap(readHostRoutes(), config.iface, config.address, config.hostAddress);
+    if (overlap !== null) throw new RuntimeError(overlap);
+  }
+  let target = config.connect;
+  if (target !== undefined) {
+    // Resolved before the device exists, so that a bad name costs nothing to undo.
+    try {
+      target = { hostname: await resolveIpv4(target.hostname), port: target.port };
+    } catch (error) {
+      throw new RuntimeError(
+        `--connect ${config.connect!.hostname}:${target.port}: ${(error as Error).message}`,
+      );
+    }
+  }
   let opened: OpenedStack;
   let bound: (lease: DhcpLease) => void = () => {};
   const leased = new Promise<DhcpLease>((resolve) => (bound = resolve));
@@ -335,7 +377,9 @@ export async function runStack(args: string[]): Promise<number> {
   logReady();
   let code = 0;
   try {
-    const bridge = config.connect ? bridgeStdio(stack, config.connect) : new Promise<never>(() => {});
+    const bridge = target
+      ? bridgeStdio(stack, target, config.connectTimeoutMs)
+      : new Promise<never>(() => {});
     const outcome = await Promise.race([stop, stack.closed.then(() => "device closed"), bridge]);
     if (outcome instanceof Error) {
       console.error(
@@ -356,28 +400,54 @@ export async function runStack(args: string[]): Promise<number> {
 /**
  * `--connect`: a TCP connection from the stack bridged to stdin/stdout like nc. Standard input's end
  * half-closes the connection; the program ends once both directions are closed and what we sent was
- * acknowledged (so nothing is cut off by the shutdown). Resolves to a reason, or to the Error that ended
- * the connection (refused, timed out, reset).
+ * acknowledged (so nothing is cut off by the shutdown). A closed stdout (`… | head`) ends it quietly, as
+ * it ends nc. Resolves to a reason, or to the Error that ended the connection (refused, timed out after
+ * `timeoutMs` or the retransmissions, reset).
  */
 async function bridgeStdio(
   stack: Stack,
   target: { hostname: string; port: number },
+  timeoutMs?: number,
 ): Promise<string | Error> {
   const log = logger("connect");
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const conn = await stack.connect(target);
+    const connecting = stack.connect(target);
+    const conn = await (timeoutMs === undefined ? connecting : Promise.race([
+      connecting,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Deno.errors.TimedOut(`connection timed out after ${timeoutMs / 1000} s`)),
+          timeoutMs,
+        );
+      }),
+    ]));
+    clearTimeout(timer);
     log.info("connected {local} > {remote}", {
       local: `${conn.localAddr.hostname}:${conn.localAddr.port}`,
       remote: `${target.hostname}:${target.port}`,
     });
-    await Promise.all([
-      Deno.stdin.readable.pipeTo(conn.writable),
-      conn.readable.pipeTo(Deno.stdout.writable, { preventClose: true }),
-    ]);
+    let stdoutClosed = false;
+    let stdoutGone: () => void = () => {};
+    const gone = new Promise<void>((resolve) => (stdoutGone = resolve));
+    const down = conn.readable.pipeTo(Deno.stdout.writable, { preventClose: true }).catch((error) => {
+      // EPIPE: the reader of our stdout is gone. nc dies of SIGPIPE there; we end quietly.
+      if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+      stdoutClosed = true;
+      stdoutGone();
+    });
+    const up = Deno.stdin.readable.pipeTo(conn.writable);
+    await Promise.race([Promise.all([up, down]), gone]);
+    if (stdoutClosed) {
+      conn.close();
+      return "stdout closed";
+    }
     const finished = await conn.finished();
     conn.close();
     return finished ? "connection closed" : "connection closed (our last data was not acknowledged in time)";
   } catch (error) {
     return error instanceof Error ? error : new Error(String(error));
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -133,6 +133,8 @@ export class Ipv4Interface implements UnreachableReporter {
   readonly ipv4 = new Ipv4Counters();
   /** ICMP counters. */
   readonly icmp = new IcmpCounters();
+  /** IPv6 packets received and dropped (this layer speaks IPv4 only). */
+  readonly ipv6Drops = new DropCounters();
   readonly #protocols = new Map<number, TransportProtocol>();
   readonly #view = new Ipv4Packet();
   readonly #icmpView = new Icmpv4Message();
@@ -185,8 +187,10 @@ export class Ipv4Interface implements UnreachableReporter {
     const ip = this.#view.wrap(packet);
     const error = ip.check();
     if (error !== null) {
-      // IPv6 arrives on the same TUN device (e.g. router solicitations): name it rather than "bad-version".
-      this.#drop(this.ipv4.drops, error === "bad-version" && ip.version === 6 ? "ipv6" : error, packet);
+      // IPv6 arrives on the same TUN device (e.g. router solicitations): not a bad IPv4 packet, so it is
+      // counted in a section of its own rather than under ipv4.drops.
+      if (error === "bad-version" && ip.version === 6) this.#drop(this.ipv6Drops, "unsupported", packet);
+      else this.#drop(this.ipv4.drops, error, packet);
       return;
     }
     const dst = ip.dst;
@@ -266,7 +270,11 @@ export class Ipv4Interface implements UnreachableReporter {
 
   /** Counters of the IPv4 and ICMP layers. */
   snapshot(): Record<string, unknown> {
-    return { ipv4: this.ipv4.snapshot(), icmp: this.icmp.snapshot() };
+    return {
+      ipv4: this.ipv4.snapshot(),
+      icmp: this.icmp.snapshot(),
+      ipv6: { drops: this.ipv6Drops.snapshot() },
+    };
   }
 
   #drop(drops: DropCounters, reason: string, packet: Uint8Array): void {

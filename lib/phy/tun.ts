@@ -186,7 +186,11 @@ export class TunDevice implements Device {
     const fd = c.open(cString("/dev/net/tun"), Libc.O_RDWR | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
     if (fd < 0) {
       const code = errno();
-      const hint = code === Errno.ENOENT ? "is the tun module loaded? try: modprobe tun" : undefined;
+      const hint = code === Errno.ENOENT
+        ? "is the tun module loaded? try: modprobe tun"
+        : code === Errno.EACCES || code === Errno.EPERM
+        ? "it needs root, or CAP_NET_ADMIN and access to /dev/net/tun (run with sudo)"
+        : undefined;
       throw new SystemError("opening /dev/net/tun", code, strerror(code), hint);
     }
     let waiter: FdWaiter | null = null;

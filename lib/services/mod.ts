@@ -36,7 +36,7 @@ export interface RunningServices {
 
 /** Options of {@link startServices}. */
 export interface ServicesOptions {
-  /** Concurrent connections per TCP service; default 128. */
+  /** Concurrent connections per TCP service; default 256. */
   maxConnections?: number;
   /** Wall clock (ms since the epoch) for HTTP's Date field; default `Date.now`. */
   wallClock?: () => number;
@@ -57,7 +57,7 @@ export function startServices(
     port: number,
     handler: (conn: TcpConn, slot: PoolSlot) => Promise<unknown>,
   ) => {
-    const pool = pools[name] = new ConnectionPool(options.maxConnections ?? 128);
+    const pool = pools[name] = new ConnectionPool(options.maxConnections ?? 256);
     const listener = stack.listen({ port });
     listeners.push(listener);
     (async () => {

@@ -81,7 +81,11 @@ privilegedTest(
       const peer = await serveKernelPeer(ns, 5001, 50_000);
       try {
         const input = new TextEncoder().encode("hello over ethernet\n");
-        const result = await runStackWithInput(ns, ["--backend", "tap", "--connect", "10.0.0.1:5001"], input);
+        const result = await runStackWithInput(
+          ns,
+          ["--backend", "tap", "--connect", "10.0.0.1:5001", "-v"],
+          input,
+        );
         assert.equal(result.code, 0, result.stderr);
         const observed = await peer.result;
         assert.equal(observed.receivedLength, input.length);

@@ -56,7 +56,7 @@ Deno.test("cli: flags are parsed", () => {
 
 Deno.test("cli: usage mistakes are UsageErrors naming the problem", () => {
   const cases: [string[], RegExp][] = [
-    [["--bogus"], /bogus/],
+    [["--bogus"], /^unknown option '--bogus'$/],
     [["--addr", "10.0.0.2"], /--addr needs an IPv4 address with prefix/],
     [["--host-addr", "300.1.1.1/24"], /--host-addr/],
     [["--addr", "10.0.0.1/24"], /must differ/],
@@ -65,7 +65,15 @@ Deno.test("cli: usage mistakes are UsageErrors naming the problem", () => {
     [["--log-level", "loud"], /--log-level must be one of/],
     [["--services", "echo,gopher"], /unknown service 'gopher'/],
     [["--connect", "10.0.0.1"], /--connect needs HOST:PORT/],
-    [["--connect", "example.com:80"], /--connect needs HOST:PORT with an IPv4 address/],
+    [["--connect", "10.0.0.300:80"], /--connect needs HOST:PORT with an IPv4 address or a host name/],
+    [["--connect", "bad_name:80"], /--connect needs HOST:PORT/],
+    [["--wait", "3"], /--wait applies to --connect only/],
+    [["--connect", "10.0.0.1:80", "-w", "0"], /--wait needs a positive number of seconds/],
+    [["--mtu", "-5"], /^--mtu must be between 68 and 65535, got -5$/],
+    [["--mtu"], /^--mtu needs a value$/],
+    [["--iface", "-v"], /^--iface needs a value, got the option '-v'/],
+    [["--help=yes"], /^--help takes no value$/],
+    [["-c", "-5"], /^unknown option '-c'$/],
     [["--connect", "10.0.0.1:70000"], /--connect needs HOST:PORT/],
     [["--impair", "loss=5"], /--impair: loss must be a probability/],
     [["--backend", "pcap"], /--backend pcap needs --iface NAME/],
@@ -85,7 +93,7 @@ Deno.test("cli: usage mistakes are UsageErrors naming the problem", () => {
     [["--gateway", "10.0.0.1"], /--gateway needs an Ethernet backend/],
     [["--mac", "02:00:00:00:00:01"], /--mac needs an Ethernet backend/],
     [["--iface", "a-very-long-interface-name"], /--iface must be an interface name/],
-    [["extra"], /positional|Unexpected argument/i],
+    [["extra"], /^unexpected argument 'extra': this command takes options only$/],
   ];
   for (const [args, pattern] of cases) {
     assert.throws(() => parseStackArgs(args), (error: unknown) => {
@@ -94,6 +102,16 @@ Deno.test("cli: usage mistakes are UsageErrors naming the problem", () => {
       return true;
     });
   }
+});
+
+Deno.test("cli: --connect takes host names and -w like nc, and is quiet unless asked", () => {
+  const quiet = parseStackArgs(["--connect", "peer.example:5000", "-w", "2.5"])!;
+  assert.deepEqual(quiet.connect, { hostname: "peer.example", port: 5000 });
+  assert.equal(quiet.connectTimeoutMs, 2500);
+  assert.equal(quiet.logLevel, "warning");
+  assert.equal(parseStackArgs(["--connect", "10.0.0.1:1", "-v"])!.logLevel, "info");
+  assert.equal(parseStackArgs(["--connect", "10.0.0.1:1", "--log-level", "debug"])!.logLevel, "debug");
+  assert.equal(parseStackArgs([])!.logLevel, "info");
 });
 
 Deno.test("cli: Ethernet backends take --dhcp, --mac, --gateway and --promiscuous", () => {

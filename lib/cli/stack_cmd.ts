@@ -8,6 +8,7 @@
 import { type CliLogLevel, configureLogging, LOG_LEVELS, logger } from "../log.ts";
 import { parseFlags, parseIntegerFlag, RuntimeError, UsageError } from "./errors.ts";
 import {
+  broadcastOf,
   formatIpv4,
   formatIpv4Cidr,
   inSubnet,
@@ -15,6 +16,7 @@ import {
   type Ipv4Cidr,
   parseIpv4,
   parseIpv4Cidr,
+  prefixToMask,
 } from "../wire/ipv4_address.ts";
 import { formatMac, isMulticastMac, type MacAddress, parseMac } from "../wire/ethernet.ts";
 import { type ImpairmentSpec, parseImpairment } from "../phy/impair.ts";
@@ -112,6 +114,25 @@ function usage(message: string): UsageError {
   return new UsageError("stack", message);
 }
 
+/**
+ * Why `cidr` cannot be a host's own address (RFC 1122 §3.2.1.3, RFC 1112, RFC 919), or null: zero,
+ * loopback, multicast, limited broadcast, or the network or broadcast address of its subnet (/31 and /32
+ * have none, RFC 3021).
+ */
+function notAHostAddress(cidr: Ipv4Cidr): string | null {
+  const a = cidr.address;
+  if (a >>> 24 === 0) return "is in 0.0.0.0/8 (this network)";
+  if (a >>> 24 === 127) return "is a loopback address";
+  if (a >>> 28 === 0xe) return "is a multicast address";
+  if (a >>> 28 === 0xf) return "is reserved or the broadcast address";
+  if (cidr.prefixLength <= 30) {
+    const mask = prefixToMask(cidr.prefixLength);
+    if (((a & ~mask) >>> 0) === 0) return `is the network address of ${formatIpv4Cidr(cidr)}`;
+    if (a === broadcastOf(cidr)) return `is the broadcast address of ${formatIpv4Cidr(cidr)}`;
+  }
+  return null;
+}
+
 /** Parses the arguments after `stack`; returns `null` when `--help` was asked for. Throws {@link UsageError}. */
 export function parseStackArgs(args: string[]): StackConfig | null {
   const v = parseFlags("stack", args, {
@@ -173,6 +194,8 @@ export function parseStackArgs(args: string[]): StackConfig | null {
   if (address === null) {
     throw usage(`--addr needs an IPv4 address with prefix like 10.0.0.2/24, got '${addrText}'`);
   }
+  const badAddress = v.dhcp ? null : notAHostAddress(address);
+  if (badAddress !== null) throw usage(`--addr ${addrText} ${badAddress}; give the stack a host address`);
   let hostAddress: Ipv4Cidr | null = null;
   if (backend !== "pcap" && !v["no-configure"]) {
     const hostText = v["host-addr"] ?? "10.0.0.1/24";
@@ -181,6 +204,21 @@ export function parseStackArgs(args: string[]): StackConfig | null {
       throw usage(`--host-addr needs an IPv4 address with prefix like 10.0.0.1/24, got '${hostText}'`);
     }
     if (!v.dhcp && hostAddress.address === address.address) throw usage("--host-addr and --addr must differ");
+    const badHost = notAHostAddress(hostAddress);
+    if (badHost !== null) {
+      throw usage(`--host-addr ${hostText} ${badHost}; give the host side a host address`);
+    }
+    // The host reaches the stack through the route of its own address's subnet: the stack must be in it.
+    if (!v.dhcp && !inSubnet(address.address, hostAddress)) {
+      throw usage(
+        `--addr ${formatIpv4(address.address)} is not in the host side's subnet ${
+          formatIpv4Cidr({
+            address: (hostAddress.address & prefixToMask(hostAddress.prefixLength)) >>> 0,
+            prefixLength: hostAddress.prefixLength,
+          })
+        } (--host-addr): the host would have no route to the stack`,
+      );
+    }
   }
   let gateway: Ipv4Address | null = null;
   if (v.gateway !== undefined) {
@@ -231,7 +269,11 @@ export function parseStackArgs(args: string[]): StackConfig | null {
   const mtu = parseIntegerFlag("stack", "mtu", v.mtu, 68, 65535);
   const services: ServiceName[] = [];
   if (v.services !== "none") {
-    for (const name of v.services.split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {
+    const names = v.services.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+    if (names.length === 0) {
+      throw usage(`--services needs a comma list of ${AVAILABLE_SERVICES.join(", ")}, or 'none'`);
+    }
+    for (const name of names) {
       if ((AVAILABLE_SERVICES as readonly string[]).includes(name)) {
         if (!services.includes(name as ServiceName)) services.push(name as ServiceName);
       } else {

@@ -81,7 +81,7 @@ Deno.test("cli: usage mistakes are UsageErrors naming the problem", () => {
     [["--addr", "10.0.0.0/24"], /is the network address/],
     [["--addr", "127.0.0.2/8"], /is a loopback address/],
     [["--host-addr", "10.0.0.255/24"], /^--host-addr 10\.0\.0\.255\/24 is the broadcast address/],
-    [["--host-addr", "10.1.0.1/24"], /^--addr 10\.0\.0\.2 is not in the host side's subnet 10\.1\.0\.1\/24/],
+    [["--host-addr", "10.1.0.1/24"], /^--addr 10\.0\.0\.2 is not in the host side's subnet 10\.1\.0\.0\/24/],
     [["--connect", "10.0.0.1:70000"], /--connect needs HOST:PORT/],
     [["--impair", "loss=5"], /--impair: loss must be a probability/],
     [["--backend", "pcap"], /--backend pcap needs --iface NAME/],

@@ -160,6 +160,8 @@ const H2_GOAWAY = new Uint8Array([
   0,
   0x0d, // last stream 0, HTTP_1_1_REQUIRED
 ]);
+/** The interim response to `Expect: 100-continue`. */
+const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 /** After our last response, how long and how much we read before closing (RFC 9112 §9.6). */
 const LINGER_MS = 2000;
 const LINGER_BYTES = 1 << 20;
@@ -509,6 +511,13 @@ export async function serveHttp(
       if (!/^\d+$/.test(lengthText)) throw new ProtocolError(400, "malformed Content-Length");
       const length = Number(lengthText);
       if (length > maxBody) throw new ProtocolError(413, "request body too large");
+      if (
+        length > queue.length && request.version === "HTTP/1.1" &&
+        /^100-continue$/i.test(request.headers.get("expect") ?? "")
+      ) {
+        // RFC 9110 §10.1.1: the client waits for this before sending the content (curl for a second).
+        await writer.write(CONTINUE.slice());
+      }
       while (queue.length < length) {
         const result = await fill(requestDeadline);
         if (result === "deadline") throw new ProtocolError(408, "the request did not arrive in time");

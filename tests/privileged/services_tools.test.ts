@@ -55,6 +55,14 @@ privilegedTest("http: nc, curl and h2load get the answers RFC 9110/9112 owe them
       assert.equal(await code("-X CONNECT http://10.0.0.2/"), "501");
       assert.equal(await code("-X POST -d x http://10.0.0.2/"), "405");
       assert.equal(await code("--http1.0 http://10.0.0.2/static.html"), "200");
+      // curl asks before sending a body (Expect: 100-continue) and gets the interim answer.
+      const expect = await sh(
+        ns,
+        "head -c 4000 /dev/zero | timeout 10 curl -sv -X GET --data-binary @- -H 'Expect: 100-continue' " +
+          "http://10.0.0.2/static.html -o /dev/null",
+      );
+      assert.match(expect.stderr, /< HTTP\/1\.1 100 Continue/);
+      assert.match(expect.stderr, /< HTTP\/1\.1 200 OK/);
       // HTTP/2 with prior knowledge: a GOAWAY (HTTP_1_1_REQUIRED) ends it at once, never a hang.
       const h2 = await ns.run(["timeout", "10", "h2load", "-n", "1", "-c", "1", "http://10.0.0.2/"]);
       assert.notEqual(h2.code, 124, "h2load hung");

@@ -165,6 +165,27 @@ Deno.test("http: /static.html has a constant length; /bytes/N is N bytes of the 
   assert.match(rest, /^HTTP\/1\.1 200 OK\r\n[^]*Content-Length: 5\r\n[^]*\r\n\r\nHTTP\/1\.1 400 /);
 });
 
+Deno.test("http: Expect: 100-continue gets 100 Continue before the body is sent (RFC 9110 §10.1.1)", async () => {
+  const [client, server] = streamConnPair();
+  const served = serveHttp(server, site, { wallClock: () => CLOCK });
+  const writer = client.writable.getWriter();
+  const reader = client.readable.getReader();
+  await writer.write(
+    text("GET /static.html HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"),
+  );
+  assert.equal(str((await reader.read()).value!), "HTTP/1.1 100 Continue\r\n\r\n");
+  await writer.write(text("hello"));
+  await writer.close();
+  let rest = "";
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    rest += str(value);
+  }
+  assert.match(rest, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.equal(await served, 1);
+});
+
 Deno.test("pool: admits up to the bound, evicts the longest idle first, refuses when all are busy", () => {
   const pool = new ConnectionPool(2);
   const a = pool.admit()!;

@@ -103,8 +103,9 @@ privilegedTest(
         });
         assert.match(abBytes.stdout, /Document Length:\s+100000 bytes/);
         assert.match(abBytes.stdout, /Failed requests:\s+0\n/, abBytes.stdout);
-        for (const path of ["/static.html", "/bytes/1000000"]) {
-          const wrk = await ns.run(["wrk", "-t", "2", "-c", "20", "-d", "2", `http://10.0.0.2${path}`], {
+        // Short runs: the suite runs in parallel on small machines, and this is a check, not a benchmark.
+        for (const path of ["/static.html", "/bytes/100000"]) {
+          const wrk = await ns.run(["wrk", "-t", "1", "-c", "10", "-d", "1", `http://10.0.0.2${path}`], {
             timeoutMs: 30_000,
           });
           assert.equal(wrk.code, 0, wrk.stderr);

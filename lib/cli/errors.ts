@@ -76,9 +76,13 @@ function normalizeArgs(
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--" || !arg.startsWith("-") || arg === "-") {
-      if (allowPositionals) {
-        out.push(...args.slice(i));
+      if (allowPositionals && arg === "--") {
+        out.push(...args.slice(i)); // "--" ends the flags
         break;
+      }
+      if (allowPositionals) {
+        out.push(arg); // a word (e.g. of a filter expression); flags may follow
+        continue;
       }
       const shown = arg === "--" ? args[i + 1] ?? "--" : arg;
       throw new UsageError(command, `unexpected argument '${shown}': this command takes options only`);
@@ -142,10 +146,18 @@ export function parseFlagsAndWords<const T extends ParseArgsOptionsConfig>(
   args: string[],
   options: T,
 ) {
+  const normalized = normalizeArgs(command, args, options, true);
   try {
-    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
+    const { values, positionals } = parseArgs({
+      args: normalized,
+      options,
+      strict: true,
+      allowPositionals: true,
+    });
     return { values, words: positionals };
   } catch (error) {
-    throw new UsageError(command, (error instanceof Error ? error.message : String(error)).split("\n")[0]);
+    // Not expected after normalizeArgs; keep the project's style (lower case, one line) all the same.
+    const message = (error instanceof Error ? error.message : String(error)).split("\n")[0];
+    throw new UsageError(command, message.charAt(0).toLowerCase() + message.slice(1).replace(/\.$/, ""));
   }
 }

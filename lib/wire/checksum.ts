@@ -53,3 +53,18 @@ export function updateChecksum16(checksum: number, oldWord: number, newWord: num
   const sum = (~checksum & 0xffff) + (~oldWord & 0xffff) + (newWord & 0xffff);
   return ~foldSum(sum) & 0xffff;
 }
+
+/**
+ * The unfolded sum of the IPv6 pseudo-header (RFC 8200 §8.1): source and destination address read from
+ * `bytes` at `srcOffset` and `dstOffset`, the upper-layer length and the next header value.
+ */
+export function ipv6PseudoHeaderSum(
+  bytes: Uint8Array,
+  srcOffset: number,
+  dstOffset: number,
+  nextHeader: number,
+  length: number,
+): number {
+  return sumWords(bytes, srcOffset, srcOffset + 16, sumWords(bytes, dstOffset, dstOffset + 16)) +
+    (length >>> 16) + (length & 0xffff) + nextHeader;
+}

@@ -4,7 +4,8 @@
  * @module
  */
 
-import { foldSum, ipv4PseudoHeaderSum, sumWords } from "./checksum.ts";
+import { foldSum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, sumWords } from "./checksum.ts";
+import { IPV6_DST_OFFSET, IPV6_SRC_OFFSET, NextHeader } from "./ipv6.ts";
 import type { Ipv4Address } from "./ipv4_address.ts";
 import { IpProtocol } from "./ipv4.ts";
 import { ByteView } from "./view.ts";
@@ -13,7 +14,7 @@ import { ByteView } from "./view.ts";
 export const UDP_HEADER_LENGTH = 8;
 
 /** Why a received UDP datagram is malformed. */
-export type UdpError = "truncated" | "bad-length" | "bad-checksum";
+export type UdpError = "truncated" | "bad-length" | "bad-checksum" | "zero-checksum";
 
 /** A reusable view over a UDP datagram (the IP payload). */
 export class UdpDatagram extends ByteView {
@@ -30,6 +31,22 @@ export class UdpDatagram extends ByteView {
     if (!verifyChecksum || ((b[6] << 8) | b[7]) === 0) return null;
     const sum = sumWords(b, 0, length, ipv4PseudoHeaderSum(src, dst, IpProtocol.UDP, length));
     if (foldSum(sum) !== 0xffff) return "bad-checksum";
+    return null;
+  }
+
+  /**
+   * Validates a datagram carried by IPv6: `packet` holds the IPv6 header whose addresses enter the
+   * pseudo-header (RFC 8200 §8.1). A zero checksum is refused: over IPv6 the checksum is mandatory.
+   */
+  checkIpv6(packet: Uint8Array, verifyChecksum = true): UdpError | null {
+    const b = this.bytes;
+    if (b.length < UDP_HEADER_LENGTH) return "truncated";
+    const length = (b[4] << 8) | b[5];
+    if (length < UDP_HEADER_LENGTH || length > b.length) return "bad-length";
+    if (!verifyChecksum) return null;
+    if (((b[6] << 8) | b[7]) === 0) return "zero-checksum";
+    const initial = ipv6PseudoHeaderSum(packet, IPV6_SRC_OFFSET, IPV6_DST_OFFSET, NextHeader.UDP, length);
+    if (foldSum(sumWords(b, 0, length, initial)) !== 0xffff) return "bad-checksum";
     return null;
   }
 
@@ -80,6 +97,40 @@ export function writeUdpHeader(
   buf[offset + 7] = 0;
   const sum = sumWords(buf, offset, offset + length, ipv4PseudoHeaderSum(src, dst, IpProtocol.UDP, length));
   const checksum = (~foldSum(sum) & 0xffff) || 0xffff;
+  buf[offset + 6] = checksum >> 8;
+  buf[offset + 7] = checksum & 0xff;
+}
+
+/**
+ * Writes a UDP header at `buf[offset..offset+8)` for `dataLength` bytes of data already in place, inside an
+ * IPv6 packet whose header (addresses written) starts at `ipOffset`; the checksum covers the IPv6
+ * pseudo-header (RFC 8200 §8.1) and a computed zero is sent as 0xffff.
+ */
+export function writeUdpHeaderIpv6(
+  buf: Uint8Array,
+  offset: number,
+  ipOffset: number,
+  srcPort: number,
+  dstPort: number,
+  dataLength: number,
+): void {
+  const length = UDP_HEADER_LENGTH + dataLength;
+  buf[offset] = srcPort >> 8;
+  buf[offset + 1] = srcPort & 0xff;
+  buf[offset + 2] = dstPort >> 8;
+  buf[offset + 3] = dstPort & 0xff;
+  buf[offset + 4] = length >> 8;
+  buf[offset + 5] = length & 0xff;
+  buf[offset + 6] = 0;
+  buf[offset + 7] = 0;
+  const initial = ipv6PseudoHeaderSum(
+    buf,
+    ipOffset + IPV6_SRC_OFFSET,
+    ipOffset + IPV6_DST_OFFSET,
+    NextHeader.UDP,
+    length,
+  );
+  const checksum = (~foldSum(sumWords(buf, offset, offset + length, initial)) & 0xffff) || 0xffff;
   buf[offset + 6] = checksum >> 8;
   buf[offset + 7] = checksum & 0xff;
 }

@@ -34,6 +34,17 @@ import {
 } from "../filter/expression.ts";
 import { isHostName, resolveIpv4 } from "./resolve.ts";
 import { readHostRoutes, subnetOverlap } from "./subnet_overlap.ts";
+import {
+  formatIpv6Cidr,
+  type Ipv6Address,
+  type Ipv6Cidr,
+  ipv6Equals,
+  isLinkLocalAt,
+  isMulticastAt,
+  isUnspecifiedAt,
+  parseIpv6,
+  parseIpv6Cidr,
+} from "../wire/ipv6_address.ts";
 
 /** Help text of `netstack stack`. */
 export const STACK_HELP = `Usage: netstack stack [options]
@@ -49,6 +60,12 @@ Options:
   --addr CIDR             the stack's own IPv4 address (default 10.0.0.2/24)
   --host-addr CIDR        tun/tap: address given to the host side of the device (default 10.0.0.1/24)
   --no-configure          tun/tap: leave the host side without an address (it is still brought up)
+  --addr6 CIDR            the stack's own IPv6 address (default fd00::2/64 on tun/tap); Ethernet
+                          backends also get a link-local address, and SLAAC adds addresses from
+                          router advertisements
+  --host-addr6 CIDR       tun/tap: IPv6 address given to the host side (default fd00::1/64)
+  --gateway6 ADDR         tap/pcap: IPv6 next hop off the prefix (default: from router advertisements)
+  --no-ipv6               IPv4 only
   --gateway ADDR          tap/pcap: next hop for destinations outside the subnet
   --dhcp                  tap/pcap: obtain address and gateway by DHCPv4 instead of --addr
   --mac MAC               tap/pcap: the stack's MAC (default random, locally administered)
@@ -92,6 +109,14 @@ export interface StackConfig {
   address: Ipv4Cidr;
   /** Host-side address, or null with --no-configure. */
   hostAddress: Ipv4Cidr | null;
+  /** IPv6 on (false with --no-ipv6). */
+  ipv6: boolean;
+  /** The stack's static IPv6 address, or null (pcap without --addr6, or --no-ipv6). */
+  address6: Ipv6Cidr | null;
+  /** Host-side IPv6 address (tun/tap), or null. */
+  hostAddress6: Ipv6Cidr | null;
+  /** IPv6 next hop (tap/pcap), or null for the routers' advertisements. */
+  gateway6: Ipv6Address | null;
   /** MTU. */
   mtu: number;
   /** Services to run. */
@@ -140,6 +165,10 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     iface: { type: "string" },
     addr: { type: "string" },
     "host-addr": { type: "string" },
+    addr6: { type: "string" },
+    "host-addr6": { type: "string" },
+    gateway6: { type: "string" },
+    "no-ipv6": { type: "boolean", default: false },
     promiscuous: { type: "boolean", default: false },
     "no-configure": { type: "boolean", default: false },
     gateway: { type: "string" },
@@ -163,7 +192,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
   const backend = v.backend as Backend;
   const ethernet = backend !== "tun";
   if (!ethernet) {
-    for (const flag of ["dhcp", "mac", "gateway"] as const) {
+    for (const flag of ["dhcp", "mac", "gateway", "gateway6"] as const) {
       if (v[flag] !== undefined && v[flag] !== false) {
         throw usage(`--${flag} needs an Ethernet backend (--backend tap or pcap); on tun the host routes`);
       }
@@ -174,8 +203,10 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     if (v.iface === undefined) {
       throw usage("--backend pcap needs --iface NAME, an existing interface to open");
     }
-    if (v["host-addr"] !== undefined || v["no-configure"]) {
-      throw usage("--host-addr and --no-configure apply to tun and tap; pcap opens an interface as it is");
+    if (v["host-addr"] !== undefined || v["host-addr6"] !== undefined || v["no-configure"]) {
+      throw usage(
+        "--host-addr, --host-addr6 and --no-configure apply to tun and tap; pcap opens an interface as it is",
+      );
     }
     if (v.mtu !== "1500") throw usage("--mtu applies to tun and tap; pcap uses the interface's MTU");
   }
@@ -228,6 +259,40 @@ export function parseStackArgs(args: string[]): StackConfig | null {
       throw usage(`--gateway ${v.gateway} is not in the stack's subnet ${formatIpv4Cidr(address)}`);
     }
   }
+  if (v["no-ipv6"]) {
+    for (const flag of ["addr6", "host-addr6", "gateway6"] as const) {
+      if (v[flag] !== undefined) throw usage(`--${flag} and --no-ipv6 exclude each other`);
+    }
+  }
+  const unicast6 = (a: Uint8Array) => !isMulticastAt(a, 0) && !isUnspecifiedAt(a, 0);
+  let address6: Ipv6Cidr | null = null;
+  const addr6Text = v.addr6 ?? (backend === "pcap" || v["no-ipv6"] ? undefined : "fd00::2/64");
+  if (addr6Text !== undefined) {
+    address6 = parseIpv6Cidr(addr6Text);
+    if (address6 === null || !unicast6(address6.address)) {
+      throw usage(`--addr6 needs a unicast IPv6 address with prefix like fd00::2/64, got '${addr6Text}'`);
+    }
+  }
+  let hostAddress6: Ipv6Cidr | null = null;
+  if (backend !== "pcap" && !v["no-configure"] && !v["no-ipv6"]) {
+    const host6Text = v["host-addr6"] ?? "fd00::1/64";
+    hostAddress6 = parseIpv6Cidr(host6Text);
+    if (hostAddress6 === null || !unicast6(hostAddress6.address)) {
+      throw usage(
+        `--host-addr6 needs a unicast IPv6 address with prefix like fd00::1/64, got '${host6Text}'`,
+      );
+    }
+    if (address6 !== null && ipv6Equals(address6.address, hostAddress6.address)) {
+      throw usage("--host-addr6 and --addr6 must differ");
+    }
+  }
+  let gateway6: Ipv6Address | null = null;
+  if (v.gateway6 !== undefined) {
+    gateway6 = parseIpv6(v.gateway6);
+    if (gateway6 === null || !unicast6(gateway6)) {
+      throw usage(`--gateway6 needs a unicast IPv6 address like fe80::1, got '${v.gateway6}'`);
+    }
+  }
   let mac: MacAddress | undefined;
   if (v.mac !== undefined) {
     const parsedMac = parseMac(v.mac);
@@ -257,6 +322,18 @@ export function parseStackArgs(args: string[]): StackConfig | null {
       throw usage(`--wait needs a positive number of seconds, got '${v.wait}'`);
     }
     connectTimeoutMs = seconds * 1000;
+    // HOST:PORT with an IPv4 address, or [ADDR]:PORT with an IPv6 one (RFC 3986 §3.2.2 brackets).
+    const match = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(v.connect);
+    const port = match ? Number(match[3]) : 0;
+    const host = match ? (match[1] ?? match[2]) : "";
+    const valid = match !== null &&
+      (match[1] !== undefined ? parseIpv6(host) !== null : parseIpv4(host) !== null);
+    if (!valid || port < 1 || port > 65535) {
+      throw usage(
+        `--connect needs HOST:PORT with an IPv4 address or [ADDR]:PORT with an IPv6 one, like 10.0.0.1:19 or [fd00::1]:19, got '${v.connect}'`,
+      );
+    }
+    connect = { hostname: host, port };
   }
   let impairment: ImpairmentSpec | undefined;
   if (v.impair !== undefined) {
@@ -290,6 +367,10 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     promiscuous: v.promiscuous,
     address,
     hostAddress,
+    ipv6: !v["no-ipv6"],
+    address6,
+    hostAddress6,
+    gateway6,
     mtu,
     services,
     capturePath: v.capture,
@@ -331,6 +412,18 @@ function openFailure(error: unknown, config: StackConfig): RuntimeError {
   return new RuntimeError(error instanceof Error ? error.message : String(error), { cause: error });
 }
 
+/** The `addr6=` fields of the ready line: the main IPv6 address, and the link-local one on Ethernet. */
+function addresses6(stack: Stack): string[] {
+  const fields: string[] = [];
+  const main = stack.address6;
+  if (main !== null) fields.push(`addr6=${formatIpv6Cidr(main)}`);
+  const linkLocal = stack.ipv6?.linkLocal ?? null;
+  if (linkLocal !== null && isLinkLocalAt(linkLocal.address, 0)) {
+    fields.push(`addr6-link=${formatIpv6Cidr(linkLocal)}`);
+  }
+  return fields;
+}
+
 /** Runs `netstack stack` with the arguments after `stack`; resolves to the exit code. */
 export async function runStack(args: string[]): Promise<number> {
   const config = parseStackArgs(args);
@@ -366,6 +459,10 @@ export async function runStack(args: string[]): Promise<number> {
       iface: config.iface,
       address: config.address,
       hostAddress: config.hostAddress,
+      ipv6: config.ipv6,
+      address6: config.address6,
+      hostAddress6: config.hostAddress6,
+      gateway6: config.gateway6,
       gateway: config.gateway,
       mac: config.mac,
       promiscuous: config.promiscuous,
@@ -393,6 +490,7 @@ export async function runStack(args: string[]): Promise<number> {
     const fields = [
       `iface=${stack.deviceName}`,
       `addr=${formatIpv4Cidr(stack.address)}`,
+      ...addresses6(stack),
       config.backend !== "pcap"
         ? `host=${config.hostAddress ? formatIpv4Cidr(config.hostAddress) : "unconfigured"}`
         : "",

@@ -71,7 +71,10 @@ export function attachDhcpClient(
       options.onLost?.(reason, lease, at);
     },
   });
-  udp.bind(DHCP_CLIENT_PORT, (datagram, at, out) => client.ingress(datagram, at, out));
+  // DHCPv4 only: a datagram to port 68 over IPv6 is not for this client.
+  udp.bind(DHCP_CLIENT_PORT, (datagram, at, out) => {
+    if (datagram.family !== 6) client.ingress(datagram, at, out);
+  });
   ethernet.addPoller(client);
   client.start(now);
   return client;

@@ -80,6 +80,7 @@ export const Libc = {
   F_GETFL: 3,
   F_SETFL: 4,
   AF_INET: 2,
+  AF_INET6: 10,
   SOCK_DGRAM: 2,
   SOCK_CLOEXEC: 0o2000000,
   POLLIN: 0x1,

@@ -133,8 +133,6 @@ export class Ipv4Interface implements UnreachableReporter {
   readonly ipv4 = new Ipv4Counters();
   /** ICMP counters. */
   readonly icmp = new IcmpCounters();
-  /** IPv6 packets received and dropped (this layer speaks IPv4 only). */
-  readonly ipv6Drops = new DropCounters();
   readonly #protocols = new Map<number, TransportProtocol>();
   readonly #view = new Ipv4Packet();
   readonly #icmpView = new Icmpv4Message();
@@ -187,10 +185,8 @@ export class Ipv4Interface implements UnreachableReporter {
     const ip = this.#view.wrap(packet);
     const error = ip.check();
     if (error !== null) {
-      // IPv6 arrives on the same TUN device (e.g. router solicitations): not a bad IPv4 packet, so it is
-      // counted in a section of its own rather than under ipv4.drops.
-      if (error === "bad-version" && ip.version === 6) this.#drop(this.ipv6Drops, "unsupported", packet);
-      else this.#drop(this.ipv4.drops, error, packet);
+      // IPv6 never gets here: the stack hands it to the IPv6 layer by version.
+      this.#drop(this.ipv4.drops, error, packet);
       return;
     }
     const dst = ip.dst;
@@ -273,7 +269,6 @@ export class Ipv4Interface implements UnreachableReporter {
     return {
       ipv4: this.ipv4.snapshot(),
       icmp: this.icmp.snapshot(),
-      ipv6: { drops: this.ipv6Drops.snapshot() },
     };
   }
 

@@ -82,3 +82,70 @@ export interface UnreachableReporter {
   /** Sends ICMP destination unreachable, port unreachable, quoting `datagram` (rate-limited). */
   portUnreachable(datagram: Ipv4Datagram, now: number, out: Ipv4Sink): void;
 }
+
+/**
+ * Where protocols hand complete IPv6 packets (header included, checksums filled in); the IPv6 counterpart
+ * of {@link Ipv4Sink}. The sink consumes the bytes before returning.
+ */
+export interface Ipv6Sink {
+  /** Sends one IPv6 packet; `txFlags`/`gsoSize` as for {@link Ipv4Sink.sendIpv4}. */
+  sendIpv6(packet: Uint8Array, txFlags?: number, gsoSize?: number): void;
+  /** Whether the link below takes checksum-partial packets and TCP super-segments. */
+  readonly offloads?: boolean;
+}
+
+/**
+ * A received IPv6 datagram after the IPv6 layer validated it and walked its extension headers. The object
+ * (and its address arrays) is reused for the next packet: copy what must outlive the call.
+ */
+export interface Ipv6Datagram {
+  /** Source address (16 bytes, reused). */
+  src: Uint8Array;
+  /** Destination address (16 bytes, reused): ours, or a multicast group we joined. */
+  dst: Uint8Array;
+  /** Upper-layer protocol (6 TCP, 17 UDP, 58 ICMPv6). */
+  protocol: number;
+  /** Hop limit as received. */
+  hopLimit: number;
+  /** The whole packet; the upper-layer header and data are `bytes[payloadOffset..payloadEnd)`. */
+  bytes: Uint8Array;
+  /** Offset of the upper-layer header in `bytes` (after the extension headers). */
+  payloadOffset: number;
+  /** End of the packet in `bytes` (link padding excluded). */
+  payloadEnd: number;
+  /** The transport checksum need not be verified (the device vouched for it). */
+  checksumTrusted?: boolean;
+  /** The destination was a multicast group. */
+  multicast: boolean;
+}
+
+/** A blank {@link Ipv6Datagram}, to be filled in and reused for every packet by its owner. */
+export function emptyIpv6Datagram(): Ipv6Datagram {
+  return {
+    src: new Uint8Array(16),
+    dst: new Uint8Array(16),
+    protocol: 0,
+    hopLimit: 0,
+    bytes: new Uint8Array(0),
+    payloadOffset: 0,
+    payloadEnd: 0,
+    checksumTrusted: false,
+    multicast: false,
+  };
+}
+
+/** A transport protocol driven by the IPv6 layer (the IPv6 side of {@link TransportProtocol}). */
+export interface TransportProtocol6 {
+  /** Handles one datagram addressed to us; replies go to `out`. Never throws for bad input. */
+  ingress6(datagram: Ipv6Datagram, now: number, out: Ipv6Sink): void;
+  /** Emits what is due at `now` over IPv6; returns the next deadline or `null`. */
+  poll6(now: number, out: Ipv6Sink): number | null;
+}
+
+/** What a transport protocol needs of the IPv6 layer: ICMPv6 errors and source address selection. */
+export interface Ipv6Services {
+  /** Sends ICMPv6 port unreachable quoting `datagram` (rate-limited; never for multicast). */
+  portUnreachable6(datagram: Ipv6Datagram, now: number, out: Ipv6Sink): void;
+  /** The source address to use towards `dst` (RFC 6724, simplified), or `null` when there is none. */
+  sourceFor(dst: Uint8Array): Uint8Array | null;
+}

@@ -8,9 +8,10 @@
  * @module
  */
 
-import { cString, errno, lastError, Libc, libc, strerror } from "../ffi/libc.ts";
+import { cString, errno, interfaceIndex, lastError, Libc, libc, strerror } from "../ffi/libc.ts";
 import { Errno, SystemError } from "../ffi/errno.ts";
 import { type Ipv4Cidr, prefixToMask, writeIpv4 } from "../wire/ipv4_address.ts";
+import type { Ipv6Cidr } from "../wire/ipv6_address.ts";
 import { ETHERNET_HEADER_LENGTH } from "../wire/ethernet.ts";
 import type { Device, Medium, PacketHandler } from "./device.ts";
 import { RxFlags, type TxOffload } from "../wire/offload.ts";
@@ -53,6 +54,8 @@ export interface TunOptions {
   mtu?: number;
   /** When given, the host side gets this address and the device is brought up. */
   hostAddress?: Ipv4Cidr | null;
+  /** When given, the host side also gets this IPv6 address (after it is up). */
+  hostAddress6?: Ipv6Cidr | null;
   /** Transmit queue length of the host side; default 1000. */
   txQueueLength?: number;
   /**
@@ -80,11 +83,11 @@ function check(result: number, operation: string): void {
   if (result < 0) throw lastError(operation);
 }
 
-/** Applies `fn` to an AF_INET datagram socket, the handle for interface ioctls. */
-function withInetSocket<T>(fn: (fd: number) => T): T {
+/** Applies `fn` to an AF_INET (or AF_INET6) datagram socket, the handle for interface ioctls. */
+function withInetSocket<T>(fn: (fd: number) => T, family: number = Libc.AF_INET): T {
   const c = libc();
-  const fd = c.socket(Libc.AF_INET, Libc.SOCK_DGRAM | Libc.SOCK_CLOEXEC, 0);
-  check(fd, "socket(AF_INET)");
+  const fd = c.socket(family, Libc.SOCK_DGRAM | Libc.SOCK_CLOEXEC, 0);
+  check(fd, family === Libc.AF_INET6 ? "socket(AF_INET6)" : "socket(AF_INET)");
   try {
     return fn(fd);
   } finally {
@@ -98,7 +101,7 @@ function withInetSocket<T>(fn: (fd: number) => T): T {
  */
 export function configureHostInterface(
   name: string,
-  options: { address?: Ipv4Cidr | null; mtu?: number; txQueueLength?: number },
+  options: { address?: Ipv4Cidr | null; address6?: Ipv6Cidr | null; mtu?: number; txQueueLength?: number },
 ): void {
   const c = libc();
   withInetSocket((sock) => {
@@ -129,6 +132,32 @@ export function configureHostInterface(
     view.setUint16(16, view.getUint16(16, true) | IFF_UP | IFF_RUNNING, true);
     check(c.ioctl(sock, SIOCSIFFLAGS, req), `ioctl(SIOCSIFFLAGS) on ${name}`);
   });
+  if (options.address6) addHostAddress6(name, options.address6);
+}
+
+/**
+ * Adds an IPv6 address to an interface: SIOCSIFADDR on an AF_INET6 socket with a `struct in6_ifreq`
+ * (address, prefix length, interface index; linux/ipv6.h). TUN devices are IFF_NOARP, so the kernel skips
+ * DAD and the address is usable at once.
+ */
+export function addHostAddress6(name: string, cidr: Ipv6Cidr): void {
+  const c = libc();
+  const index = interfaceIndex(name);
+  if (index === 0) throw new SystemError(`finding interface ${name}`, Errno.ENODEV, strerror(Errno.ENODEV));
+  withInetSocket((sock) => {
+    const req = new Uint8Array(24);
+    req.set(cidr.address, 0);
+    const view = new DataView(req.buffer);
+    view.setUint32(16, cidr.prefixLength, true);
+    view.setInt32(20, index, true);
+    if (c.ioctl(sock, SIOCSIFADDR, req) < 0) {
+      const code = errno();
+      const hint = code === Errno.EACCES || code === Errno.EPERM
+        ? "it needs root or CAP_NET_ADMIN (run with sudo)"
+        : "is IPv6 disabled on the host (sysctl net.ipv6.conf.all.disable_ipv6)? --no-ipv6 runs without it";
+      throw new SystemError(`ioctl(SIOCSIFADDR, AF_INET6) on ${name}`, code, strerror(code), hint);
+    }
+  }, Libc.AF_INET6);
 }
 
 /** A TUN (or TAP) device created by this process; it disappears when closed. */
@@ -229,6 +258,7 @@ export class TunDevice implements Device {
       if (options.hostAddress !== null && options.hostAddress !== undefined) {
         configureHostInterface(name, {
           address: options.hostAddress,
+          address6: options.hostAddress6,
           mtu,
           txQueueLength: options.txQueueLength ?? 1000,
         });

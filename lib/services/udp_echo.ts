@@ -1,5 +1,6 @@
 /**
- * The echo service over UDP (RFC 862): each datagram received on port 7 is sent back to its sender.
+ * The echo service over UDP (RFC 862): each datagram received on port 7, over IPv4 or IPv6, is sent back
+ * to its sender.
  *
  * @module
  */
@@ -16,6 +17,6 @@ export const ECHO_PORT = 7;
  */
 export function bindUdpEcho(udp: UdpLayer, localAddress: () => Ipv4Address, port = ECHO_PORT): void {
   udp.bind(port, (d, _now, out) => {
-    udp.sendNow(out, localAddress(), d.dstPort, d.src, d.srcPort, d.data);
+    udp.reply(out, d, d.data, localAddress());
   });
 }

@@ -6,13 +6,14 @@
  */
 
 import { formatIpv4, type Ipv4Address, parseIpv4 } from "../wire/ipv4_address.ts";
+import { formatIpv6, parseIpv6 } from "../wire/ipv6_address.ts";
 import type { UdpLayer } from "../udp/layer.ts";
 
-/** An IPv4 address and port, as in `Deno.NetAddr`. */
+/** An IPv4 or IPv6 address and port, as in `Deno.NetAddr`. */
 export interface NetAddr {
   /** Always `udp` or `tcp`. */
   transport: "udp" | "tcp";
-  /** Dotted-quad address. */
+  /** Dotted-quad IPv4 address, or an IPv6 address in RFC 5952 form (no brackets). */
   hostname: string;
   /** Port number. */
   port: number;
@@ -50,7 +51,11 @@ export class DatagramEndpoint implements AsyncIterable<ReceivedDatagram> {
     host.udp.bind(port, (d) => {
       const datagram: ReceivedDatagram = [
         d.data.slice(),
-        { transport: "udp", hostname: formatIpv4(d.src), port: d.srcPort },
+        {
+          transport: "udp",
+          hostname: d.family === 6 ? formatIpv6(d.src6!) : formatIpv4(d.src),
+          port: d.srcPort,
+        },
       ];
       const waiter = this.#waiters.shift();
       if (waiter) waiter.resolve(datagram);
@@ -71,11 +76,26 @@ export class DatagramEndpoint implements AsyncIterable<ReceivedDatagram> {
     return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
-  /** Queues `data` for `remote`; returns the number of bytes queued (0 when the send queue was full). */
+  /**
+   * Queues `data` for `remote` (an IPv4 or IPv6 address); returns the number of bytes queued (0 when the
+   * send queue was full, or, over IPv6, when the stack has no address to send from).
+   */
   send(data: Uint8Array, remote: { hostname: string; port: number }): Promise<number> {
     if (this.#closed) return Promise.reject(new Error("the datagram endpoint is closed"));
     const address = parseIpv4(remote.hostname);
-    if (address === null) return Promise.reject(new TypeError(`'${remote.hostname}' is not an IPv4 address`));
+    if (address === null) {
+      const address6 = parseIpv6(remote.hostname.replace(/^\[(.*)\]$/, "$1"));
+      if (address6 === null) {
+        return Promise.reject(new TypeError(`'${remote.hostname}' is not an IPv4 or IPv6 address`));
+      }
+      try {
+        const queued6 = this.#host.udp.enqueue6(null, this.addr.port, address6, remote.port, data);
+        this.#host.kick();
+        return Promise.resolve(queued6 ? data.length : 0);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     const queued = this.#host.udp.enqueue(
       this.#host.localAddress(),
       this.addr.port,

@@ -16,6 +16,7 @@ import { ImpairedDevice, type ImpairmentSpec } from "../phy/impair.ts";
 import type { TcpLayerOptions } from "../tcp/config.ts";
 import type { Ipv4Address, Ipv4Cidr } from "../wire/ipv4_address.ts";
 import type { MacAddress } from "../wire/ethernet.ts";
+import type { Ipv6Address, Ipv6Cidr } from "../wire/ipv6_address.ts";
 import type { AttachDhcpOptions } from "../dhcp/mod.ts";
 import { type ServiceName, Stack } from "./stack.ts";
 
@@ -32,6 +33,14 @@ export interface OpenStackOptions {
   address: Ipv4Cidr;
   /** tun/tap: address given to the host side; `null` leaves the host side unconfigured (but up). */
   hostAddress?: Ipv4Cidr | null;
+  /** IPv6 on; default true. */
+  ipv6?: boolean;
+  /** The stack's static IPv6 address; none when omitted (Ethernet backends still get link-local and SLAAC). */
+  address6?: Ipv6Cidr | null;
+  /** tun/tap: IPv6 address given to the host side; none when omitted. */
+  hostAddress6?: Ipv6Cidr | null;
+  /** tap/pcap: IPv6 next hop off the prefix; default from router advertisements. */
+  gateway6?: Ipv6Address | null;
   /** tap/pcap: next hop outside the subnet. */
   gateway?: Ipv4Address | null;
   /** tap/pcap: obtain the address by DHCPv4. */
@@ -83,6 +92,7 @@ function openDevice(options: OpenStackOptions): Device {
     kind: backend,
     mtu: options.mtu ?? 1500,
     hostAddress: options.hostAddress ?? null,
+    hostAddress6: options.ipv6 === false ? null : options.hostAddress6 ?? null,
     offload: options.offload ?? true,
   });
 }
@@ -105,6 +115,9 @@ export function openStack(options: OpenStackOptions): OpenedStack {
     const stack = new Stack({
       device,
       address: options.address,
+      ipv6: options.ipv6,
+      address6: options.address6,
+      gateway6: options.gateway6,
       services: options.services,
       tcp: options.tcp,
       mac: options.mac,

@@ -25,6 +25,10 @@ import { EthernetInterface, type FrameSink } from "../iface/ethernet_interface.t
 import { attachDhcpClient, type AttachDhcpOptions, type DhcpClient, type DhcpLease } from "../dhcp/mod.ts";
 import { type MacAddress, randomLocalMac } from "../wire/ethernet.ts";
 import { logger } from "../log.ts";
+import { Ipv6Interface } from "../iface/ipv6_interface.ts";
+import type { Ipv6Sink } from "../iface/protocol.ts";
+import { NextHeader } from "../wire/ipv6.ts";
+import { formatIpv6Cidr, type Ipv6Address, type Ipv6Cidr } from "../wire/ipv6_address.ts";
 
 export { SERVICE_NAMES as AVAILABLE_SERVICES, type ServiceName } from "../services/mod.ts";
 
@@ -34,6 +38,12 @@ export interface StackOptions {
   device: Device;
   /** The stack's own address and subnet; with `dhcp`, ignored until a lease provides one. */
   address: Ipv4Cidr;
+  /** The stack's own static IPv6 address (TUN/TAP default `fd00::2/64` comes from the CLI); none if omitted. */
+  address6?: Ipv6Cidr | null;
+  /** Run IPv6 (default true); false: IPv4 only, IPv6 packets counted and dropped. */
+  ipv6?: boolean;
+  /** Ethernet devices: IPv6 next hop off the prefix; default the routers learnt from advertisements. */
+  gateway6?: Ipv6Address | null;
   /** Ethernet devices: the stack's MAC address; default a random locally administered one. */
   mac?: MacAddress;
   /** Ethernet devices: next hop for destinations outside the subnet. */
@@ -108,6 +118,8 @@ export class Stack {
   readonly ethernet: EthernetInterface | null;
   /** The DHCP client, when the address comes from DHCP. */
   readonly dhcp: DhcpClient | null;
+  /** The IPv6 layer (ICMPv6 included), or `null` with `ipv6: false`. */
+  readonly ipv6: Ipv6Interface | null;
   /** The UDP layer. */
   readonly udp: UdpLayer;
   /** The TCP layer. */
@@ -130,7 +142,9 @@ export class Stack {
   readonly #startedAt: number;
   readonly #services: RunningServices;
   /** Packets from the protocols, to the device (through the Ethernet layer on Ethernet devices). */
-  readonly #out: Ipv4Sink;
+  readonly #out: Ipv4Sink & Ipv6Sink;
+  /** IPv6 packets received while IPv6 is off. */
+  #ipv6Disabled = 0;
   /** Frames from the Ethernet layer, to the device. */
   readonly #frames: FrameSink;
   #stopping = false;
@@ -161,7 +175,7 @@ export class Stack {
         counters.txErrors++;
       }
     };
-    this.#out = { offloads: device.offloads === true, sendIpv4: transmit };
+    this.#out = { offloads: device.offloads === true, sendIpv4: transmit, sendIpv6: transmit };
     this.#frames = { offloads: device.offloads === true, sendFrame: transmit };
     this.ethernet = ethernet
       ? new EthernetInterface({
@@ -172,6 +186,14 @@ export class Stack {
       : null;
     this.udp = new UdpLayer(this.iface);
     this.iface.register(IpProtocol.UDP, this.udp);
+    this.ipv6 = options.ipv6 === false ? null : new Ipv6Interface({
+      mtu: options.device.mtu,
+      addresses: options.address6 ? [options.address6] : [],
+    });
+    if (this.ipv6 !== null) {
+      this.udp.attachIpv6(this.ipv6);
+      this.ipv6.register(NextHeader.UDP, this.udp);
+    }
     this.tcp = new TcpLayer({ ...options.tcp, mtu: options.device.mtu });
     // Application calls (send, read, close) make output due: wake the loop so that it polls now.
     this.tcp.onPollRequested = () => this.kick();
@@ -196,6 +218,12 @@ export class Stack {
   /** The stack's address and prefix. */
   get address(): Ipv4Cidr {
     return this.iface.address;
+  }
+
+  /** The stack's main IPv6 address (the first preferred one that is not link-local), or `null`. */
+  get address6(): Ipv6Cidr | null {
+    const entry = this.ipv6?.primaryAddress ?? null;
+    return entry === null ? null : { address: entry.address, prefixLength: entry.prefixLength };
   }
 
   /** Opens a UDP port, like `Deno.listenDatagram`. */
@@ -243,10 +271,13 @@ export class Stack {
   stats(): Record<string, unknown> {
     return {
       address: formatIpv4Cidr(this.iface.address),
+      ...(this.address6 ? { address6: formatIpv6Cidr(this.address6) } : {}),
       device: { name: this.#device.name, ...this.#counters, ...this.#device.counters?.() },
       uptimeSeconds: Math.round((this.#clock() - this.#startedAt) / 100) / 10,
       ...(this.ethernet?.snapshot() ?? {}),
       ...this.iface.snapshot(),
+      ...(this.ipv6?.snapshot() ??
+        { ipv6: { disabled: true, drops: { "ipv6-disabled": this.#ipv6Disabled } } }),
       udp: this.udp.snapshot(),
       tcp: { connections: this.tcp.countByState(), ...this.tcp.stats, drops: { ...this.tcp.stats.drops } },
       ...(this.dhcp ? { dhcp: this.dhcp.snapshot() } : {}),
@@ -286,12 +317,19 @@ export class Stack {
     let now = this.#clock();
     let lastPacketAt = now;
     const iface = this.iface;
+    const ipv6 = this.ipv6;
     const ethernet = this.ethernet;
     const onPacket = ethernet === null
       ? (packet: Uint8Array, flags = 0) => {
         counters.rxPackets++;
         counters.rxBytes += packet.length;
-        iface.ingress(packet, now, out, flags);
+        // TUN carries both families: the version nibble tells them apart.
+        if (packet.length > 0 && packet[0] >> 4 === 6) {
+          if (ipv6 !== null) ipv6.ingress(packet, now, out, flags);
+          else this.#ipv6Disabled++;
+        } else {
+          iface.ingress(packet, now, out, flags);
+        }
       }
       : (frame: Uint8Array, flags = 0) => {
         counters.rxPackets++;
@@ -300,7 +338,11 @@ export class Stack {
       };
     // On Ethernet the Ethernet layer polls IPv4 and everything above it (and ARP, DHCP).
     const poll = ethernet === null
-      ? (at: number) => iface.poll(at, out)
+      ? (at: number) => {
+        const next4 = iface.poll(at, out);
+        const next6 = ipv6 === null ? null : ipv6.poll(at, out);
+        return next4 === null ? next6 : next6 === null ? next4 : Math.min(next4, next6);
+      }
       : (at: number) => ethernet.poll(at, frames);
     try {
       // Yield once so the constructor returns before any packet is handled.

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { parseStackArgs } from "../../lib/cli/stack_cmd.ts";
 import { UsageError } from "../../lib/cli/errors.ts";
 import { formatIpv4Cidr } from "../../lib/wire/ipv4_address.ts";
+import { formatIpv6, formatIpv6Cidr } from "../../lib/wire/ipv6_address.ts";
 import { VERSION } from "../../lib/version.ts";
 import { run } from "../helpers/netns.ts";
 import { netstackCommand, REPO } from "../helpers/stack_process.ts";
@@ -163,5 +164,44 @@ Deno.test("cli: a usage mistake exits 2 with one line and a hint, no stack trace
     assert.match(lines[0], /^netstack( stack)?: /);
     assert.match(lines[1], /^Try 'netstack( stack)? --help' for more information\.$/);
     assert.equal(result.stdout, "");
+  }
+});
+
+Deno.test("cli: IPv6 flags — defaults on tun, --addr6/--host-addr6/--gateway6, --no-ipv6, [ADDR]:PORT", () => {
+  const defaults = parseStackArgs([])!;
+  assert.equal(defaults.ipv6, true);
+  assert.equal(formatIpv6Cidr(defaults.address6!), "fd00::2/64");
+  assert.equal(formatIpv6Cidr(defaults.hostAddress6!), "fd00::1/64");
+  assert.equal(defaults.gateway6, null);
+  const set = parseStackArgs([
+    "--addr6",
+    "fd10::5/80",
+    "--host-addr6",
+    "fd10::6/80",
+    "--connect",
+    "[fd10::6]:19",
+  ])!;
+  assert.equal(formatIpv6Cidr(set.address6!), "fd10::5/80");
+  assert.equal(formatIpv6Cidr(set.hostAddress6!), "fd10::6/80");
+  assert.deepEqual(set.connect, { hostname: "fd10::6", port: 19 });
+  const off = parseStackArgs(["--no-ipv6"])!;
+  assert.equal(off.ipv6, false);
+  assert.equal(off.address6, null);
+  assert.equal(off.hostAddress6, null);
+  const pcap = parseStackArgs(["--backend", "pcap", "--iface", "my0", "--gateway6", "fe80::1"])!;
+  assert.equal(pcap.address6, null, "pcap: link-local and SLAAC only unless --addr6");
+  assert.equal(formatIpv6(pcap.gateway6!), "fe80::1");
+  for (
+    const args of [
+      ["--addr6", "fd00::2"],
+      ["--addr6", "ff02::1/64"],
+      ["--host-addr6", "fd00::2/64"],
+      ["--no-ipv6", "--addr6", "fd00::2/64"],
+      ["--gateway6", "fe80::1"],
+      ["--connect", "fd00::1:19"],
+      ["--connect", "[10.0.0.1]:19"],
+    ]
+  ) {
+    assert.throws(() => parseStackArgs(args), UsageError, args.join(" "));
   }
 });

@@ -35,6 +35,7 @@ import {
 import { isHostName, resolveIpv4 } from "./resolve.ts";
 import { readHostRoutes, subnetOverlap } from "./subnet_overlap.ts";
 import {
+  formatIpv6,
   formatIpv6Cidr,
   type Ipv6Address,
   type Ipv6Cidr,
@@ -412,16 +413,18 @@ function openFailure(error: unknown, config: StackConfig): RuntimeError {
   return new RuntimeError(error instanceof Error ? error.message : String(error), { cause: error });
 }
 
-/** The `addr6=` fields of the ready line: the main IPv6 address, and the link-local one on Ethernet. */
+/** The `addr6=` field of the ready line: the main IPv6 address, if any. */
 function addresses6(stack: Stack): string[] {
-  const fields: string[] = [];
   const main = stack.address6;
-  if (main !== null) fields.push(`addr6=${formatIpv6Cidr(main)}`);
+  return main === null ? [] : [`addr6=${formatIpv6Cidr(main)}`];
+}
+
+/** The `addr6-link=` field of the ready line on Ethernet: the link-local address. */
+function linkLocal6(stack: Stack): string {
   const linkLocal = stack.ipv6?.linkLocal ?? null;
-  if (linkLocal !== null && isLinkLocalAt(linkLocal.address, 0)) {
-    fields.push(`addr6-link=${formatIpv6Cidr(linkLocal)}`);
-  }
-  return fields;
+  return linkLocal !== null && isLinkLocalAt(linkLocal.address, 0)
+    ? `addr6-link=${formatIpv6Cidr(linkLocal)}`
+    : "";
 }
 
 /** Runs `netstack stack` with the arguments after `stack`; resolves to the exit code. */
@@ -496,6 +499,7 @@ export async function runStack(args: string[]): Promise<number> {
         : "",
       stack.ethernet ? `mac=${formatMac(stack.ethernet.mac)}` : "",
       stack.ethernet?.gateway ? `gateway=${formatIpv4(stack.ethernet.gateway)}` : "",
+      linkLocal6(stack),
       `mtu=${stack.iface.mtu}`,
       `services=${config.services.join(",") || "none"}`,
     ];
@@ -512,6 +516,29 @@ export async function runStack(args: string[]): Promise<number> {
       log.info("stopped before a lease was obtained ({reason})", { reason: first });
       log.info("stats {stats}", { stats: stack.stats() });
       return 0;
+    }
+  }
+  if (stack.ipv6Link !== null) {
+    // On Ethernet every address goes through DAD first (RFC 4862 §5.4, about a second): wait for it so that
+    // the ready line shows usable addresses, and refuse a static address another node holds.
+    let conflict: string | null = null;
+    stack.ipv6Link.onDadConflict = (address, by) => {
+      if (config.address6 !== null && ipv6Equals(address, config.address6.address)) {
+        conflict = `${formatIpv6(address)} is already used on ${stack.deviceName}${
+          by >= 0 ? ` by ${formatMac(by)}` : ""
+        }`;
+      }
+    };
+    const deadline = Date.now() + 5000;
+    while (stack.ipv6Link.dadPending && conflict === null && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    stack.ipv6Link.onDadConflict = null;
+    if (conflict !== null) {
+      Deno.removeSignalListener("SIGINT", onInt);
+      Deno.removeSignalListener("SIGTERM", onTerm);
+      await opened.close();
+      throw new RuntimeError(`duplicate address detection: ${conflict}; choose another --addr6`);
     }
   }
   logReady();

@@ -66,6 +66,16 @@ export interface Ipv4Poller {
   poll(now: number, out: Ipv4Sink): number | null;
 }
 
+/** The IPv6 side of the link (NDP, see `ipv6_ethernet.ts`), attached with {@link EthernetInterface.attachIpv6}. */
+export interface Ipv6Link {
+  /** Whether a frame to the multicast `mac` is for a group joined. */
+  acceptsMulticast(mac: MacAddress): boolean;
+  /** Handles one IPv6 packet from a frame (`linkMulticast`: sent to a group or broadcast MAC). */
+  ingress(packet: Uint8Array, now: number, out: FrameSink, rxFlags: number, linkMulticast: boolean): void;
+  /** Emits what is due; returns the next deadline or `null`. */
+  poll(now: number, out: FrameSink): number | null;
+}
+
 /** Options of {@link EthernetInterface}. */
 export interface EthernetInterfaceOptions {
   /** The stack's MAC address (see `randomLocalMac`). */
@@ -146,6 +156,7 @@ export class EthernetInterface {
   readonly #tx = new Uint8Array(ETHERNET_HEADER_LENGTH + 65535);
   readonly #adapter: AdapterSink;
   readonly #pollers: Ipv4Poller[] = [];
+  #ipv6: Ipv6Link | null = null;
   readonly #announcements: number;
   readonly #announceInterval: number;
   #announcesLeft = 0;
@@ -242,6 +253,27 @@ export class EthernetInterface {
     return conflict;
   }
 
+  /** Attaches the IPv6 side: IPv6 frames and the multicast groups it joined go to it; it is polled. */
+  attachIpv6(link: Ipv6Link): void {
+    this.#ipv6 = link;
+  }
+
+  /** Sends `payload` in a frame to `dst` (padded to the minimum size); for the IPv6 side. */
+  sendPayload(
+    dst: MacAddress,
+    etherType: number,
+    payload: Uint8Array,
+    out: FrameSink,
+    txFlags = 0,
+    gsoSize = 0,
+  ): void {
+    if (payload.length > this.#tx.length - ETHERNET_HEADER_LENGTH) {
+      this.ethernet.drops.count("too-big");
+      return;
+    }
+    this.#sendFrame(dst, etherType, payload, out, txFlags, gsoSize);
+  }
+
   /** Adds something that sends IPv4 on its own schedule (the DHCP client); polled after the IPv4 layer. */
   addPoller(poller: Ipv4Poller): void {
     this.#pollers.push(poller);
@@ -278,8 +310,9 @@ export class EthernetInterface {
       return;
     }
     const dst = view.dst;
-    if (dst !== this.mac && dst !== BROADCAST_MAC) {
-      // Multicast: no group is joined (IPv6 neighbour discovery and mDNS arrive here all the time).
+    const groupFrame = dst !== this.mac && dst !== BROADCAST_MAC;
+    if (groupFrame && !(isMulticastMac(dst) && this.#ipv6?.acceptsMulticast(dst))) {
+      // Multicast for groups not joined (IPv4 multicast, mDNS, other nodes' solicited-node groups).
       this.ethernet.drops.count(isMulticastMac(dst) ? "multicast" : "not-our-mac");
       return;
     }
@@ -303,8 +336,10 @@ export class EthernetInterface {
       this.#ipv4.ingress(frame.subarray(ETHERNET_HEADER_LENGTH), now, adapter, rxFlags);
     } else if (etherType === EtherType.ARP) {
       this.#arpIngress(frame.subarray(ETHERNET_HEADER_LENGTH), now, out);
+    } else if (etherType === EtherType.IPV6 && this.#ipv6 !== null) {
+      this.#ipv6.ingress(frame.subarray(ETHERNET_HEADER_LENGTH), now, out, rxFlags, dst !== this.mac);
     } else {
-      this.ethernet.drops.count(etherType === EtherType.IPV6 ? "ipv6" : "unsupported-ethertype");
+      this.ethernet.drops.count(etherType === EtherType.IPV6 ? "ipv6-disabled" : "unsupported-ethertype");
     }
   }
 
@@ -337,6 +372,7 @@ export class EthernetInterface {
       }
       if (this.#probesLeft > 0) next = earliest(next, this.#probeAt);
     }
+    if (this.#ipv6 !== null) next = earliest(next, this.#ipv6.poll(now, out));
     // Last, so that resolutions started above are included in the deadline.
     return earliest(next, this.cache.poll(now, this.#requestCallback(out)));
   }

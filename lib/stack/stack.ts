@@ -26,6 +26,7 @@ import { attachDhcpClient, type AttachDhcpOptions, type DhcpClient, type DhcpLea
 import { type MacAddress, randomLocalMac } from "../wire/ethernet.ts";
 import { logger } from "../log.ts";
 import { Ipv6Interface } from "../iface/ipv6_interface.ts";
+import { Ipv6Ethernet } from "../iface/ipv6_ethernet.ts";
 import type { Ipv6Sink } from "../iface/protocol.ts";
 import { NextHeader } from "../wire/ipv6.ts";
 import { formatIpv6Cidr, type Ipv6Address, type Ipv6Cidr } from "../wire/ipv6_address.ts";
@@ -44,6 +45,8 @@ export interface StackOptions {
   ipv6?: boolean;
   /** Ethernet devices: IPv6 next hop off the prefix; default the routers learnt from advertisements. */
   gateway6?: Ipv6Address | null;
+  /** Ethernet devices: addresses from router advertisements (SLAAC, RFC 4862); default true. */
+  slaac?: boolean;
   /** Ethernet devices: the stack's MAC address; default a random locally administered one. */
   mac?: MacAddress;
   /** Ethernet devices: next hop for destinations outside the subnet. */
@@ -120,6 +123,8 @@ export class Stack {
   readonly dhcp: DhcpClient | null;
   /** The IPv6 layer (ICMPv6 included), or `null` with `ipv6: false`. */
   readonly ipv6: Ipv6Interface | null;
+  /** IPv6 over Ethernet (NDP, DAD, SLAAC, MLD) on Ethernet devices with IPv6; `null` otherwise. */
+  readonly ipv6Link: Ipv6Ethernet<FrameSink> | null;
   /** The UDP layer. */
   readonly udp: UdpLayer;
   /** The TCP layer. */
@@ -193,6 +198,18 @@ export class Stack {
     if (this.ipv6 !== null) {
       this.udp.attachIpv6(this.ipv6);
       this.ipv6.register(NextHeader.UDP, this.udp);
+    }
+    this.ipv6Link = null;
+    if (this.ethernet !== null && this.ipv6 !== null) {
+      // On Ethernet: link-local address, DAD, NDP, SLAAC (RFC 4862) and MLD, see ipv6_ethernet.ts.
+      const link = new Ipv6Ethernet<FrameSink>(this.ethernet, {
+        ipv6: this.ipv6,
+        mac: this.ethernet.mac,
+        gateway6: options.gateway6 ?? null,
+        slaac: options.slaac ?? true,
+      });
+      this.ethernet.attachIpv6(link);
+      this.ipv6Link = link;
     }
     this.tcp = new TcpLayer({ ...options.tcp, mtu: options.device.mtu });
     // Application calls (send, read, close) make output due: wake the loop so that it polls now.
@@ -275,6 +292,7 @@ export class Stack {
       device: { name: this.#device.name, ...this.#counters, ...this.#device.counters?.() },
       uptimeSeconds: Math.round((this.#clock() - this.#startedAt) / 100) / 10,
       ...(this.ethernet?.snapshot() ?? {}),
+      ...(this.ipv6Link?.snapshot() ?? {}),
       ...this.iface.snapshot(),
       ...(this.ipv6?.snapshot() ??
         { ipv6: { disabled: true, drops: { "ipv6-disabled": this.#ipv6Disabled } } }),

@@ -32,7 +32,7 @@ privilegedTest(
       try {
         assert.match(
           stack.stderr,
-          /ready iface=tap0 addr=10\.0\.0\.2\/24 host=10\.0\.0\.1\/24 mac=02:00:00:00:00:b2 /,
+          /ready iface=tap0 addr=10\.0\.0\.2\/24 addr6=fd00::2\/64 host=10\.0\.0\.1\/24 mac=02:00:00:00:00:b2 /,
         );
         const ping = await ns.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2"]);
         assert.equal(ping.code, 0, ping.stdout + ping.stderr + stack.stderr);

@@ -319,7 +319,7 @@ Deno.test("ethernet iface: frames it does not use are dropped under named reason
   ethernet.ingress(frame(OUR_MAC, HOST_MAC, EtherType.ARP, new Uint8Array(20)), 0, out);
   assert.equal(out.frames.length, 0);
   assert.deepEqual(ethernet.ethernet.drops.snapshot(), {
-    "ipv6": 1,
+    "ipv6-disabled": 1,
     "multicast": 1,
     "multicast-source": 1,
     "not-our-mac": 1,

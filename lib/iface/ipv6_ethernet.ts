@@ -280,6 +280,11 @@ export class Ipv6Ethernet<Out> implements NdpHandler {
         this.#rsAt = now;
       }
     }
+    // Again after DAD: a link-local address that just became usable re-sends the report from itself.
+    if (this.#reportDue) {
+      this.#reportDue = false;
+      this.#sendReport(MldRecordType.CHANGE_TO_EXCLUDE);
+    }
     if (this.#rsLeft > 0 && now >= this.#rsAt) {
       this.#rsLeft--;
       this.#rsAt = now + this.#rsInterval;

@@ -37,6 +37,8 @@ export const GsoType = {
   NONE: 0,
   /** TCP over IPv4: cut the payload into segments of {@link TxOffload.gsoSize} bytes (TSO). */
   TCPV4: 1,
+  /** TCP over IPv6, the same (TSO6). */
+  TCPV6: 2,
 } as const;
 
 /**
@@ -104,16 +106,22 @@ export function completeTxChecksum(packet: Uint8Array, offload: TxOffload): void
 }
 
 /**
- * Completes in place the TCP or UDP checksum of a received IPv4 packet whose checksum field holds the
+ * Completes in place the TCP or UDP checksum of a received IPv4 or IPv6 packet whose checksum field holds the
  * folded pseudo-header sum (a device's {@link RxFlags.CHECKSUM_PARTIAL}; no descriptor comes with
  * those), for tools that want real checksums (e.g. a pcap capture). Returns false (and changes nothing)
  * for anything else or a malformed packet.
  */
 export function completePartialChecksum(packet: Uint8Array): boolean {
-  if (packet.length < 20 || packet[0] >> 4 !== 4) return false;
-  const headerLength = (packet[0] & 0x0f) * 4;
-  const total = Math.min(packet.length, (packet[2] << 8) | packet[3]);
-  const protocol = packet[9];
+  const version = packet.length > 0 ? packet[0] >> 4 : 0;
+  if (version === 6 && packet.length < 40) return false;
+  if (version !== 6 && (packet.length < 20 || version !== 4)) return false;
+  // IPv6: the transport header right after the fixed header (the kernel offloads no other layout to us).
+  const headerLength = version === 6 ? 40 : (packet[0] & 0x0f) * 4;
+  const total = Math.min(
+    packet.length,
+    version === 6 ? 40 + ((packet[4] << 8) | packet[5]) : (packet[2] << 8) | packet[3],
+  );
+  const protocol = version === 6 ? packet[6] : packet[9];
   const field = protocol === IpProtocol.TCP ? 16 : protocol === IpProtocol.UDP ? 6 : -1;
   if (field < 0 || headerLength + field + 2 > total) return false;
   completeChecksumAt(packet.subarray(0, total), headerLength, field, protocol === IpProtocol.UDP);

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { privilegedTest } from "../helpers/privileged.ts";
-import { withNetns } from "../helpers/netns.ts";
+import { run, withNetns } from "../helpers/netns.ts";
 import { startStack } from "../helpers/stack_process.ts";
 
 const PY_UDP6 = `
@@ -135,3 +135,30 @@ privilegedTest(
     });
   },
 );
+
+privilegedTest("ipv6 on TUN: --capture carries both families with valid checksums", async () => {
+  await withNetns("ns-ip6c", async (ns) => {
+    const capture = await Deno.makeTempFile({ suffix: ".pcap" });
+    try {
+      const stack = await startStack(ns, ["--capture", capture]);
+      try {
+        await ns.exec(["ping", "-4", "-c", "2", "-i", "0.2", "-W", "2", "10.0.0.2"]);
+        await ns.exec(["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", "fd00::2"]);
+        const echo = await ns.run(["python3", "-c", PY_UDP6, "100"]);
+        assert.equal(echo.stdout.trim(), "same 100 fd00::2 7");
+      } finally {
+        assert.equal(await stack.stop("SIGTERM"), 0, stack.stderr);
+      }
+      const dump = await run(["tcpdump", "-n", "-vv", "-r", capture]);
+      assert.equal(dump.code, 0, dump.stderr);
+      assert.equal(dump.stdout.match(/ICMP echo request/g)?.length, 2, dump.stdout);
+      assert.equal(dump.stdout.match(/ICMP6, echo request/g)?.length, 2, dump.stdout);
+      assert.equal(dump.stdout.match(/ICMP6, echo reply/g)?.length, 2, dump.stdout);
+      assert.match(dump.stdout, /fd00::1\.\d+ > fd00::2\.7: \[udp sum ok\] UDP, length 100/);
+      assert.match(dump.stdout, /fd00::2\.7 > fd00::1\.\d+: \[udp sum ok\] UDP, length 100/);
+      assert.doesNotMatch(dump.stdout, /bad (udp )?cksum/i);
+    } finally {
+      await Deno.remove(capture);
+    }
+  });
+});

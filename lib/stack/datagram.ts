@@ -7,7 +7,7 @@
 
 import { formatIpv4, type Ipv4Address, parseIpv4 } from "../wire/ipv4_address.ts";
 import { formatIpv6, parseIpv6 } from "../wire/ipv6_address.ts";
-import type { UdpLayer } from "../udp/layer.ts";
+import type { UdpLayer, UdpReceived } from "../udp/layer.ts";
 
 /** An IPv4 or IPv6 address and port, as in `Deno.NetAddr`. */
 export interface NetAddr {
@@ -44,11 +44,20 @@ export class DatagramEndpoint implements AsyncIterable<ReceivedDatagram> {
   readonly #maxQueued: number;
   #closed = false;
 
-  /** Binds `port` on the stack's UDP layer. */
-  constructor(host: DatagramHost, port: number, maxQueued = 1024) {
+  /**
+   * Binds `port` on the stack's UDP layer, for both families. With `hostname` (an IPv4 or IPv6 literal,
+   * like `Deno.listenDatagram`'s), `0.0.0.0` takes IPv4 only, `::` both families (Linux's default dual-stack
+   * socket), and a specific address only datagrams sent to it.
+   */
+  constructor(host: DatagramHost, port: number, maxQueued = 1024, hostname?: string) {
     this.#host = host;
     this.#maxQueued = maxQueued;
+    const bound = hostname === undefined ? null : parseBoundAddress(hostname);
     host.udp.bind(port, (d) => {
+      if (bound !== null && !accepts(bound, d)) {
+        host.udp.counters.drops.count("not-bound-address");
+        return;
+      }
       const datagram: ReceivedDatagram = [
         d.data.slice(),
         {
@@ -65,7 +74,14 @@ export class DatagramEndpoint implements AsyncIterable<ReceivedDatagram> {
         host.udp.counters.drops.count("receive-queue-full");
       }
     });
-    this.addr = { transport: "udp", hostname: formatIpv4(host.localAddress()), port };
+    const shown = bound === null
+      ? formatIpv4(host.localAddress())
+      : bound.address === null
+      ? (bound.family === 6 ? "::" : "0.0.0.0")
+      : bound.family === 6
+      ? formatIpv6(bound.address as Uint8Array)
+      : formatIpv4(bound.address as number);
+    this.addr = { transport: "udp", hostname: shown, port };
   }
 
   /** Waits for the next datagram; rejects once the endpoint is closed. */
@@ -125,4 +141,30 @@ export class DatagramEndpoint implements AsyncIterable<ReceivedDatagram> {
       }
     }
   }
+}
+
+/** A bound address: one family, and a specific address or any (`0.0.0.0`, `::`). */
+interface BoundAddress {
+  family: 4 | 6;
+  /** The address, or `null` for any. */
+  address: number | Uint8Array | null;
+}
+
+/** Parses a listening hostname; throws a `TypeError` for anything that is not an IP literal. */
+function parseBoundAddress(hostname: string): BoundAddress {
+  const v4 = parseIpv4(hostname);
+  if (v4 !== null) return { family: 4, address: v4 === 0 ? null : v4 };
+  const v6 = parseIpv6(hostname.replace(/^\[(.*)\]$/, "$1"));
+  if (v6 === null) throw new TypeError(`'${hostname}' is not an IPv4 or IPv6 address`);
+  return { family: 6, address: v6.every((b) => b === 0) ? null : v6 };
+}
+
+function accepts(bound: BoundAddress, d: UdpReceived): boolean {
+  const family = d.family ?? 4;
+  if (bound.address === null) return bound.family === 6 || family === 4;
+  if (family !== bound.family) return false;
+  if (family === 4) return d.dst === bound.address;
+  const want = bound.address as Uint8Array;
+  for (let i = 0; i < 16; i++) if (d.dst6![i] !== want[i]) return false;
+  return true;
 }

@@ -243,11 +243,16 @@ export class Stack {
     return entry === null ? null : { address: entry.address, prefixLength: entry.prefixLength };
   }
 
-  /** Opens a UDP port, like `Deno.listenDatagram`. */
-  listenDatagram(options: { port: number }): DatagramEndpoint {
+  /**
+   * Opens a UDP port, like `Deno.listenDatagram`: without `hostname` (or with `::`) for both families,
+   * with `0.0.0.0` for IPv4 only, with one of the stack's addresses for datagrams to it only.
+   */
+  listenDatagram(options: { port: number; hostname?: string }): DatagramEndpoint {
     return new DatagramEndpoint(
       { udp: this.udp, localAddress: (): Ipv4Address => this.iface.address.address, kick: () => this.kick() },
       options.port,
+      undefined,
+      options.hostname,
     );
   }
 

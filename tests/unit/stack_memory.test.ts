@@ -16,6 +16,10 @@ import {
   writeEthernetHeader,
 } from "../../lib/wire/ethernet.ts";
 import { ArpOperation, ArpPacket, writeArp } from "../../lib/wire/arp.ts";
+import { formatIpv6, parseIpv6Cidr } from "../../lib/wire/ipv6_address.ts";
+import { writeIpv6Header } from "../../lib/wire/ipv6.ts";
+import { UdpDatagram, writeUdpHeaderIpv6 } from "../../lib/wire/udp.ts";
+import { ip6 } from "../helpers/ipv6_packets.ts";
 
 async function until(condition: () => boolean, what: string, timeoutMs = 2000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -121,4 +125,46 @@ Deno.test("stack: the capture middleware records both directions with link type 
   assert.deepEqual(file.records[0].data, request);
   assert.deepEqual(file.records[1].data, memory.sent[0]);
   assert.ok(file.records[1].timestampMicros >= file.records[0].timestampMicros);
+});
+
+Deno.test("stack: listenDatagram over IPv6 — :: takes both families, 0.0.0.0 IPv4 only; NetAddr has IPv6 hostnames", async () => {
+  const device = new MemoryDevice();
+  const stack = new Stack({
+    device,
+    address: parseIpv4Cidr("10.0.0.2/24")!,
+    address6: parseIpv6Cidr("fd00::2/64"),
+  });
+  const both = stack.listenDatagram({ port: 5000, hostname: "::" });
+  const v4only = stack.listenDatagram({ port: 5001, hostname: "0.0.0.0" });
+  try {
+    assert.deepEqual(both.addr, { transport: "udp", hostname: "::", port: 5000 });
+    assert.throws(() => stack.listenDatagram({ port: 5002, hostname: "nope" }), TypeError);
+    const v6 = new Uint8Array(48 + 4);
+    writeIpv6Header(v6, 0, ip6("fd00::1"), ip6("fd00::2"), 17, 12);
+    v6.set(new TextEncoder().encode("ping"), 48);
+    writeUdpHeaderIpv6(v6, 40, 0, 6000, 5000, 4);
+    device.inject(v6);
+    const [data, remote] = await both.receive();
+    assert.equal(new TextDecoder().decode(data), "ping");
+    assert.deepEqual(remote, { transport: "udp", hostname: "fd00::1", port: 6000 });
+    device.inject(udpPacket("10.0.0.1", 6001, "10.0.0.2", 5000, new Uint8Array(1)));
+    assert.equal((await both.receive())[1].hostname, "10.0.0.1");
+    assert.equal(await both.send(new TextEncoder().encode("pong"), remote), 4);
+    await until(() => device.sent.length === 1, "the IPv6 reply");
+    const reply = device.sent[0];
+    assert.equal(reply[0] >> 4, 6);
+    assert.equal(formatIpv6(reply, 8), "fd00::2");
+    assert.equal(formatIpv6(reply, 24), "fd00::1");
+    const udp = new UdpDatagram(reply.subarray(40));
+    assert.equal(udp.checkIpv6(reply), null);
+    assert.equal(new TextDecoder().decode(udp.data()), "pong");
+    // IPv4-only: an IPv6 datagram to its port is counted, not delivered.
+    writeUdpHeaderIpv6(v6, 40, 0, 6000, 5001, 4);
+    device.inject(v6);
+    await until(() => stack.udp.counters.drops.get("not-bound-address") === 1, "the refused datagram");
+  } finally {
+    both.close();
+    v4only.close();
+    await stack.close();
+  }
 });

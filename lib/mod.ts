@@ -50,4 +50,12 @@ export type { DhcpLease } from "./dhcp/mod.ts";
 export { formatMac, type MacAddress, parseMac, randomLocalMac } from "./wire/ethernet.ts";
 export { LinkType, PcapWriter, type PcapWriterOptions } from "./pcap/writer.ts";
 export * from "./wire/ipv4_address.ts";
+export {
+  formatIpv6,
+  formatIpv6Cidr,
+  type Ipv6Address,
+  type Ipv6Cidr,
+  parseIpv6,
+  parseIpv6Cidr,
+} from "./wire/ipv6_address.ts";
 export { VERSION } from "./version.ts";

@@ -316,6 +316,13 @@ export class Ipv6Interface implements Ipv6Services {
     this.onGroupsChanged?.();
   }
 
+  /** Whether the packet's destination is a group joined (a loop: no closure per packet). */
+  #joined(packet: Uint8Array): boolean {
+    const groups = this.#groups;
+    for (let i = 0; i < groups.length; i++) if (ipv6EqualsAt(packet, IPV6_DST_OFFSET, groups[i])) return true;
+    return false;
+  }
+
   /** Whether the address at `bytes[offset..]` is on-link: in the prefix of one of our addresses, or link-local. */
   isOnLink(bytes: Uint8Array, offset = 0): boolean {
     if (isLinkLocalAt(bytes, offset) || isMulticastAt(bytes, offset)) return true;
@@ -386,7 +393,7 @@ export class Ipv6Interface implements Ipv6Services {
     const multicast = isMulticastAt(packet, IPV6_DST_OFFSET);
     let tentative = false;
     if (multicast) {
-      if (!this.#groups.some((g) => ipv6EqualsAt(packet, IPV6_DST_OFFSET, g))) {
+      if (!this.#joined(packet)) {
         this.ipv6.drops.count("not-joined");
         return;
       }

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { foldSum, ipv4PseudoHeaderSum, sumWords } from "./checksum.ts";
+import { foldSum, ipv4PseudoHeaderSum, ipv6PseudoHeaderSum, sumWords } from "./checksum.ts";
+import { IPV6_DST_OFFSET, IPV6_SRC_OFFSET, NextHeader } from "./ipv6.ts";
 import { IpProtocol } from "./ipv4.ts";
 
 /** Length of a header without options. */
@@ -113,6 +114,24 @@ export class TcpSegment {
     if (headerLength > length) return "bad-offset";
     if (verifyChecksum) {
       const pseudo = ipv4PseudoHeaderSum(src, dst, IpProtocol.TCP, length);
+      if ((~foldSum(sumWordsWide(this.bytes, this.offset, this.end, pseudo)) & 0xffff) !== 0) {
+        return "bad-checksum";
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Validates like {@link TcpSegment.check} for a segment carried by IPv6: `packet` holds the IPv6 header
+   * whose addresses enter the pseudo-header (RFC 8200 §8.1).
+   */
+  checkIpv6(packet: Uint8Array, verifyChecksum = true): TcpWireError | null {
+    const length = this.end - this.offset;
+    if (length < TCP_HEADER_LENGTH || this.end > this.bytes.length) return "truncated";
+    const headerLength = (this.bytes[this.offset + 12] >> 4) * 4;
+    if (headerLength < TCP_HEADER_LENGTH || headerLength > length) return "bad-offset";
+    if (verifyChecksum) {
+      const pseudo = ipv6PseudoHeaderSum(packet, IPV6_SRC_OFFSET, IPV6_DST_OFFSET, NextHeader.TCP, length);
       if ((~foldSum(sumWordsWide(this.bytes, this.offset, this.end, pseudo)) & 0xffff) !== 0) {
         return "bad-checksum";
       }
@@ -389,6 +408,30 @@ export function fillTcpChecksum(
   const checksum = ~foldSum(sumWordsWide(buf, offset, offset + length, pseudo)) & 0xffff;
   buf[offset + 16] = checksum >> 8;
   buf[offset + 17] = checksum & 0xff;
+}
+
+/**
+ * Computes and stores the checksum of the segment at `buf[offset..offset+length)` inside an IPv6 packet
+ * whose header (addresses written) starts at `ipOffset` (RFC 8200 §8.1 pseudo-header).
+ */
+export function fillTcpChecksumIpv6(buf: Uint8Array, offset: number, length: number, ipOffset: number): void {
+  buf[offset + 16] = 0;
+  buf[offset + 17] = 0;
+  const pseudo = tcpIpv6PseudoSum(buf, ipOffset, length);
+  const checksum = ~foldSum(sumWordsWide(buf, offset, offset + length, pseudo)) & 0xffff;
+  buf[offset + 16] = checksum >> 8;
+  buf[offset + 17] = checksum & 0xff;
+}
+
+/** The unfolded IPv6 pseudo-header sum of a TCP segment of `length` bytes in the packet at `ipOffset`. */
+export function tcpIpv6PseudoSum(buf: Uint8Array, ipOffset: number, length: number): number {
+  return ipv6PseudoHeaderSum(
+    buf,
+    ipOffset + IPV6_SRC_OFFSET,
+    ipOffset + IPV6_DST_OFFSET,
+    NextHeader.TCP,
+    length,
+  );
 }
 
 /** The unfolded sum of a segment's bytes, for callers combining partial sums (e.g. checksum offload). */

@@ -21,6 +21,7 @@ import {
 import { finishIcmpv6Checksum, Icmpv6Message, writeIcmpv6Error } from "../../lib/wire/icmpv6.ts";
 import { UDP_HEADER_LENGTH, UdpDatagram, writeUdpHeaderIpv6 } from "../../lib/wire/udp.ts";
 import { formatMac } from "../../lib/wire/ethernet.ts";
+import { fillTcpChecksumIpv6, TcpFlags, TcpSegment, writeTcpHeader } from "../../lib/wire/tcp.ts";
 import { chainPacket, echoRequest6, fragmentHeader, ip6, optionsHeader } from "../helpers/ipv6_packets.ts";
 
 const HBH = 0;
@@ -244,4 +245,18 @@ Deno.test("udp over ipv6: checksum with the IPv6 pseudo-header; a zero checksum 
   packet[47] = 0;
   assert.equal(udp.checkIpv6(packet), "zero-checksum");
   assert.equal(udp.checkIpv6(packet, false), null, "an offloaded (trusted) checksum is not verified");
+});
+
+Deno.test("tcp over ipv6: the checksum covers the IPv6 pseudo-header", () => {
+  const packet = new Uint8Array(40 + 20 + 4);
+  writeIpv6Header(packet, 0, ip6("fd00::1"), ip6("fd00::2"), 6, 24);
+  writeTcpHeader(packet, 40, 5000, 80, 1, 0, TcpFlags.SYN, 65535);
+  packet.set([1, 2, 3, 4], 60);
+  fillTcpChecksumIpv6(packet, 40, 24, 0);
+  const segment = new TcpSegment().wrap(packet, 40, 64);
+  assert.equal(segment.checkIpv6(packet), null);
+  packet[39] ^= 1; // another destination
+  assert.equal(segment.checkIpv6(packet), "bad-checksum");
+  assert.equal(segment.checkIpv6(packet, false), null);
+  assert.equal(new TcpSegment().wrap(packet, 40, 50).checkIpv6(packet), "truncated");
 });

@@ -142,12 +142,17 @@ export interface KernelListener {
 }
 
 /**
- * Starts `tcp_peer.ts serve 0.0.0.0 PORT BYTES` inside `ns` (accept one connection, send BYTES, read to
- * the end) and waits until it listens.
+ * Starts `tcp_peer.ts serve HOST PORT BYTES` inside `ns` (accept one connection, send BYTES, read to
+ * the end; HOST `0.0.0.0` unless given, `::` for IPv6) and waits until it listens.
  */
-export async function serveKernelPeer(ns: Netns, port: number, bytes: number): Promise<KernelListener> {
+export async function serveKernelPeer(
+  ns: Netns,
+  port: number,
+  bytes: number,
+  host = "0.0.0.0",
+): Promise<KernelListener> {
   const child = new Deno.Command("ip", {
-    args: ["netns", "exec", ns.name, ...tcpPeerCommand("serve", "0.0.0.0", port, bytes)],
+    args: ["netns", "exec", ns.name, ...tcpPeerCommand("serve", host, port, bytes)],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();

@@ -264,14 +264,13 @@ export class EthernetInterface {
     etherType: number,
     payload: Uint8Array,
     out: FrameSink,
-    txFlags = 0,
-    gsoSize = 0,
+    offload: TxOffload | null = null,
   ): void {
     if (payload.length > this.#tx.length - ETHERNET_HEADER_LENGTH) {
       this.ethernet.drops.count("too-big");
       return;
     }
-    this.#sendFrame(dst, etherType, payload, out, txFlags, gsoSize);
+    this.#sendFrame(dst, etherType, payload, out, offload);
   }
 
   /** Adds something that sends IPv4 on its own schedule (the DHCP client); polled after the IPv4 layer. */

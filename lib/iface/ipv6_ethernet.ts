@@ -65,7 +65,7 @@ import type { Ipv6Interface, NdpHandler } from "./ipv6_interface.ts";
 import type { Ipv6Datagram, Ipv6Sink } from "./protocol.ts";
 import { LayerCounters } from "./stats.ts";
 import { type NeighborActions, NeighborCache, type NeighborCacheOptions } from "./neighbor_cache.ts";
-import { TxFlags } from "../phy/device.ts";
+import { completeTxChecksum, GsoType, type TxOffload } from "../wire/offload.ts";
 import { logger } from "../log.ts";
 
 /** Where this layer hands frames: the Ethernet layer's framing and its device sink. */
@@ -76,8 +76,7 @@ export interface EthernetSender<Out> {
     etherType: number,
     payload: Uint8Array,
     out: Out,
-    txFlags?: number,
-    gsoSize?: number,
+    offload?: TxOffload | null,
   ): void;
 }
 
@@ -191,7 +190,7 @@ export class Ipv6Ethernet<Out> implements NdpHandler {
   };
   /** The sink handed to the IPv6 layer: routes and resolves through this layer. */
   readonly #sink: Ipv6Sink = {
-    sendIpv6: (packet, txFlags = 0, gsoSize = 0) => this.#route(packet, txFlags, gsoSize),
+    sendIpv6: (packet, offload = null) => this.#route(packet, offload),
     get offloads() {
       return false;
     },
@@ -580,7 +579,7 @@ export class Ipv6Ethernet<Out> implements NdpHandler {
   }
 
   /** Routes one IPv6 packet from the IPv6 layer: multicast to its MAC, unicast through the neighbour cache. */
-  #route(packet: Uint8Array, txFlags: number, gsoSize: number): void {
+  #route(packet: Uint8Array, offload: TxOffload | null): void {
     const out = this.#out!;
     if (packet.length < IPV6_HEADER_LENGTH) {
       this.ndp.drops.count("short-packet");
@@ -592,8 +591,7 @@ export class Ipv6Ethernet<Out> implements NdpHandler {
         EtherType.IPV6,
         packet,
         out,
-        txFlags,
-        gsoSize,
+        offload,
       );
       return;
     }
@@ -604,15 +602,20 @@ export class Ipv6Ethernet<Out> implements NdpHandler {
     }
     const mac = this.neighbors.resolve(hop, 0, this.#now);
     if (mac >= 0) {
-      this.#link.sendPayload(mac, EtherType.IPV6, packet, out, txFlags, gsoSize);
+      this.#link.sendPayload(mac, EtherType.IPV6, packet, out, offload);
       return;
     }
-    if (gsoSize > 0 || (txFlags & TxFlags.CHECKSUM_PARTIAL) !== 0) {
-      // An offloaded packet cannot wait in the queue (it would leave later as a plain frame).
+    if (offload !== null && offload.gsoType !== GsoType.NONE) {
+      // A super-segment cannot wait in the queue (it would leave later as a plain frame): TCP resends it.
       this.ndp.drops.count("offload-unresolved");
       return;
     }
-    if (this.neighbors.enqueue(hop, 0, packet, this.#now)) this.#solicit(hop.slice(), -1);
+    let queued = packet;
+    if (offload !== null && offload.checksumPartial) {
+      queued = packet.slice();
+      completeTxChecksum(queued, offload);
+    }
+    if (this.neighbors.enqueue(hop, 0, queued, this.#now)) this.#solicit(hop.slice(), -1);
   }
 
   /** Sends a Neighbor Solicitation for `target` (resolution: multicast; NUD probe: unicast to `mac`). */
@@ -688,6 +691,6 @@ export class Ipv6Ethernet<Out> implements NdpHandler {
     this.ndp.txBytes += length;
     const packet = tx.subarray(0, IPV6_HEADER_LENGTH + length);
     if (dstMac >= 0) this.#link.sendPayload(dstMac, EtherType.IPV6, packet, this.#out!);
-    else this.#route(packet, 0, 0);
+    else this.#route(packet, null);
   }
 }

@@ -53,7 +53,7 @@ import { LayerCounters } from "./stats.ts";
 import { TokenBucket } from "./rate_limiter.ts";
 import { fragmentIpv6, Ipv6Reassembler } from "./ipv6_reassembly.ts";
 import type { ReassemblyOptions } from "./ipv4_reassembly.ts";
-import { RxFlags, TxFlags } from "../phy/device.ts";
+import { completeTxChecksum, GsoType, RxFlags, type TxOffload } from "../wire/offload.ts";
 import { logger } from "../log.ts";
 
 /** The state of an address (RFC 4862 §2): tentative until DAD passed, deprecated after its preferred lifetime. */
@@ -153,35 +153,36 @@ const log = logger("ipv6");
 class CountingSink implements Ipv6Sink {
   target: Ipv6Sink | null = null;
   readonly #fragment: Uint8Array;
-  readonly #emitFragment = (fragment: Uint8Array) => this.#forward(fragment, 0, 0);
+  readonly #emitFragment = (fragment: Uint8Array) => this.#forward(fragment, null);
   constructor(private readonly owner: Ipv6Interface) {
     this.#fragment = new Uint8Array(Math.max(owner.mtu, IPV6_MIN_MTU));
   }
   get offloads(): boolean {
     return this.target?.offloads === true;
   }
-  sendIpv6(packet: Uint8Array, txFlags = 0, gsoSize = 0): void {
-    if (packet.length <= this.owner.mtu || gsoSize > 0) {
-      this.#forward(packet, txFlags, gsoSize);
+  sendIpv6(packet: Uint8Array, offload: TxOffload | null = null): void {
+    if (packet.length <= this.owner.mtu || (offload !== null && offload.gsoType !== GsoType.NONE)) {
+      this.#forward(packet, offload);
       return;
     }
-    // Larger than the link: the source fragments (RFC 8200 §4.5). Partial checksums must be whole first.
-    if ((txFlags & TxFlags.CHECKSUM_PARTIAL) !== 0) {
-      this.owner.ipv6.drops.count("partial-checksum-fragment");
-      return;
+    // Larger than the link: the source fragments (RFC 8200 §4.5). A partial checksum must be whole first.
+    let whole = packet;
+    if (offload !== null && offload.checksumPartial) {
+      whole = packet.slice();
+      completeTxChecksum(whole, offload);
     }
     this.owner.ipv6.fragmentsOut += fragmentIpv6(
-      packet,
+      whole,
       this.owner.mtu,
       this.owner.nextIdentification(),
       this.#fragment,
       this.#emitFragment,
     );
   }
-  #forward(packet: Uint8Array, txFlags: number, gsoSize: number): void {
+  #forward(packet: Uint8Array, offload: TxOffload | null): void {
     this.owner.ipv6.txPackets++;
     this.owner.ipv6.txBytes += packet.length;
-    this.target!.sendIpv6(packet, txFlags, gsoSize);
+    this.target!.sendIpv6(packet, offload);
   }
 }
 

@@ -88,8 +88,8 @@ export interface UnreachableReporter {
  * of {@link Ipv4Sink}. The sink consumes the bytes before returning.
  */
 export interface Ipv6Sink {
-  /** Sends one IPv6 packet; `txFlags`/`gsoSize` as for {@link Ipv4Sink.sendIpv4}. */
-  sendIpv6(packet: Uint8Array, txFlags?: number, gsoSize?: number): void;
+  /** Sends one IPv6 packet; `offload` as for {@link Ipv4Sink.sendIpv4}. */
+  sendIpv6(packet: Uint8Array, offload?: TxOffload | null): void;
   /** Whether the link below takes checksum-partial packets and TCP super-segments. */
   readonly offloads?: boolean;
 }

@@ -33,6 +33,7 @@ const TUNSETOFFLOAD = 0x400454d0n;
 const TUNSETVNETHDRSZ = 0x400454d8n;
 const TUN_F_CSUM = 0x01;
 const TUN_F_TSO4 = 0x02;
+const TUN_F_TSO6 = 0x04;
 const SIOCGIFFLAGS = 0x8913n;
 const SIOCSIFFLAGS = 0x8914n;
 const SIOCSIFADDR = 0x8916n;
@@ -59,7 +60,7 @@ export interface TunOptions {
   /** Transmit queue length of the host side; default 1000. */
   txQueueLength?: number;
   /**
-   * Checksum and segmentation offload through virtio_net_hdr (IFF_VNET_HDR, TUN_F_CSUM|TUN_F_TSO4):
+   * Checksum and segmentation offload through virtio_net_hdr (IFF_VNET_HDR, TUN_F_CSUM|TUN_F_TSO4|TSO6):
    * the kernel hands over TCP segments of up to 64 KiB with partial checksums and splits the large
    * segments we write (TAP: the same, for IPv4 inside Ethernet frames). Default false.
    */
@@ -249,7 +250,7 @@ export class TunDevice implements Device {
         new DataView(size.buffer).setInt32(0, VIRTIO_NET_HDR_LENGTH, true);
         check(c.ioctl(fd, TUNSETVNETHDRSZ, size), `ioctl(TUNSETVNETHDRSZ) on ${name}`);
         check(
-          c.ioctl_int(fd, TUNSETOFFLOAD, BigInt(TUN_F_CSUM | TUN_F_TSO4)),
+          c.ioctl_int(fd, TUNSETOFFLOAD, BigInt(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)),
           `ioctl(TUNSETOFFLOAD) on ${name}`,
         );
       }

@@ -29,7 +29,7 @@ import { Ipv6Interface } from "../iface/ipv6_interface.ts";
 import { Ipv6Ethernet } from "../iface/ipv6_ethernet.ts";
 import type { Ipv6Sink } from "../iface/protocol.ts";
 import { NextHeader } from "../wire/ipv6.ts";
-import { formatIpv6Cidr, type Ipv6Address, type Ipv6Cidr } from "../wire/ipv6_address.ts";
+import { formatIpv6Cidr, type Ipv6Address, type Ipv6Cidr, parseIpv6 } from "../wire/ipv6_address.ts";
 
 export { SERVICE_NAMES as AVAILABLE_SERVICES, type ServiceName } from "../services/mod.ts";
 
@@ -211,10 +211,12 @@ export class Stack {
       this.ethernet.attachIpv6(link);
       this.ipv6Link = link;
     }
-    this.tcp = new TcpLayer({ ...options.tcp, mtu: options.device.mtu });
+    this.tcp = new TcpLayer({ ...options.tcp, mtu: options.device.mtu, mtu6: this.ipv6?.mtu ?? 0 });
     // Application calls (send, read, close) make output due: wake the loop so that it polls now.
     this.tcp.onPollRequested = () => this.kick();
     this.iface.register(IpProtocol.TCP, this.tcp);
+    // One TCP layer for both families: listeners take connections over either (a dual-stack socket).
+    this.ipv6?.register(NextHeader.TCP, this.tcp);
     this.dhcp = null;
     if (options.dhcp) {
       if (this.ethernet === null) throw new Error("DHCP needs an Ethernet device (TAP or libpcap)");
@@ -259,7 +261,11 @@ export class Stack {
   /** Listens on a TCP port, like `Deno.listen`; iterate over the listener to accept connections. */
   listen(options: { port: number; backlog?: number }): TcpConnListener {
     const listener = this.tcp.listen(options.port, options.backlog);
-    return new TcpConnListener(listener, formatIpv4(this.iface.address.address));
+    return new TcpConnListener(
+      listener,
+      formatIpv4(this.iface.address.address),
+      (a) => this.tcp.formatAddress(a),
+    );
   }
 
   /**
@@ -268,12 +274,29 @@ export class Stack {
    */
   async connect(options: { hostname: string; port: number }): Promise<TcpConn> {
     const remote = parseIpv4(options.hostname);
-    if (remote === null) throw new TypeError(`'${options.hostname}' is not an IPv4 address`);
+    const remote6 = remote === null ? parseIpv6(options.hostname.replace(/^\[(.*)\]$/, "$1")) : null;
+    if (remote === null && remote6 === null) {
+      throw new TypeError(`'${options.hostname}' is not an IPv4 or IPv6 address`);
+    }
     if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) {
       throw new RangeError(`invalid TCP port ${options.port}`);
     }
-    const connection = this.tcp.connect(this.iface.address.address, remote, options.port, this.#clock());
-    const conn = new TcpConn(connection);
+    let connection;
+    if (remote6 !== null) {
+      // RFC 6724: the source address towards the destination (link-local for link-local, ...).
+      const source = this.ipv6?.sourceFor(remote6) ?? null;
+      if (source === null) {
+        throw new Deno.errors.AddrNotAvailable(
+          this.ipv6 === null
+            ? "IPv6 is off (--no-ipv6)"
+            : `no IPv6 address to reach ${options.hostname} from`,
+        );
+      }
+      connection = this.tcp.connect6(source, remote6, options.port, this.#clock());
+    } else {
+      connection = this.tcp.connect(this.iface.address.address, remote!, options.port, this.#clock());
+    }
+    const conn = new TcpConn(connection, (a) => this.tcp.formatAddress(a));
     this.kick();
     await conn.opened();
     return conn;

@@ -44,17 +44,20 @@ export class TcpConn implements StreamConn {
   #writeWaiter: (() => void) | null = null;
   #openWaiter: (() => void) | null = null;
 
-  /** Wraps `connection`; takes over its `onEvent`. */
-  constructor(connection: TcpConnection) {
+  /**
+   * Wraps `connection`; takes over its `onEvent`. `formatAddress` turns its numeric addresses into text
+   * (IPv6 connections carry handles, see `TcpLayer.formatAddress`).
+   */
+  constructor(connection: TcpConnection, formatAddress: (address: number) => string = formatIpv4) {
     this.connection = connection;
     this.localAddr = {
       transport: "tcp",
-      hostname: formatIpv4(connection.localAddress),
+      hostname: formatAddress(connection.localAddress),
       port: connection.localPort,
     };
     this.remoteAddr = {
       transport: "tcp",
-      hostname: formatIpv4(connection.remoteAddress),
+      hostname: formatAddress(connection.remoteAddress),
       port: connection.remotePort,
     };
     connection.onEvent = (_c, events) => {
@@ -172,12 +175,18 @@ export class TcpConnListener implements AsyncIterable<TcpConn> {
   /** The local address and port. */
   readonly addr: NetAddr;
   readonly #listener: TcpListener;
+  readonly #format: (address: number) => string;
   #waiter: (() => void) | null = null;
   #closed = false;
 
   /** Wraps a protocol listener; takes over its `onAcceptable`. */
-  constructor(listener: TcpListener, hostname: string) {
+  constructor(
+    listener: TcpListener,
+    hostname: string,
+    formatAddress: (address: number) => string = formatIpv4,
+  ) {
     this.#listener = listener;
+    this.#format = formatAddress;
     this.addr = { transport: "tcp", hostname, port: listener.port };
     listener.onAcceptable = () => {
       const waiter = this.#waiter;
@@ -191,7 +200,7 @@ export class TcpConnListener implements AsyncIterable<TcpConn> {
     while (true) {
       if (this.#closed) throw new Deno.errors.BadResource("the listener is closed");
       const connection = this.#listener.accept();
-      if (connection !== null) return new TcpConn(connection);
+      if (connection !== null) return new TcpConn(connection, this.#format);
       await new Promise<void>((resolve) => (this.#waiter = resolve));
     }
   }

@@ -11,6 +11,8 @@ export type CongestionControlName = "cubic" | "newreno";
 export interface TcpConfig {
   /** Link MTU; the advertised MSS is MTU − 40 (RFC 9293 §3.7.1, RFC 879). Default 1500. */
   mtu: number;
+  /** IPv6 MTU (e.g. from a router advertisement); the MSS of IPv6 connections is MTU − 60. 0: `mtu`. */
+  mtu6: number;
   /**
    * Largest payload the sender puts in one segment, when above the peer's MSS (TSO: a lower layer
    * splits it). Default 0: the effective MSS. At most 65495.
@@ -82,6 +84,7 @@ export type TcpLayerOptions = Partial<TcpConfig>;
 /** The defaults. */
 export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = {
   mtu: 1500,
+  mtu6: 0,
   maxSendSegment: 0,
   sendBufferSize: 1 << 20,
   recvBufferSize: 1 << 20,

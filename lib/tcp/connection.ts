@@ -22,6 +22,7 @@
  */
 
 import type { Ipv4Sink } from "../iface/protocol.ts";
+import { type Ipv6Handles, isIpv6Handle } from "../iface/ipv6_handles.ts";
 import { TcpFlags, type TcpOptions, type TcpSegment } from "../wire/tcp.ts";
 import type { TcpConfig } from "./config.ts";
 import type { CongestionControl } from "./congestion.ts";
@@ -58,6 +59,10 @@ export interface TcpConnectionContext {
   readonly isn: IsnGenerator;
   /** Called when the application made output necessary (data queued, window opened, close). */
   requestPoll(connection: TcpConnection): void;
+  /** The configuration of IPv6 connections: the same, with the MTU lowered by IPv6's longer header. */
+  readonly config6?: TcpConfig;
+  /** IPv6 handles: connections whose addresses are handles speak IPv6. */
+  readonly handles?: Ipv6Handles;
   /** Called once when a passively opened connection reaches ESTABLISHED. */
   passiveEstablished(connection: TcpConnection): void;
   /** Whether another challenge ACK may be sent at `now` (RFC 5961 §7 rate limit). */
@@ -118,7 +123,8 @@ export class TcpConnection {
     remotePort: number,
     passive: boolean,
   ) {
-    const config = ctx.config;
+    // An IPv6 connection sizes its MSS from the IPv6 MTU minus the 40-byte header (RFC 8200 §8.3).
+    const config = isIpv6Handle(localAddress) && ctx.config6 !== undefined ? ctx.config6 : ctx.config;
     this.#ctx = ctx;
     this.localAddress = localAddress;
     this.localPort = localPort;
@@ -126,7 +132,7 @@ export class TcpConnection {
     this.remotePort = remotePort;
     this.passive = passive;
     this.#receiver = new TcpReceiver(config, ctx.stats);
-    this.#emitter = new SegmentEmitter(ctx.scratch, ctx.stats, this.#receiver, this);
+    this.#emitter = new SegmentEmitter(ctx.scratch, ctx.stats, this.#receiver, this, ctx.handles ?? null);
     this.#sender = new TcpSender(config, ctx.stats, this.#emitter);
     this.#keepalive = new KeepaliveTimer(config);
   }

@@ -1,20 +1,26 @@
 /**
- * The segment emitter of a connection: writes one IPv4+TCP packet into the layer's shared scratch
- * buffer — header, options (SYN options, timestamps, SACK blocks), payload from the sender — fills the
- * checksum (or leaves it to an offloading device) and hands it to the IPv4 sink. Every segment after the
+ * The segment emitter of a connection: writes one IPv4+TCP or IPv6+TCP packet into the layer's shared
+ * scratch buffer — header, options (SYN options, timestamps, SACK blocks), payload from the sender — fills
+ * the checksum (or leaves it to an offloading device) and hands it to the IP sink. A connection whose
+ * addresses are IPv6 handles (see `lib/iface/ipv6_handles.ts`) writes IPv6 (RFC 8200 §8.1 pseudo-header,
+ * GSO type TCPV6) and sends through the sink's `sendIpv6`. Every segment after the
  * SYN carries the ACK, window and timestamps the receiver dictates (RFC 9293 §3.10.7.4, RFC 7323).
  *
  * @module
  */
 
-import type { Ipv4Sink } from "../iface/protocol.ts";
+import type { Ipv4Sink, Ipv6Sink } from "../iface/protocol.ts";
+import { type Ipv6Handles, isIpv6Handle } from "../iface/ipv6_handles.ts";
+import { IPV6_HEADER_LENGTH, NextHeader, writeIpv6Header } from "../wire/ipv6.ts";
 import { foldSum, ipv4PseudoHeaderSum } from "../wire/checksum.ts";
 import { GsoType, TxFlags, TxOffload } from "../wire/offload.ts";
 import { IpProtocol, IPV4_HEADER_LENGTH, writeIpv4Header } from "../wire/ipv4.ts";
 import {
   fillTcpChecksum,
+  fillTcpChecksumIpv6,
   TCP_HEADER_LENGTH,
   TcpFlags,
+  tcpIpv6PseudoSum,
   writeMssOption,
   writeSackPermittedOption,
   writeTcpHeader,
@@ -65,6 +71,9 @@ export class SegmentEmitter {
   readonly #localPort: number;
   readonly #remoteAddress: number;
   readonly #remotePort: number;
+  /** The connection's IPv6 addresses (16 bytes each), or `null` for IPv4. */
+  readonly #local6: Uint8Array | null;
+  readonly #remote6: Uint8Array | null;
   #cachedView: Uint8Array | null = null;
   /** The offload request handed down with each segment to an offloading link (reused). */
   readonly #offload = new TxOffload();
@@ -74,8 +83,17 @@ export class SegmentEmitter {
   /** Whether a RST waits for {@link flushReset}. */
   resetPending = false;
 
-  /** An emitter for the connection between `endpoints`, writing into `scratch`. */
-  constructor(scratch: Uint8Array, stats: TcpStats, receiver: TcpReceiver, endpoints: TcpEndpoints) {
+  /**
+   * An emitter for the connection between `endpoints`, writing into `scratch`; `handles` resolves
+   * IPv6 handles to addresses.
+   */
+  constructor(
+    scratch: Uint8Array,
+    stats: TcpStats,
+    receiver: TcpReceiver,
+    endpoints: TcpEndpoints,
+    handles: Ipv6Handles | null = null,
+  ) {
     this.#scratch = scratch;
     this.#stats = stats;
     this.#receiver = receiver;
@@ -83,6 +101,15 @@ export class SegmentEmitter {
     this.#localPort = endpoints.localPort;
     this.#remoteAddress = endpoints.remoteAddress;
     this.#remotePort = endpoints.remotePort;
+    const v6 = handles !== null && isIpv6Handle(endpoints.localAddress);
+    // Copies: the handles are released when the connection is removed, after its last segment.
+    this.#local6 = v6 ? handles.address(endpoints.localAddress).slice() : null;
+    this.#remote6 = v6 ? handles.address(endpoints.remoteAddress).slice() : null;
+  }
+
+  /** The IP header's length for this connection's family. */
+  get ipHeaderLength(): number {
+    return this.#local6 === null ? IPV4_HEADER_LENGTH : IPV6_HEADER_LENGTH;
   }
 
   /**
@@ -93,7 +120,8 @@ export class SegmentEmitter {
     const source = this.source!;
     const receiver = this.#receiver;
     const buf = this.#scratch;
-    const tcpOffset = IPV4_HEADER_LENGTH;
+    const v6 = this.#local6 !== null;
+    const tcpOffset = v6 ? IPV6_HEADER_LENGTH : IPV4_HEADER_LENGTH;
     const syn = (flags & TcpFlags.SYN) !== 0;
     let o = tcpOffset + TCP_HEADER_LENGTH;
     let window: number;
@@ -133,19 +161,24 @@ export class SegmentEmitter {
     }
     const tcpLength = TCP_HEADER_LENGTH + optionsLength + length;
     const offload = out.offloads === true;
+    if (v6) writeIpv6Header(buf, 0, this.#local6!, this.#remote6!, NextHeader.TCP, tcpLength);
     if (offload) {
       // Checksum offload: the field holds the folded pseudo-header sum (computed here and nowhere
       // else); the device completes it from the descriptor filled below.
       const sum = foldSum(
-        ipv4PseudoHeaderSum(this.#localAddress, this.#remoteAddress, IpProtocol.TCP, tcpLength),
+        v6
+          ? tcpIpv6PseudoSum(buf, 0, tcpLength)
+          : ipv4PseudoHeaderSum(this.#localAddress, this.#remoteAddress, IpProtocol.TCP, tcpLength),
       );
       buf[tcpOffset + 16] = sum >> 8;
       buf[tcpOffset + 17] = sum & 0xff;
+    } else if (v6) {
+      fillTcpChecksumIpv6(buf, tcpOffset, tcpLength, 0);
     } else {
       fillTcpChecksum(buf, tcpOffset, tcpLength, this.#localAddress, this.#remoteAddress);
     }
-    writeIpv4Header(buf, 0, this.#localAddress, this.#remoteAddress, IpProtocol.TCP, tcpLength);
-    const total = IPV4_HEADER_LENGTH + tcpLength;
+    if (!v6) writeIpv4Header(buf, 0, this.#localAddress, this.#remoteAddress, IpProtocol.TCP, tcpLength);
+    const total = tcpOffset + tcpLength;
     let view = this.#cachedView;
     if (view === null || view.length !== total || view.buffer !== buf.buffer) {
       view = buf.subarray(0, total);
@@ -163,9 +196,12 @@ export class SegmentEmitter {
       d.checksumStart = tcpOffset;
       d.checksumOffset = 16;
       d.headerLength = tcpOffset + TCP_HEADER_LENGTH + optionsLength;
-      d.gsoType = length > mss ? GsoType.TCPV4 : GsoType.NONE;
+      d.gsoType = length > mss ? (v6 ? GsoType.TCPV6 : GsoType.TCPV4) : GsoType.NONE;
       d.gsoSize = length > mss ? mss : 0;
-      out.sendIpv4(view, d);
+      if (v6) (out as unknown as Ipv6Sink).sendIpv6(view, d);
+      else out.sendIpv4(view, d);
+    } else if (v6) {
+      (out as unknown as Ipv6Sink).sendIpv6(view);
     } else {
       out.sendIpv4(view);
     }
@@ -193,9 +229,9 @@ export class SegmentEmitter {
     sendReset(
       this.#scratch,
       out,
-      this.#localAddress,
+      this.#local6 ?? this.#localAddress,
       this.#localPort,
-      this.#remoteAddress,
+      this.#remote6 ?? this.#remoteAddress,
       this.#remotePort,
       this.#pendingRstSeq,
       this.#pendingRstAck,

@@ -17,8 +17,19 @@
  * @module
  */
 
-import type { Ipv4Datagram, Ipv4Sink, TransportProtocol } from "../iface/protocol.ts";
+import type {
+  Ipv4Datagram,
+  Ipv4Sink,
+  Ipv6Datagram,
+  Ipv6Sink,
+  TransportProtocol,
+  TransportProtocol6,
+} from "../iface/protocol.ts";
 import { IPV4_HEADER_LENGTH } from "../wire/ipv4.ts";
+import { IPV6_HEADER_LENGTH } from "../wire/ipv6.ts";
+import { formatIpv4 } from "../wire/ipv4_address.ts";
+import { Ipv6Handles, isIpv6Handle } from "../iface/ipv6_handles.ts";
+import type { TxOffload } from "../wire/offload.ts";
 import { parseTcpOptions, TCP_MAX_HEADER_LENGTH, TcpFlags, TcpOptions, TcpSegment } from "../wire/tcp.ts";
 import { resolveTcpConfig, type TcpConfig, type TcpLayerOptions } from "./config.ts";
 import { TcpConnection, type TcpConnectionContext, type TcpState } from "./connection.ts";
@@ -112,12 +123,36 @@ export class TcpListener {
 }
 
 function isUnicast(address: number): boolean {
-  // RFC 1122 §4.2.3.10: ignore segments from broadcast or multicast sources.
+  // RFC 1122 §4.2.3.10: ignore segments from broadcast or multicast sources (IPv6 multicast is refused
+  // before a handle is made, see ingress6).
+  if (isIpv6Handle(address)) return true;
   return address !== 0 && address !== 0xffffffff && (address >>> 28) !== 0xe;
 }
 
-/** The TCP transport protocol of one stack. */
-export class TcpLayer implements TransportProtocol {
+/**
+ * The sink IPv6 connections write to: the emitter calls `sendIpv6` on the sink it is given, so the layer
+ * hands them this adapter (retargeted to the IPv6 layer's sink) where IPv4 connections get the IPv4 sink.
+ */
+class Ipv6Adapter implements Ipv4Sink, Ipv6Sink {
+  target: Ipv6Sink | null = null;
+  dropped = 0;
+  get offloads(): boolean {
+    return this.target?.offloads === true;
+  }
+  sendIpv4(): void {
+    throw new Error("tcp: an IPv6 connection sent IPv4");
+  }
+  sendIpv6(packet: Uint8Array, offload?: TxOffload | null): void {
+    if (this.target === null) {
+      this.dropped++;
+      return;
+    }
+    this.target.sendIpv6(packet, offload);
+  }
+}
+
+/** The TCP transport protocol of one stack, over IPv4 and IPv6. */
+export class TcpLayer implements TransportProtocol, TransportProtocol6 {
   /** Resolved configuration. */
   readonly config: TcpConfig;
   /** Counters. */
@@ -127,7 +162,23 @@ export class TcpLayer implements TransportProtocol {
    * schedule a {@link poll} soon; the layer sends nothing outside `ingress`/`poll`.
    */
   onPollRequested: (() => void) | null = null;
+  /**
+   * IPv6 addresses as numbers: an IPv6 connection's `localAddress`/`remoteAddress` are handles from here
+   * (see `lib/iface/ipv6_handles.ts`); {@link TcpLayer.formatAddress} turns either family into text.
+   */
+  readonly handles = new Ipv6Handles();
   readonly #listeners = new Map<number, TcpListener>();
+  readonly #adapter6 = new Ipv6Adapter();
+  /** The IPv6 datagram seen as an IPv4 one with handles for addresses (reused). */
+  readonly #datagram6: Ipv4Datagram = {
+    src: 0,
+    dst: 0,
+    protocol: 6,
+    ttl: 0,
+    bytes: new Uint8Array(0),
+    payloadOffset: 0,
+    payloadEnd: 0,
+  };
   /** Buckets keyed by remote address × 65536 + remote port. */
   readonly #table = new Map<number, TcpConnection[]>();
   readonly #all = new Set<TcpConnection>();
@@ -152,12 +203,23 @@ export class TcpLayer implements TransportProtocol {
     const secret = this.config.secret ?? crypto.getRandomValues(new Uint8Array(16));
     this.#isn = new IsnGenerator(secret);
     this.#random = this.config.random ?? (() => crypto.getRandomValues(new Uint32Array(1))[0]);
-    // One IPv4 packet of up to 64 KiB: the largest TSO super-segment or configured maxSendSegment.
+    // One IP packet of up to 64 KiB: the largest TSO super-segment or configured maxSendSegment, with
+    // room for IPv6's longer header.
     this.#scratch = new Uint8Array(
-      Math.max(65536, IPV4_HEADER_LENGTH + TCP_MAX_HEADER_LENGTH + this.config.maxSendSegment),
+      IPV6_HEADER_LENGTH - IPV4_HEADER_LENGTH +
+        Math.max(65536, IPV4_HEADER_LENGTH + TCP_MAX_HEADER_LENGTH + this.config.maxSendSegment),
     );
+    // IPv6 connections: the MSS is the IPv6 MTU less 60 bytes of headers (RFC 8200 §8.3), expressed as
+    // an IPv4 MTU 20 bytes lower, which the receiver turns into its MSS.
+    const mtu6 = this.config.mtu6 || this.config.mtu;
+    const config6: TcpConfig = {
+      ...this.config,
+      mtu: Math.max(68, mtu6 - (IPV6_HEADER_LENGTH - IPV4_HEADER_LENGTH)),
+    };
     this.#context = {
       config: this.config,
+      config6,
+      handles: this.handles,
       stats: this.stats,
       scratch: this.#scratch,
       isn: this.#isn,
@@ -231,6 +293,79 @@ export class TcpLayer implements TransportProtocol {
     this.#insert(c);
     c.openActive(now);
     return c;
+  }
+
+  /**
+   * Active open over IPv6 from `local` (one of the stack's addresses) to `remote:remotePort`; see
+   * {@link connect}.
+   */
+  connect6(local: Uint8Array, remote: Uint8Array, remotePort: number, now: number): TcpConnection {
+    const localHandle = this.handles.acquire(local);
+    const remoteHandle = this.handles.acquire(remote);
+    try {
+      return this.connect(localHandle, remoteHandle, remotePort, now);
+    } finally {
+      // The connection took references of its own (see #insert); these were for the lookup.
+      this.handles.release(localHandle);
+      this.handles.release(remoteHandle);
+    }
+  }
+
+  /** An address as `sendReset` takes it: an IPv4 number, or the 16 bytes behind an IPv6 handle. */
+  #wire(address: number): number | Uint8Array {
+    return isIpv6Handle(address) ? this.handles.address(address) : address;
+  }
+
+  /** An address of a connection (an IPv4 number or an IPv6 handle) as text. */
+  formatAddress(address: number): string {
+    return isIpv6Handle(address) ? this.handles.format(address) : formatIpv4(address);
+  }
+
+  /**
+   * Handles one segment that came over IPv6 (RFC 8200 §8.1: the pseudo-header has the 128-bit addresses).
+   * The addresses become handles and the segment goes the IPv4 way; replies of IPv6 connections leave
+   * through `out`.
+   */
+  ingress6(datagram: Ipv6Datagram, now: number, out: Ipv6Sink): void {
+    this.#adapter6.target = out;
+    const seg = this.#segment.wrap(datagram.bytes, datagram.payloadOffset, datagram.payloadEnd);
+    const error = seg.checkIpv6(
+      datagram.bytes,
+      this.config.verifyChecksums && datagram.checksumTrusted !== true,
+    );
+    if (error !== null) {
+      this.stats.segmentsIn++;
+      this.stats.drop(error);
+      return;
+    }
+    if (datagram.multicast) {
+      this.stats.segmentsIn++;
+      this.stats.drop("broadcast");
+      return;
+    }
+    // References for the duration of the call; a connection created meanwhile holds its own.
+    const d = this.#datagram6;
+    d.src = this.handles.acquire(datagram.src);
+    d.dst = this.handles.acquire(datagram.dst);
+    d.ttl = datagram.hopLimit;
+    d.bytes = datagram.bytes;
+    d.payloadOffset = datagram.payloadOffset;
+    d.payloadEnd = datagram.payloadEnd;
+    d.checksumTrusted = true; // verified above with the IPv6 pseudo-header
+    const src = d.src;
+    const dst = d.dst;
+    try {
+      this.ingress(d, now, this.#adapter6);
+    } finally {
+      this.handles.release(src);
+      this.handles.release(dst);
+    }
+  }
+
+  /** IPv6 connections are polled with the IPv4 ones (see {@link poll}); this only notes the IPv6 sink. */
+  poll6(_now: number, out: Ipv6Sink): number | null {
+    this.#adapter6.target = out;
+    return null;
   }
 
   /** All connections (any state but CLOSED-and-forgotten). */
@@ -309,11 +444,31 @@ export class TcpLayer implements TransportProtocol {
     stats.segmentsOut++;
     if (flags & TcpFlags.ACK) {
       // <SEQ=SEG.ACK><CTL=RST>
-      sendReset(this.#scratch, out, datagram.dst, seg.dstPort, datagram.src, seg.srcPort, seg.ack, 0, false);
+      sendReset(
+        this.#scratch,
+        out,
+        this.#wire(datagram.dst),
+        seg.dstPort,
+        this.#wire(datagram.src),
+        seg.srcPort,
+        seg.ack,
+        0,
+        false,
+      );
     } else {
       // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
       const ack = seqAdd(seg.seq, seg.sequenceLength);
-      sendReset(this.#scratch, out, datagram.dst, seg.dstPort, datagram.src, seg.srcPort, 0, ack, true);
+      sendReset(
+        this.#scratch,
+        out,
+        this.#wire(datagram.dst),
+        seg.dstPort,
+        this.#wire(datagram.src),
+        seg.srcPort,
+        0,
+        ack,
+        true,
+      );
     }
   }
 
@@ -338,7 +493,17 @@ export class TcpLayer implements TransportProtocol {
       stats.drop("listen-bad-segment");
       stats.resetsOut++;
       stats.segmentsOut++;
-      sendReset(this.#scratch, out, datagram.dst, seg.dstPort, datagram.src, seg.srcPort, seg.ack, 0, false);
+      sendReset(
+        this.#scratch,
+        out,
+        this.#wire(datagram.dst),
+        seg.dstPort,
+        this.#wire(datagram.src),
+        seg.srcPort,
+        seg.ack,
+        0,
+        false,
+      );
       return;
     }
     if (!(flags & TcpFlags.SYN)) {
@@ -408,8 +573,9 @@ export class TcpLayer implements TransportProtocol {
   }
 
   /** Polls one connection, forgetting it once CLOSED; returns its next deadline. */
-  #pollOne(c: TcpConnection, now: number, out: Ipv4Sink): number | null {
+  #pollOne(c: TcpConnection, now: number, out4: Ipv4Sink): number | null {
     if (!this.#all.has(c)) return null; // removed since it was marked dirty
+    const out = isIpv6Handle(c.localAddress) ? this.#adapter6 : out4;
     let deadline: number | null;
     try {
       deadline = c.poll(now, out);
@@ -455,6 +621,10 @@ export class TcpLayer implements TransportProtocol {
     if (bucket === undefined) this.#table.set(key, [c]);
     else bucket.push(c);
     this.#all.add(c);
+    if (isIpv6Handle(c.localAddress)) {
+      this.handles.acquire(this.handles.address(c.localAddress));
+      this.handles.acquire(this.handles.address(c.remoteAddress));
+    }
   }
 
   #remove(c: TcpConnection): void {
@@ -468,5 +638,7 @@ export class TcpLayer implements TransportProtocol {
     }
     const listener = c.owner as TcpListener | null;
     if (listener !== null) listener.forget(c);
+    this.handles.release(c.localAddress);
+    this.handles.release(c.remoteAddress);
   }
 }

@@ -44,7 +44,8 @@ export function virtioGsoSize(header: Uint8Array, offset = 0): number {
 }
 
 /**
- * Writes a header at `buf[offset..offset+10)`. With `gsoSize` > 0 the packet is a TCP/IPv4 super-segment
+ * Writes a header at `buf[offset..offset+10)`. With `gsoSize` > 0 the packet is a TCP super-segment (of
+ * `gsoType`, TCP/IPv4 by default)
  * to cut into segments of that payload size; `checksumStart`/`checksumOffset` locate a partial checksum
  * (both 0 when the packet's checksums are complete).
  */
@@ -55,10 +56,11 @@ export function writeVirtioNetHeader(
   checksumOffset: number,
   gsoSize: number,
   headerLength: number,
+  gsoType: number = VirtioGsoType.TCPV4,
 ): void {
   const partial = checksumOffset !== 0;
   buf[offset] = partial ? VirtioNetFlags.NEEDS_CSUM : 0;
-  buf[offset + 1] = gsoSize > 0 ? VirtioGsoType.TCPV4 : VirtioGsoType.NONE;
+  buf[offset + 1] = gsoSize > 0 ? gsoType : VirtioGsoType.NONE;
   buf[offset + 2] = headerLength & 0xff;
   buf[offset + 3] = headerLength >> 8;
   buf[offset + 4] = gsoSize & 0xff;
@@ -85,7 +87,8 @@ export function writeVirtioNetHeaderFor(
     return;
   }
   const partial = offload.checksumPartial;
-  const gso = offload.gsoType === GsoType.TCPV4 ? offload.gsoSize : 0;
+  const tcp6 = offload.gsoType === GsoType.TCPV6;
+  const gso = offload.gsoType === GsoType.TCPV4 || tcp6 ? offload.gsoSize : 0;
   writeVirtioNetHeader(
     buf,
     offset,
@@ -93,5 +96,6 @@ export function writeVirtioNetHeaderFor(
     partial ? offload.checksumOffset : 0,
     gso,
     linkHeaderLength + offload.headerLength,
+    tcp6 ? VirtioGsoType.TCPV6 : VirtioGsoType.TCPV4,
   );
 }

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { privilegedTest } from "../helpers/privileged.ts";
 import { type Netns, withNetns } from "../helpers/netns.ts";
-import { startStack } from "../helpers/stack_process.ts";
+import { kernelPeer, startStack } from "../helpers/stack_process.ts";
 import { waitUntil } from "../helpers/mip.ts";
 
 const MAC = "02:00:00:00:00:b6";
@@ -70,6 +70,9 @@ privilegedTest(
             echo.stderr,
           );
         }
+        // TCP over IPv6 on Ethernet (software checksums: IPv6 on TAP does not use the offloads).
+        const tcp = await kernelPeer(ns, ["echo", "fd00::2", 7, 1 << 20]);
+        assert.equal(tcp.matching, 1, JSON.stringify(tcp));
         const s = await stats(ns);
         const ndp = s.ndp as Record<string, unknown>;
         // The stack resolved the host's address by its own solicitation, or learnt it from the kernel's.

@@ -304,13 +304,17 @@ export function parseStackArgs(args: string[]): StackConfig | null {
   }
   let connect: StackConfig["connect"];
   if (v.connect !== undefined) {
-    const match = /^(.+):(\d{1,5})$/.exec(v.connect);
+    // HOST:PORT with an IPv4 address or a host name, or [ADDR]:PORT with an IPv6 address (RFC 3986 §3.2.2).
+    const bracketed = /^\[([^\]]+)\]:(\d{1,5})$/.exec(v.connect);
+    const match = bracketed ?? /^([^:\[\]]+):(\d{1,5})$/.exec(v.connect);
     const port = match ? Number(match[2]) : 0;
     const host = match?.[1] ?? "";
-    const hostOk = parseIpv4(host) !== null || (!/^[\d.]+$/.test(host) && isHostName(host));
+    const hostOk = bracketed !== null
+      ? parseIpv6(host) !== null
+      : parseIpv4(host) !== null || (!/^[\d.]+$/.test(host) && isHostName(host));
     if (match === null || !hostOk || port < 1 || port > 65535) {
       throw usage(
-        `--connect needs HOST:PORT with an IPv4 address or a host name, like 10.0.0.1:19, got '${v.connect}'`,
+        `--connect needs HOST:PORT with an IPv4 address or a host name, or [ADDR]:PORT with an IPv6 address, like 10.0.0.1:19 or [fd00::1]:19, got '${v.connect}'`,
       );
     }
     connect = { hostname: host, port };
@@ -323,18 +327,6 @@ export function parseStackArgs(args: string[]): StackConfig | null {
       throw usage(`--wait needs a positive number of seconds, got '${v.wait}'`);
     }
     connectTimeoutMs = seconds * 1000;
-    // HOST:PORT with an IPv4 address, or [ADDR]:PORT with an IPv6 one (RFC 3986 §3.2.2 brackets).
-    const match = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(v.connect);
-    const port = match ? Number(match[3]) : 0;
-    const host = match ? (match[1] ?? match[2]) : "";
-    const valid = match !== null &&
-      (match[1] !== undefined ? parseIpv6(host) !== null : parseIpv4(host) !== null);
-    if (!valid || port < 1 || port > 65535) {
-      throw usage(
-        `--connect needs HOST:PORT with an IPv4 address or [ADDR]:PORT with an IPv6 one, like 10.0.0.1:19 or [fd00::1]:19, got '${v.connect}'`,
-      );
-    }
-    connect = { hostname: host, port };
   }
   let impairment: ImpairmentSpec | undefined;
   if (v.impair !== undefined) {
@@ -446,7 +438,10 @@ export async function runStack(args: string[]): Promise<number> {
   if (target !== undefined) {
     // Resolved before the device exists, so that a bad name costs nothing to undo.
     try {
-      target = { hostname: await resolveIpv4(target.hostname), port: target.port };
+      // An IPv6 literal needs no lookup; names resolve to IPv4 (as nc -4 would).
+      if (parseIpv6(target.hostname) === null) {
+        target = { hostname: await resolveIpv4(target.hostname), port: target.port };
+      }
     } catch (error) {
       throw new RuntimeError(
         `--connect ${config.connect!.hostname}:${target.port}: ${(error as Error).message}`,

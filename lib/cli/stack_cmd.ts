@@ -33,7 +33,6 @@ import {
   UnsupportedFilterError,
 } from "../filter/expression.ts";
 import { isHostName, resolveIpv4 } from "./resolve.ts";
-import { readHostRoutes, subnetOverlap } from "./subnet_overlap.ts";
 import {
   formatIpv6,
   formatIpv6Cidr,
@@ -46,6 +45,8 @@ import {
   parseIpv6,
   parseIpv6Cidr,
 } from "../wire/ipv6_address.ts";
+import { parseProcRoutes, readHostRoutes, subnetOverlap } from "./subnet_overlap.ts";
+import { inNetns, isValidNetnsName } from "../phy/netns.ts";
 
 /** Help text of `netstack stack`. */
 export const STACK_HELP = `Usage: netstack stack [options]
@@ -67,6 +68,8 @@ Options:
   --host-addr6 CIDR       tun/tap: IPv6 address given to the host side (default fd00::1/64)
   --gateway6 ADDR         tap/pcap: IPv6 next hop off the prefix (default: from router advertisements)
   --no-ipv6               IPv4 only
+  --netns NAME            tun/tap: create the device in network namespace NAME (an 'ip netns' name) and
+                          configure the host side there; netstack itself stays where it runs
   --gateway ADDR          tap/pcap: next hop for destinations outside the subnet
   --dhcp                  tap/pcap: obtain address and gateway by DHCPv4 instead of --addr
   --mac MAC               tap/pcap: the stack's MAC (default random, locally administered)
@@ -118,6 +121,8 @@ export interface StackConfig {
   hostAddress6: Ipv6Cidr | null;
   /** IPv6 next hop (tap/pcap), or null for the routers' advertisements. */
   gateway6: Ipv6Address | null;
+  /** tun/tap: the network namespace to create the device in. */
+  netns?: string;
   /** MTU. */
   mtu: number;
   /** Services to run. */
@@ -172,6 +177,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     "no-ipv6": { type: "boolean", default: false },
     promiscuous: { type: "boolean", default: false },
     "no-configure": { type: "boolean", default: false },
+    netns: { type: "string" },
     gateway: { type: "string" },
     dhcp: { type: "boolean", default: false },
     mac: { type: "string" },
@@ -210,6 +216,12 @@ export function parseStackArgs(args: string[]): StackConfig | null {
       );
     }
     if (v.mtu !== "1500") throw usage("--mtu applies to tun and tap; pcap uses the interface's MTU");
+    if (v.netns !== undefined) {
+      throw usage("--netns applies to tun and tap; pcap opens an interface as it is");
+    }
+  }
+  if (v.netns !== undefined && !isValidNetnsName(v.netns)) {
+    throw usage(`--netns needs the name of a network namespace (see 'ip netns list'), got '${v.netns}'`);
   }
   if (v.dhcp && v.addr !== undefined) throw usage("--dhcp and --addr exclude each other");
   // Like nc, --connect keeps stderr for errors unless asked to say more.
@@ -364,6 +376,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     address6,
     hostAddress6,
     gateway6,
+    netns: v.netns,
     mtu,
     services,
     capturePath: v.capture,
@@ -431,7 +444,16 @@ export async function runStack(args: string[]): Promise<number> {
   if (config.backend !== "pcap" && config.hostAddress !== null && !config.dhcp) {
     // Another interface (another stack's tun0) already carries this subnet: we would say ready while the
     // host sends our traffic there.
-    const overlap = subnetOverlap(readHostRoutes(), config.iface, config.address, config.hostAddress);
+    // With --netns the host side lives in that namespace: its routes are the ones that matter.
+    let routes;
+    try {
+      routes = config.netns === undefined
+        ? readHostRoutes()
+        : inNetns(config.netns, () => parseProcRoutes(Deno.readTextFileSync("/proc/thread-self/net/route")));
+    } catch (error) {
+      throw new RuntimeError(error instanceof Error ? error.message : String(error), { cause: error });
+    }
+    const overlap = subnetOverlap(routes, config.iface, config.address, config.hostAddress);
     if (overlap !== null) throw new RuntimeError(overlap);
   }
   let target = config.connect;
@@ -461,6 +483,7 @@ export async function runStack(args: string[]): Promise<number> {
       address6: config.address6,
       hostAddress6: config.hostAddress6,
       gateway6: config.gateway6,
+      netns: config.netns,
       gateway: config.gateway,
       mac: config.mac,
       promiscuous: config.promiscuous,
@@ -487,6 +510,7 @@ export async function runStack(args: string[]): Promise<number> {
   const logReady = () => {
     const fields = [
       `iface=${stack.deviceName}`,
+      config.netns !== undefined ? `netns=${config.netns}` : "",
       `addr=${formatIpv4Cidr(stack.address)}`,
       ...addresses6(stack),
       config.backend !== "pcap"

@@ -30,6 +30,7 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   geteuid: { parameters: [], result: "u32" },
   getpid: { parameters: [], result: "i32" },
+  setns: { parameters: ["i32", "i32"], result: "i32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   vsnprintf: { parameters: ["buffer", "usize", "pointer", "pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -74,6 +75,7 @@ export function cString(text: string): Uint8Array<ArrayBuffer> {
 
 /** File and socket constants of Linux x86-64 used by netstack. */
 export const Libc = {
+  O_RDONLY: 0o0,
   O_RDWR: 0o2,
   O_NONBLOCK: 0o4000,
   O_CLOEXEC: 0o2000000,
@@ -82,6 +84,9 @@ export const Libc = {
   AF_INET: 2,
   AF_INET6: 10,
   SOCK_DGRAM: 2,
+  SOCK_RAW: 3,
+  AF_NETLINK: 16,
+  CLONE_NEWNET: 0x40000000,
   SOCK_CLOEXEC: 0o2000000,
   POLLIN: 0x1,
   POLLOUT: 0x4,

@@ -10,7 +10,7 @@
 
 import { cString, errno, interfaceIndex, lastError, Libc, libc, strerror } from "../ffi/libc.ts";
 import { Errno, SystemError } from "../ffi/errno.ts";
-import { type Ipv4Cidr, prefixToMask, writeIpv4 } from "../wire/ipv4_address.ts";
+import { type Ipv4Address, type Ipv4Cidr, prefixToMask, writeIpv4 } from "../wire/ipv4_address.ts";
 import type { Ipv6Cidr } from "../wire/ipv6_address.ts";
 import { ETHERNET_HEADER_LENGTH } from "../wire/ethernet.ts";
 import type { Device, Medium, PacketHandler } from "./device.ts";
@@ -22,6 +22,8 @@ import {
   VirtioNetFlags,
   writeVirtioNetHeaderFor,
 } from "../wire/virtio_net.ts";
+import { inNetns } from "./netns.ts";
+import { RtnetlinkSocket } from "./rtnetlink.ts";
 
 // linux/if_tun.h and linux/sockios.h (x86-64).
 const TUNSETIFF = 0x400454can;
@@ -40,6 +42,7 @@ const SIOCSIFADDR = 0x8916n;
 const SIOCSIFNETMASK = 0x891cn;
 const SIOCSIFMTU = 0x8922n;
 const SIOCSIFTXQLEN = 0x8943n;
+const SIOCGIFINDEX = 0x8933n;
 const IFF_UP = 0x1;
 const IFF_RUNNING = 0x40;
 const IFREQ_SIZE = 40;
@@ -65,6 +68,13 @@ export interface TunOptions {
    * segments we write (TAP: the same, for IPv4 inside Ethernet frames). Default false.
    */
   offload?: boolean;
+  /**
+   * Create the device inside this network namespace (an `ip netns` name) and configure its host side
+   * there; the stack keeps running, and its own sockets stay, in the caller's namespace.
+   */
+  netns?: string;
+  /** Add a default route on the host side via this address (the stack's), as a gateway. */
+  defaultRoute?: Ipv4Address;
 }
 
 function ifreq(name: string): Uint8Array<ArrayBuffer> {
@@ -84,16 +94,38 @@ function check(result: number, operation: string): void {
   if (result < 0) throw lastError(operation);
 }
 
-/** Applies `fn` to an AF_INET (or AF_INET6) datagram socket, the handle for interface ioctls. */
-function withInetSocket<T>(fn: (fd: number) => T, family: number = Libc.AF_INET): T {
-  const c = libc();
-  const fd = c.socket(family, Libc.SOCK_DGRAM | Libc.SOCK_CLOEXEC, 0);
+/** An AF_INET (or AF_INET6) datagram socket, the handle for interface ioctls (of the namespace it is opened in). */
+function inetSocket(family: number = Libc.AF_INET): number {
+  const fd = libc().socket(family, Libc.SOCK_DGRAM | Libc.SOCK_CLOEXEC, 0);
   check(fd, family === Libc.AF_INET6 ? "socket(AF_INET6)" : "socket(AF_INET)");
+  return fd;
+}
+
+/** Applies `fn` to `socket`, or to a fresh datagram socket of `family` in the current namespace. */
+function withInetSocket<T>(fn: (fd: number) => T, family: number = Libc.AF_INET, socket?: number): T {
+  if (socket !== undefined) return fn(socket);
+  const c = libc();
+  const fd = inetSocket(family);
   try {
     return fn(fd);
   } finally {
     c.close(fd);
   }
+}
+
+/** Sockets opened inside another namespace, to configure an interface there (see `TunOptions.netns`). */
+interface HostSockets {
+  /** AF_INET datagram socket. */
+  inet: number;
+  /** AF_INET6 datagram socket, when an IPv6 address is to be added. */
+  inet6?: number;
+}
+
+/** The index of interface `name` in the namespace of `socket`. */
+function interfaceIndexOn(socket: number, name: string): number {
+  const req = ifreq(name);
+  check(libc().ioctl(socket, SIOCGIFINDEX, req), `ioctl(SIOCGIFINDEX) on ${name}`);
+  return new DataView(req.buffer).getInt32(16, true);
 }
 
 /**
@@ -103,62 +135,71 @@ function withInetSocket<T>(fn: (fd: number) => T, family: number = Libc.AF_INET)
 export function configureHostInterface(
   name: string,
   options: { address?: Ipv4Cidr | null; address6?: Ipv6Cidr | null; mtu?: number; txQueueLength?: number },
+  sockets?: HostSockets,
 ): void {
   const c = libc();
-  withInetSocket((sock) => {
-    const setSockaddr = (request: bigint, address: number, what: string) => {
+  withInetSocket(
+    (sock) => {
+      const setSockaddr = (request: bigint, address: number, what: string) => {
+        const req = ifreq(name);
+        const view = new DataView(req.buffer);
+        view.setUint16(16, Libc.AF_INET, true);
+        writeIpv4(req, 20, address);
+        check(c.ioctl(sock, request, req), `ioctl(${what}) on ${name}`);
+      };
+      if (options.address) {
+        setSockaddr(SIOCSIFADDR, options.address.address, "SIOCSIFADDR");
+        setSockaddr(SIOCSIFNETMASK, prefixToMask(options.address.prefixLength), "SIOCSIFNETMASK");
+      }
+      if (options.mtu !== undefined) {
+        const req = ifreq(name);
+        new DataView(req.buffer).setInt32(16, options.mtu, true);
+        check(c.ioctl(sock, SIOCSIFMTU, req), `ioctl(SIOCSIFMTU) on ${name}`);
+      }
+      if (options.txQueueLength !== undefined) {
+        const req = ifreq(name);
+        new DataView(req.buffer).setInt32(16, options.txQueueLength, true);
+        check(c.ioctl(sock, SIOCSIFTXQLEN, req), `ioctl(SIOCSIFTXQLEN) on ${name}`);
+      }
       const req = ifreq(name);
+      check(c.ioctl(sock, SIOCGIFFLAGS, req), `ioctl(SIOCGIFFLAGS) on ${name}`);
       const view = new DataView(req.buffer);
-      view.setUint16(16, Libc.AF_INET, true);
-      writeIpv4(req, 20, address);
-      check(c.ioctl(sock, request, req), `ioctl(${what}) on ${name}`);
-    };
-    if (options.address) {
-      setSockaddr(SIOCSIFADDR, options.address.address, "SIOCSIFADDR");
-      setSockaddr(SIOCSIFNETMASK, prefixToMask(options.address.prefixLength), "SIOCSIFNETMASK");
-    }
-    if (options.mtu !== undefined) {
-      const req = ifreq(name);
-      new DataView(req.buffer).setInt32(16, options.mtu, true);
-      check(c.ioctl(sock, SIOCSIFMTU, req), `ioctl(SIOCSIFMTU) on ${name}`);
-    }
-    if (options.txQueueLength !== undefined) {
-      const req = ifreq(name);
-      new DataView(req.buffer).setInt32(16, options.txQueueLength, true);
-      check(c.ioctl(sock, SIOCSIFTXQLEN, req), `ioctl(SIOCSIFTXQLEN) on ${name}`);
-    }
-    const req = ifreq(name);
-    check(c.ioctl(sock, SIOCGIFFLAGS, req), `ioctl(SIOCGIFFLAGS) on ${name}`);
-    const view = new DataView(req.buffer);
-    view.setUint16(16, view.getUint16(16, true) | IFF_UP | IFF_RUNNING, true);
-    check(c.ioctl(sock, SIOCSIFFLAGS, req), `ioctl(SIOCSIFFLAGS) on ${name}`);
-  });
-  if (options.address6) addHostAddress6(name, options.address6);
+      view.setUint16(16, view.getUint16(16, true) | IFF_UP | IFF_RUNNING, true);
+      check(c.ioctl(sock, SIOCSIFFLAGS, req), `ioctl(SIOCSIFFLAGS) on ${name}`);
+    },
+    Libc.AF_INET,
+    sockets?.inet,
+  );
+  if (options.address6) addHostAddress6(name, options.address6, sockets);
 }
 
 /**
  * Adds an IPv6 address to an interface: SIOCSIFADDR on an AF_INET6 socket with a `struct in6_ifreq`
  * (address, prefix length, interface index; linux/ipv6.h). TUN devices are IFF_NOARP, so the kernel skips
- * DAD and the address is usable at once.
+ * DAD and the address is usable at once. `sockets`: those of the interface's namespace, when not ours.
  */
-export function addHostAddress6(name: string, cidr: Ipv6Cidr): void {
+export function addHostAddress6(name: string, cidr: Ipv6Cidr, sockets?: HostSockets): void {
   const c = libc();
-  const index = interfaceIndex(name);
+  const index = sockets !== undefined ? interfaceIndexOn(sockets.inet, name) : interfaceIndex(name);
   if (index === 0) throw new SystemError(`finding interface ${name}`, Errno.ENODEV, strerror(Errno.ENODEV));
-  withInetSocket((sock) => {
-    const req = new Uint8Array(24);
-    req.set(cidr.address, 0);
-    const view = new DataView(req.buffer);
-    view.setUint32(16, cidr.prefixLength, true);
-    view.setInt32(20, index, true);
-    if (c.ioctl(sock, SIOCSIFADDR, req) < 0) {
-      const code = errno();
-      const hint = code === Errno.EACCES || code === Errno.EPERM
-        ? "it needs root or CAP_NET_ADMIN (run with sudo)"
-        : "is IPv6 disabled on the host (sysctl net.ipv6.conf.all.disable_ipv6)? --no-ipv6 runs without it";
-      throw new SystemError(`ioctl(SIOCSIFADDR, AF_INET6) on ${name}`, code, strerror(code), hint);
-    }
-  }, Libc.AF_INET6);
+  withInetSocket(
+    (sock) => {
+      const req = new Uint8Array(24);
+      req.set(cidr.address, 0);
+      const view = new DataView(req.buffer);
+      view.setUint32(16, cidr.prefixLength, true);
+      view.setInt32(20, index, true);
+      if (c.ioctl(sock, SIOCSIFADDR, req) < 0) {
+        const code = errno();
+        const hint = code === Errno.EACCES || code === Errno.EPERM
+          ? "it needs root or CAP_NET_ADMIN (run with sudo)"
+          : "is IPv6 disabled on the host (sysctl net.ipv6.conf.all.disable_ipv6)? --no-ipv6 runs without it";
+        throw new SystemError(`ioctl(SIOCSIFADDR, AF_INET6) on ${name}`, code, strerror(code), hint);
+      }
+    },
+    Libc.AF_INET6,
+    sockets?.inet6,
+  );
 }
 
 /** A TUN (or TAP) device created by this process; it disappears when closed. */
@@ -213,16 +254,55 @@ export class TunDevice implements Device {
     const kind = options.kind ?? "tun";
     const mtu = options.mtu ?? 1500;
     const offload = options.offload === true;
-    const fd = c.open(cString("/dev/net/tun"), Libc.O_RDWR | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
-    if (fd < 0) {
-      const code = errno();
-      const hint = code === Errno.ENOENT
-        ? "is the tun module loaded? try: modprobe tun"
-        : code === Errno.EACCES || code === Errno.EPERM
-        ? "it needs root, or CAP_NET_ADMIN and access to /dev/net/tun (run with sudo)"
-        : undefined;
-      throw new SystemError("opening /dev/net/tun", code, strerror(code), hint);
+    const openTun = (): number => {
+      const fd = c.open(cString("/dev/net/tun"), Libc.O_RDWR | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
+      if (fd < 0) {
+        const code = errno();
+        const hint = code === Errno.ENOENT
+          ? "is the tun module loaded? try: modprobe tun"
+          : code === Errno.EACCES || code === Errno.EPERM
+          ? "it needs root, or CAP_NET_ADMIN and access to /dev/net/tun (run with sudo)"
+          : undefined;
+        throw new SystemError("opening /dev/net/tun", code, strerror(code), hint);
+      }
+      return fd;
+    };
+    // In another namespace: the TUN file belongs to the namespace it is opened in (the device is created
+    // there by TUNSETIFF), and so do the sockets that configure it; open all three while inside.
+    let fd = -1;
+    let hostSockets: HostSockets | undefined;
+    let routes: RtnetlinkSocket | null = null;
+    const closeSockets = () => {
+      if (hostSockets !== undefined) c.close(hostSockets.inet);
+      if (hostSockets?.inet6 !== undefined) c.close(hostSockets.inet6);
+      routes?.close();
+    };
+    const netns = options.netns;
+    if (netns !== undefined) {
+      inNetns(netns, () => {
+        try {
+          fd = openTun();
+          hostSockets = { inet: inetSocket() };
+          if (options.hostAddress6) hostSockets.inet6 = inetSocket(Libc.AF_INET6);
+          if (options.defaultRoute !== undefined) routes = RtnetlinkSocket.open();
+        } catch (error) {
+          if (fd >= 0) c.close(fd);
+          closeSockets();
+          throw error;
+        }
+      });
+    } else {
+      fd = openTun();
+      if (options.defaultRoute !== undefined) {
+        try {
+          routes = RtnetlinkSocket.open();
+        } catch (error) {
+          c.close(fd);
+          throw error;
+        }
+      }
     }
+    const where = netns !== undefined ? ` in network namespace ${netns}` : "";
     let waiter: FdWaiter | null = null;
     try {
       const req = ifreq(requested);
@@ -238,7 +318,7 @@ export class TunDevice implements Device {
           ? `an interface of that name exists and is not a ${kind.toUpperCase()} device (choose another name with --iface)`
           : undefined;
         throw new SystemError(
-          `creating ${kind.toUpperCase()} device ${requested}`,
+          `creating ${kind.toUpperCase()} device ${requested}${where}`,
           code,
           strerror(code),
           hint,
@@ -256,18 +336,25 @@ export class TunDevice implements Device {
       }
       waiter = new FdWaiter(fd);
       const device = new TunDevice(name, kind === "tun" ? "ip" : "ethernet", mtu, fd, waiter, offload);
-      if (options.hostAddress !== null && options.hostAddress !== undefined) {
-        configureHostInterface(name, {
-          address: options.hostAddress,
-          address6: options.hostAddress6,
-          mtu,
-          txQueueLength: options.txQueueLength ?? 1000,
-        });
-      } else {
-        configureHostInterface(name, { mtu, txQueueLength: options.txQueueLength ?? 1000 });
+      const configured = options.hostAddress !== null && options.hostAddress !== undefined;
+      configureHostInterface(name, {
+        address: options.hostAddress ?? null,
+        address6: configured ? options.hostAddress6 : null,
+        mtu,
+        txQueueLength: options.txQueueLength ?? 1000,
+      }, hostSockets);
+      if (options.defaultRoute !== undefined) {
+        const ifindex = withInetSocket(
+          (sock) => interfaceIndexOn(sock, name),
+          Libc.AF_INET,
+          hostSockets?.inet,
+        );
+        routes!.addDefaultRoute(options.defaultRoute, ifindex, `adding a default route via ${name}${where}`);
       }
+      closeSockets();
       return device;
     } catch (error) {
+      closeSockets();
       waiter?.close();
       c.close(fd);
       throw error;

@@ -41,6 +41,13 @@ export interface OpenStackOptions {
   hostAddress6?: Ipv6Cidr | null;
   /** tap/pcap: IPv6 next hop off the prefix; default from router advertisements. */
   gateway6?: Ipv6Address | null;
+  /**
+   * tun/tap: create the device in this network namespace (an `ip netns` name) and configure the host
+   * side there; the stack and its own sockets stay in the caller's namespace.
+   */
+  netns?: string;
+  /** tun/tap: add a default route on the host side via the stack's address. */
+  hostDefaultRoute?: boolean;
   /** tap/pcap: next hop outside the subnet. */
   gateway?: Ipv4Address | null;
   /** tap/pcap: obtain the address by DHCPv4. */
@@ -94,6 +101,8 @@ function openDevice(options: OpenStackOptions): Device {
     hostAddress: options.hostAddress ?? null,
     hostAddress6: options.ipv6 === false ? null : options.hostAddress6 ?? null,
     offload: options.offload ?? true,
+    netns: options.netns,
+    defaultRoute: options.hostDefaultRoute ? options.address.address : undefined,
   });
 }
 

@@ -145,6 +145,18 @@ export class Ipv4Interface implements UnreachableReporter {
   #broadcast: Ipv4Address;
   readonly #mtu: number;
   #identification = 0;
+  /**
+   * Forwarding mode: unicast TCP and UDP addressed to any host is taken in (marked `transit`) and handed
+   * to the transports, whose transit handlers terminate it; ICMP echo to other hosts goes to
+   * {@link Ipv4Interface.onTransitEcho} when set. Off by default: a host drops what is not addressed to
+   * it (RFC 1122 §3.2.1.3).
+   */
+  acceptTransit = false;
+  /**
+   * Forwarding mode: called with each valid ICMP echo request addressed to another host (the datagram is
+   * reused after the call: copy what must outlive it). Unset: such requests are dropped and counted.
+   */
+  onTransitEcho: ((datagram: Ipv4Datagram, now: number) => void) | null = null;
 
   /** Creates the layer for one address. */
   constructor(options: Ipv4InterfaceOptions) {
@@ -191,7 +203,8 @@ export class Ipv4Interface implements UnreachableReporter {
     }
     const dst = ip.dst;
     const isBroadcast = dst === 0xffffffff || dst === this.#broadcast;
-    if (dst !== this.#address.address && !isBroadcast) {
+    const transit = dst !== this.#address.address && !isBroadcast;
+    if (transit && (!this.acceptTransit || dst === 0 || (dst >>> 28) >= 0xe)) {
       this.ipv4.drops.count("not-ours");
       return;
     }
@@ -216,7 +229,12 @@ export class Ipv4Interface implements UnreachableReporter {
     d.payloadEnd = ip.totalLength;
     d.checksumTrusted = (rxFlags & RxFlags.CHECKSUM_TRUSTED) !== 0;
     d.checksumPartial = (rxFlags & RxFlags.CHECKSUM_PARTIAL) !== 0;
+    d.transit = transit;
     this.#sink.target = out;
+    if (transit && d.protocol !== IpProtocol.TCP && d.protocol !== IpProtocol.UDP) {
+      this.#transitOther(d, now);
+      return;
+    }
     if (d.protocol === IpProtocol.ICMP) {
       if (isBroadcast) {
         // Linux ignores broadcast echo by default (icmp_echo_ignore_broadcasts); so do we.
@@ -277,6 +295,28 @@ export class Ipv4Interface implements UnreachableReporter {
     log.debug("dropped a packet of {length} bytes: {reason}", { length: packet.length, reason });
   }
 
+  /** Transit traffic other than TCP and UDP: echo requests to the hook, the rest dropped and counted. */
+  #transitOther(d: Ipv4Datagram, now: number): void {
+    if (d.protocol === IpProtocol.ICMP && this.onTransitEcho !== null) {
+      const message = this.#icmpView.wrap(d.bytes.subarray(d.payloadOffset, d.payloadEnd));
+      if (message.check() === null && message.type === Icmpv4Type.ECHO_REQUEST) {
+        this.icmp.rxPackets++;
+        this.icmp.rxBytes += message.bytes.length;
+        this.onTransitEcho(d, now);
+        return;
+      }
+    }
+    this.ipv4.drops.count(d.protocol === IpProtocol.ICMP ? "transit-icmp" : "transit-protocol");
+  }
+
+  /**
+   * Sends an ICMP destination unreachable with `code` about `datagram` (rate-limited), from the address
+   * it was sent to when it was transit (the relay answers for the host it stands in for), else from ours.
+   */
+  sendUnreachable(datagram: Ipv4Datagram, code: number, now: number, out: Ipv4Sink): void {
+    this.#sendUnreachable(datagram, code, now, out);
+  }
+
   #icmpIngress(d: Ipv4Datagram): void {
     const message = this.#icmpView.wrap(d.bytes.subarray(d.payloadOffset, d.payloadEnd));
     const error = message.check();
@@ -325,7 +365,7 @@ export class Ipv4Interface implements UnreachableReporter {
     }
     const buf = this.#scratch;
     const length = writeIcmpv4Unreachable(buf, IPV4_HEADER_LENGTH, code, quoted);
-    writeIpv4Header(buf, 0, this.#address.address, d.src, IpProtocol.ICMP, length);
+    writeIpv4Header(buf, 0, d.transit ? d.dst : this.#address.address, d.src, IpProtocol.ICMP, length);
     this.icmp.txPackets++;
     this.icmp.txBytes += length;
     this.icmp.unreachableSent++;

@@ -49,6 +49,12 @@ export interface Ipv4Datagram {
    * see `RxFlags.CHECKSUM_PARTIAL`): complete it before quoting the header to anyone.
    */
   checksumPartial?: boolean;
+  /**
+   * Addressed to another host, and accepted only because the interface takes transit traffic
+   * (forwarding mode: `Ipv4Interface.acceptTransit`): transports hand it to their transit handler,
+   * never to the stack's own ports.
+   */
+  transit?: boolean;
 }
 
 /** A blank {@link Ipv4Datagram}, to be filled in and reused for every packet by its owner. */
@@ -63,6 +69,7 @@ export function emptyIpv4Datagram(): Ipv4Datagram {
     payloadEnd: 0,
     checksumTrusted: false,
     checksumPartial: false,
+    transit: false,
   };
 }
 

@@ -96,6 +96,7 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
   readonly #scratch6 = new Uint8Array(65536 + IPV6_HEADER_LENGTH);
   readonly #unreachable: UnreachableReporter;
   readonly #maxQueued: number;
+  #transitHandler: UdpHandler | null = null;
 
   /**
    * Creates the layer. `unreachable` sends ICMP for closed ports; `maxQueued` bounds the send queue.
@@ -128,6 +129,15 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
     this.#handlers.set(port, handler);
   }
 
+  /**
+   * Forwarding mode: `handler` receives every datagram addressed to another host (`Ipv4Datagram.transit`),
+   * whatever its port; `dst`/`dstPort` of what it receives name the host the application meant. `null`
+   * removes it (transit datagrams are then dropped and counted).
+   */
+  bindTransit(handler: UdpHandler | null): void {
+    this.#transitHandler = handler;
+  }
+
   /** Releases `port`. */
   unbind(port: number): void {
     this.#handlers.delete(port);
@@ -158,12 +168,25 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
     }
     this.counters.rxPackets++;
     this.counters.rxBytes += udp.length;
+    if (d.transit === true) {
+      const transit = this.#transitHandler;
+      if (transit === null) {
+        this.counters.drops.count("no-transit-handler");
+        return;
+      }
+      this.#deliver(d, udp, transit, now, out);
+      return;
+    }
     const handler = this.#handlers.get(udp.dstPort);
     if (handler === undefined) {
       this.counters.drops.count("port-closed");
       this.#unreachable.portUnreachable(d, now, out);
       return;
     }
+    this.#deliver(d, udp, handler, now, out);
+  }
+
+  #deliver(d: Ipv4Datagram, udp: UdpDatagram, handler: UdpHandler, now: number, out: Ipv4Sink): void {
     const r = this.#received;
     r.family = 4;
     r.src = d.src;

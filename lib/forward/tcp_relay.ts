@@ -1,0 +1,258 @@
+/**
+ * The TCP half of the relay. For each SYN the application sends to any host and port (held by the
+ * {@link SynGate}), it connects a host socket (`Deno.connect`, in netstack's own namespace) to the same
+ * destination; once that is open the SYN goes on to the stack's TCP, whose transit listener accepts the
+ * connection, and the two are joined both ways:
+ *
+ * - backpressure on both sides: a read is written out before the next read, so a slow destination
+ *   closes the stack's receive window and a slow application stops the reads from the host socket;
+ * - half-close: end of stream on one side becomes a FIN (`closeWrite`) on the other;
+ * - resets: a reset from the destination resets the application's connection, and a reset from the
+ *   application closes the host socket; a refused connect is an RST to the SYN, any other failure
+ *   (unreachable, no answer within `connectTimeoutMs`) an ICMP host unreachable.
+ *
+ * Per-flow memory is bounded by the stack's TCP buffers, one read buffer per direction, and the kernel's
+ * socket buffers.
+ *
+ * @module
+ */
+
+import type { TcpConn, TcpConnListener } from "../stack/tcp_conn.ts";
+import { formatIpv4, parseIpv4 } from "../wire/ipv4_address.ts";
+import { type Flow, flowKey, type FlowTable, type ForwardCounters } from "./flows.ts";
+import type { HeldSyn, SynGate } from "./syn_gate.ts";
+import { logger } from "../log.ts";
+
+const log = logger("forward");
+
+/** Options of {@link TcpRelay}. */
+export interface TcpRelayOptions {
+  /** Give up on a destination that has not answered after this long; default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Give up on an application that does not complete its handshake after this long; default 10 s. */
+  handshakeTimeoutMs?: number;
+  /** Bytes read from the host socket at once; default 128 KiB. */
+  readBufferBytes?: number;
+}
+
+interface TcpFlow extends Flow {
+  host: Deno.TcpConn | null;
+  conn: TcpConn | null;
+  timer: ReturnType<typeof setTimeout> | null;
+}
+
+/** Relays the application's TCP connections through host sockets. */
+export class TcpRelay {
+  readonly #table: FlowTable;
+  readonly #counters: ForwardCounters;
+  readonly #connectTimeoutMs: number;
+  readonly #handshakeTimeoutMs: number;
+  readonly #readBufferBytes: number;
+  readonly #flows = new Set<TcpFlow>();
+  readonly #tasks = new Set<Promise<void>>();
+  #gate: SynGate | null = null;
+  #listener: TcpConnListener | null = null;
+  #closed = false;
+
+  /** Creates the relay; connect it with {@link TcpRelay.start}. */
+  constructor(table: FlowTable, counters: ForwardCounters, options: TcpRelayOptions = {}) {
+    this.#table = table;
+    this.#counters = counters;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+    this.#readBufferBytes = options.readBufferBytes ?? 128 * 1024;
+  }
+
+  /** Number of relayed connections (connecting ones included). */
+  get size(): number {
+    return this.#flows.size;
+  }
+
+  /** Starts accepting from the stack's transit `listener`; `gate` holds the SYNs. */
+  start(gate: SynGate, listener: TcpConnListener): void {
+    this.#gate = gate;
+    this.#listener = listener;
+    this.#track(
+      (async () => {
+        for await (const conn of listener) this.#attach(conn);
+      })().catch((error) => {
+        if (!this.#closed) log.error("the transit listener stopped: {error}", { error });
+      }),
+    );
+  }
+
+  /** The gate's `onSyn`: starts connecting to the destination; false drops the SYN (counted). */
+  readonly onSyn = (syn: HeldSyn): boolean => {
+    if (this.#closed) return false;
+    if (!this.#table.hasRoom) {
+      this.#counters.flowLimitDrops++;
+      log.debug("tcp {key}: SYN dropped, {max} flows already", { key: syn.key, max: this.#table.maxFlows });
+      return false;
+    }
+    const flow: TcpFlow = {
+      protocol: "tcp",
+      key: syn.key,
+      client: syn.src,
+      clientPort: syn.srcPort,
+      target: syn.dst,
+      targetPort: syn.dstPort,
+      startedAt: performance.now(),
+      state: "connecting",
+      bytesOut: 0,
+      bytesIn: 0,
+      packetsOut: 0,
+      packetsIn: 0,
+      host: null,
+      conn: null,
+      timer: null,
+    };
+    this.#table.add(flow);
+    this.#flows.add(flow);
+    this.#track(this.#connect(flow));
+    return true;
+  };
+
+  async #connect(flow: TcpFlow): Promise<void> {
+    const target = `${formatIpv4(flow.target)}:${flow.targetPort}`;
+    let host: Deno.TcpConn;
+    try {
+      host = await Deno.connect({
+        hostname: formatIpv4(flow.target),
+        port: flow.targetPort,
+        signal: AbortSignal.timeout(this.#connectTimeoutMs),
+      });
+    } catch (error) {
+      const refused = error instanceof Deno.errors.ConnectionRefused;
+      if (refused) this.#counters.tcpRefused++;
+      else this.#counters.tcpFailed++;
+      log.debug("tcp {key}: connecting to {target} failed: {error}", { key: flow.key, target, error });
+      this.#gate?.decide(flow.key, refused ? "refuse" : "unreachable");
+      this.#end(flow);
+      return;
+    }
+    if (this.#closed || !this.#flows.has(flow)) {
+      host.close();
+      return;
+    }
+    host.setNoDelay(true); // the application's own segments were already coalesced by its stack
+    this.#counters.tcpOpened++;
+    flow.host = host;
+    flow.state = "handshake";
+    flow.timer = setTimeout(() => {
+      if (flow.conn !== null) return;
+      this.#counters.tcpHandshakeTimeouts++;
+      log.debug("tcp {key}: the application did not complete its handshake", { key: flow.key });
+      this.#end(flow);
+    }, this.#handshakeTimeoutMs);
+    this.#gate?.decide(flow.key, "admit");
+  }
+
+  #attach(conn: TcpConn): void {
+    const key = flowKey(
+      "tcp",
+      parseIpv4(conn.remoteAddr.hostname) ?? 0,
+      conn.remoteAddr.port,
+      parseIpv4(conn.localAddr.hostname) ?? 0,
+      conn.localAddr.port,
+    );
+    const flow = this.#table.get(key) as TcpFlow | undefined;
+    if (flow === undefined || flow.host === null || flow.conn !== null) {
+      conn.connection.abort();
+      return;
+    }
+    if (flow.timer !== null) clearTimeout(flow.timer);
+    flow.timer = null;
+    flow.conn = conn;
+    flow.state = "open";
+    this.#track(this.#relay(flow, conn, flow.host));
+  }
+
+  async #relay(flow: TcpFlow, conn: TcpConn, host: Deno.TcpConn): Promise<void> {
+    let reset = false;
+    // Application → destination.
+    const up = (async () => {
+      const reader = conn.readable.getReader();
+      try {
+        while (true) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          flow.packetsOut++;
+          flow.bytesOut += value.length;
+          await writeAll(host, value);
+        }
+        flow.state = flow.state === "open" ? "client-closed" : "closing";
+        await host.closeWrite();
+      } catch (error) {
+        // The application reset, or the destination went away while we wrote: tear both down.
+        reset = true;
+        log.debug("tcp {key}: application side ended: {error}", { key: flow.key, error });
+        try {
+          host.close();
+        } catch { /* closed already */ }
+        conn.connection.abort();
+      } finally {
+        reader.releaseLock();
+      }
+    })();
+    // Destination → application.
+    const down = (async () => {
+      const buffer = new Uint8Array(this.#readBufferBytes);
+      const writer = conn.writable.getWriter();
+      try {
+        while (true) {
+          const n = await host.read(buffer);
+          if (n === null) break;
+          flow.packetsIn++;
+          flow.bytesIn += n;
+          await writer.write(buffer.subarray(0, n)); // resolves once the stack copied it
+        }
+        flow.state = flow.state === "open" ? "server-closed" : "closing";
+        await writer.close(); // FIN to the application
+      } catch (error) {
+        reset = true;
+        log.debug("tcp {key}: destination side ended: {error}", { key: flow.key, error });
+        conn.connection.abort(); // RST to the application
+        try {
+          host.close();
+        } catch { /* closed already */ }
+      } finally {
+        writer.releaseLock();
+      }
+    })();
+    await Promise.all([up, down]);
+    if (reset) this.#counters.tcpReset++;
+    this.#end(flow);
+  }
+
+  #end(flow: TcpFlow): void {
+    if (!this.#flows.delete(flow)) return;
+    if (flow.timer !== null) clearTimeout(flow.timer);
+    this.#table.delete(flow.key);
+    this.#gate?.forget(flow.key);
+    try {
+      flow.host?.close();
+    } catch { /* closed already */ }
+    flow.conn?.close();
+  }
+
+  #track(task: Promise<void>): void {
+    this.#tasks.add(task);
+    task.finally(() => this.#tasks.delete(task));
+  }
+
+  /** Stops accepting, resets the application's connections and closes the host sockets. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#listener?.close();
+    for (const flow of [...this.#flows]) {
+      flow.conn?.connection.abort();
+      this.#end(flow);
+    }
+    await Promise.allSettled([...this.#tasks]);
+  }
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) offset += await conn.write(offset === 0 ? data : data.subarray(offset));
+}

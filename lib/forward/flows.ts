@@ -73,6 +73,12 @@ export class ForwardCounters {
   udpSendErrors = 0;
   /** Datagrams from the destination the stack could not queue (its send queue was full). */
   udpReplyDrops = 0;
+  /** ICMP echo requests relayed. */
+  echoRequests = 0;
+  /** Echo replies relayed back to the application. */
+  echoReplies = 0;
+  /** Echo requests dropped (no ICMP socket allowed, too many pending, send error). */
+  echoDrops = 0;
 }
 
 /** The flows of one relay, bounded by `maxFlows`. */

@@ -157,6 +157,9 @@ export class Ipv4Interface implements UnreachableReporter {
    * reused after the call: copy what must outlive it). Unset: such requests are dropped and counted.
    */
   onTransitEcho: ((datagram: Ipv4Datagram, now: number) => void) | null = null;
+  /** Echo replies queued by {@link queueEchoReply}, sent at the next poll. */
+  readonly #echoReplies: { src: Ipv4Address; dst: Ipv4Address; id: number; seq: number; data: Uint8Array }[] =
+    [];
 
   /** Creates the layer for one address. */
   constructor(options: Ipv4InterfaceOptions) {
@@ -259,9 +262,40 @@ export class Ipv4Interface implements UnreachableReporter {
     }
   }
 
+  /**
+   * Forwarding mode: queues an ICMP echo reply from `src` (the host that answered a relayed echo) to `dst`,
+   * sent at the next {@link poll}; the data is copied. Returns false (and counts a drop) when 64 are
+   * queued already.
+   */
+  queueEchoReply(
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    identifier: number,
+    sequence: number,
+    data: Uint8Array,
+  ): boolean {
+    if (this.#echoReplies.length >= 64) {
+      this.icmp.drops.count("echo-reply-queue-full");
+      return false;
+    }
+    this.#echoReplies.push({ src, dst, id: identifier, seq: sequence, data: data.slice() });
+    return true;
+  }
+
   /** Polls every protocol (and expires stale reassemblies); returns the earliest deadline or `null`. */
   poll(now: number, out: Ipv4Sink): number | null {
     this.#sink.target = out;
+    if (this.#echoReplies.length > 0) {
+      const buf = this.#scratch;
+      for (const r of this.#echoReplies) {
+        const length = writeIcmpv4Echo(buf, IPV4_HEADER_LENGTH, Icmpv4Type.ECHO_REPLY, r.id, r.seq, r.data);
+        writeIpv4Header(buf, 0, r.src, r.dst, IpProtocol.ICMP, length);
+        this.icmp.txPackets++;
+        this.icmp.txBytes += length;
+        this.#sink.sendIpv4(buf.subarray(0, IPV4_HEADER_LENGTH + length));
+      }
+      this.#echoReplies.length = 0;
+    }
     let next: number | null = this.#reassembler.poll(now);
     for (const handler of this.#protocols.values()) {
       const deadline = handler.poll(now, this.#sink);

@@ -167,3 +167,16 @@ Deno.test("syn gate: a SYN the relay will not take is dropped; other segments an
   iface.ingress(local, 0, out);
   assert.deepEqual(tcp.received, [ack, local]);
 });
+
+Deno.test("transit: a relayed echo reply is sent at the next poll from the host that answered", () => {
+  const { iface, out } = makeCore(true);
+  const data = new Uint8Array([1, 2, 3, 4]);
+  assert.equal(iface.queueEchoReply(ip("10.77.0.2"), ip("10.0.0.1"), 0x1234, 7, data), true);
+  assert.equal(out.packets.length, 0);
+  iface.poll(0, out);
+  const icmp = expectIcmp(out.take()[0], { src: "10.77.0.2", dst: "10.0.0.1", type: Icmpv4Type.ECHO_REPLY });
+  assert.deepEqual([icmp.identifier, icmp.sequence, [...icmp.data()]], [0x1234, 7, [1, 2, 3, 4]]);
+  for (let i = 0; i < 64; i++) iface.queueEchoReply(1, 2, 3, i, data);
+  assert.equal(iface.queueEchoReply(1, 2, 3, 99, data), false, "the queue is bounded");
+  assert.equal(iface.icmp.drops.get("echo-reply-queue-full"), 1);
+});

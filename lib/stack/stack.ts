@@ -152,6 +152,8 @@ export class Stack {
   #ipv6Disabled = 0;
   /** Frames from the Ethernet layer, to the device. */
   readonly #frames: FrameSink;
+  /** Counters of components added on top (e.g. the forwarding relay), by name. */
+  readonly #extraStats = new Map<string, () => unknown>();
   #stopping = false;
   /** During shutdown, the time until which the loop keeps running for a DHCP release. */
   #drainUntil = 0;
@@ -269,6 +271,15 @@ export class Stack {
   }
 
   /**
+   * Forwarding mode: accepts TCP connections the application opens to other hosts, on any address and
+   * port (the IPv4 layer must take transit traffic: `iface.acceptTransit`). Each accepted connection's
+   * `localAddr` is the destination the application asked for.
+   */
+  listenTransit(options: { backlog?: number } = {}): TcpConnListener {
+    return new TcpConnListener(this.tcp.listenTransit(options.backlog), "0.0.0.0");
+  }
+
+  /**
    * Opens a TCP connection, like `Deno.connect`. Rejects with `Deno.errors.ConnectionRefused` (RST),
    * `Deno.errors.TimedOut` (no answer) or `TypeError` (bad address).
    */
@@ -312,6 +323,14 @@ export class Stack {
     return this.dhcp?.lease ?? null;
   }
 
+  /**
+   * Adds the counters of a component built on the stack (e.g. `forward`) to {@link stats} under `name`;
+   * `stats` calls `source` each time.
+   */
+  addStats(name: string, source: () => unknown): void {
+    this.#extraStats.set(name, source);
+  }
+
   /** All counters: device, Ethernet/ARP, IPv4, ICMP, UDP, TCP, DHCP, with drops by reason. */
   stats(): Record<string, unknown> {
     return {
@@ -328,6 +347,7 @@ export class Stack {
       tcp: { connections: this.tcp.countByState(), ...this.tcp.stats, drops: { ...this.tcp.stats.drops } },
       ...(this.dhcp ? { dhcp: this.dhcp.snapshot() } : {}),
       services: this.#services?.snapshot() ?? {},
+      ...Object.fromEntries([...this.#extraStats].map(([name, source]) => [name, source()])),
     };
   }
 

@@ -46,7 +46,10 @@ export const EPHEMERAL_PORT_FIRST = 49152;
 /** Last port of the ephemeral range. */
 export const EPHEMERAL_PORT_LAST = 65535;
 
-/** A passive open on a local port (any local address), with a bounded accept backlog. */
+/**
+ * A passive open on a local port (any local address), with a bounded accept backlog; or, made by
+ * {@link TcpLayer.listenTransit}, on every address and port of other hosts (`port` 0).
+ */
 export class TcpListener {
   /** The local port. */
   readonly port: number;
@@ -179,6 +182,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     payloadOffset: 0,
     payloadEnd: 0,
   };
+  #transitListener: TcpListener | null = null;
   /** Buckets keyed by remote address × 65536 + remote port. */
   readonly #table = new Map<number, TcpConnection[]>();
   readonly #all = new Set<TcpConnection>();
@@ -256,9 +260,21 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     return listener;
   }
 
+  /**
+   * Forwarding mode: listens on every address and port of other hosts, for the segments the IPv4 layer
+   * took in as transit (`Ipv4Datagram.transit`). Accepted connections have the address and port the
+   * peer asked for as their local ones. Throws if one exists already.
+   */
+  listenTransit(backlog: number = this.config.defaultBacklog): TcpListener {
+    if (this.#transitListener !== null) throw new Error("tcp: a transit listener exists already");
+    this.#transitListener = new TcpListener(this, 0, Math.max(1, backlog));
+    return this.#transitListener;
+  }
+
   /** Removes a listener (called by {@link TcpListener.close}). @internal */
   unlisten(listener: TcpListener): void {
-    if (this.#listeners.get(listener.port) === listener) this.#listeners.delete(listener.port);
+    if (listener === this.#transitListener) this.#transitListener = null;
+    else if (this.#listeners.get(listener.port) === listener) this.#listeners.delete(listener.port);
   }
 
   /**
@@ -406,11 +422,12 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     const opts = parseTcpOptions(seg.bytes, seg.optionsOffset, seg.payloadOffset, this.#options);
     const flags = seg.flags;
     const c = this.#lookup(datagram.dst, seg.dstPort, datagram.src, seg.srcPort);
+    const listener = datagram.transit === true ? this.#transitListener : this.#listeners.get(seg.dstPort);
     let issOverride: number | null = null;
     if (c !== null) {
       const newIncarnation = c.state === "TIME_WAIT" &&
         (flags & (TcpFlags.SYN | TcpFlags.ACK | TcpFlags.RST)) === TcpFlags.SYN &&
-        this.#listeners.has(seg.dstPort) && c.acceptsNewIncarnation(seg, opts);
+        listener != null && c.acceptsNewIncarnation(seg, opts);
       if (!newIncarnation) {
         try {
           c.ingress(seg, opts, now, out);
@@ -426,8 +443,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       issOverride = seqAdd(c.sndNxt, 65537);
       this.#remove(c);
     }
-    const listener = this.#listeners.get(seg.dstPort);
-    if (listener !== undefined) {
+    if (listener != null) {
       this.#listenInput(listener, datagram, seg, opts, now, out, issOverride);
       return;
     }

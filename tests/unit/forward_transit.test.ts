@@ -12,6 +12,7 @@ import { IpProtocol } from "../../lib/wire/ipv4.ts";
 import { Icmpv4Type, UnreachableCode } from "../../lib/wire/icmpv4.ts";
 import { parseIpv4Cidr } from "../../lib/wire/ipv4_address.ts";
 import { type HeldSyn, SynGate } from "../../lib/forward/syn_gate.ts";
+import { TcpLayer } from "../../lib/tcp/layer.ts";
 import { CollectingSink, echoRequest, expectIcmp, expectUdp, ip, udpPacket } from "../helpers/packets.ts";
 import { buildSegment, parseSegment } from "../helpers/tcp_packet.ts";
 
@@ -179,4 +180,49 @@ Deno.test("transit: a relayed echo reply is sent at the next poll from the host 
   for (let i = 0; i < 64; i++) iface.queueEchoReply(1, 2, 3, i, data);
   assert.equal(iface.queueEchoReply(1, 2, 3, 99, data), false, "the queue is bounded");
   assert.equal(iface.icmp.drops.get("echo-reply-queue-full"), 1);
+});
+
+Deno.test("tcp: the transit listener accepts a SYN to any host and port, answering as that host", () => {
+  const iface = new Ipv4Interface({ address: parseIpv4Cidr("10.0.0.2/24")!, mtu: 1500 });
+  const tcp = new TcpLayer({ mtu: 1500 });
+  iface.register(IpProtocol.TCP, tcp);
+  iface.acceptTransit = true;
+  const out = new CollectingSink();
+  const syn = (dst: string, dstPort: number) =>
+    buildSegment({ src: ip("10.0.0.1"), dst: ip(dst), srcPort: 40000, dstPort, flags: "S", seq: 1000 });
+  // No transit listener yet: a closed port, answered with RST+ACK from the host asked for.
+  iface.ingress(syn("10.77.0.2", 443), 0, out);
+  assert.equal(parseSegment(out.take()[0]).flags, "R.");
+  const listener = tcp.listenTransit(4);
+  assert.equal(listener.port, 0);
+  assert.throws(() => tcp.listenTransit(), /exists already/);
+  tcp.listen(443); // the stack's own port 443 does not take transit SYNs
+  iface.ingress(syn("10.77.0.2", 443), 0, out);
+  const synAck = parseSegment(out.take()[0]);
+  assert.deepEqual([synAck.src, synAck.srcPort, synAck.flags, synAck.ack], [
+    ip("10.77.0.2"),
+    443,
+    "S.",
+    1001,
+  ]);
+  assert.equal(listener.halfOpen, 1);
+  const ack = buildSegment({
+    src: ip("10.0.0.1"),
+    dst: ip("10.77.0.2"),
+    srcPort: 40000,
+    dstPort: 443,
+    flags: ".",
+    seq: 1001,
+    ack: (synAck.seq + 1) >>> 0,
+  });
+  iface.ingress(ack, 1, out);
+  const accepted = listener.accept()!;
+  assert.deepEqual([accepted.localAddress, accepted.localPort, accepted.state], [
+    ip("10.77.0.2"),
+    443,
+    "ESTABLISHED",
+  ]);
+  listener.close();
+  iface.ingress(syn("10.77.0.3", 80), 2, out);
+  assert.equal(parseSegment(out.take().at(-1)!).flags, "R.", "closed again once the listener is gone");
 });

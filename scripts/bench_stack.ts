@@ -13,12 +13,17 @@
  * briefly (a few seconds in all, smaller connection counts): CI runs it to keep the script working; its
  * numbers mean little. `BENCH_SECONDS` sets the seconds per workload (default 3).
  *
+ * Forwarding mode: iperf3 from a confined namespace through netstack (`--netns --forward`) to a server
+ * behind a veth, both directions, next to slirp4netns and pasta doing the same job in the same run (each
+ * with its defaults but for what the topology needs). `BENCH_ONLY=forward` runs only that part.
+ *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { type Netns, run, withNetns } from "../tests/helpers/netns.ts";
 import { startStack } from "../tests/helpers/stack_process.ts";
+import { type ForwardTopology, withForwardTopology } from "../tests/helpers/forward_topology.ts";
 import { latencySvg, type Panel } from "./bench_plot.ts";
 
 const { values: flags } = parseArgs({
@@ -346,6 +351,145 @@ async function addSources(ns: Netns, dev: string, prefix: string): Promise<void>
 
 console.error(`bench:stack: ${SMOKE ? "smoke run" : "full run"}, ${SECONDS} s per workload`);
 
+/** Kills `child` (one we started) and waits for it. */
+async function kill(child: Deno.ChildProcess): Promise<void> {
+  try {
+    child.kill("SIGKILL");
+  } catch { /* it exited */ }
+  await child.status;
+}
+
+/** iperf3 from `ns` to `host` for SECONDS; `reverse` for the download direction. Gbit/s received. */
+async function iperf(ns: Netns, host: string, reverse: boolean): Promise<number> {
+  const result = await ns.run(
+    ["iperf3", "-c", host, "-t", String(Math.max(1, Math.round(SECONDS))), "-J", ...(reverse ? ["-R"] : [])],
+    { timeoutMs: (SECONDS + 30) * 1000 },
+  );
+  const json = JSON.parse(result.stdout || "{}");
+  if (json.error || !json.end) {
+    throw new Error(`iperf3 ${reverse ? "-R " : ""}failed: ${json.error ?? result.stderr}`);
+  }
+  return json.end.sum_received.bits_per_second / 1e9;
+}
+
+/** Gbit/s up (confined namespace → server) and down, through whatever `setup` starts. */
+async function forwardRow(
+  name: string,
+  setup: (t: ForwardTopology) => Promise<{ stop(): Promise<void> }>,
+): Promise<{ up: number; down: number }> {
+  return await withForwardTopology(`ns-bf-${name}`, async (t) => {
+    // pasta takes its template from the interface with the default route; the others ignore it.
+    await t.run.exec(["ip", "route", "add", "default", "via", t.serverAddress]);
+    const server = new Deno.Command("ip", {
+      args: ["netns", "exec", t.server.name, "iperf3", "-s"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const relay = await setup(t);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the iperf3 server binds
+      return {
+        up: await iperf(t.app, t.serverAddress, false),
+        down: await iperf(t.app, t.serverAddress, true),
+      };
+    } finally {
+      await relay.stop();
+      await kill(server);
+    }
+  });
+}
+
+/** Starts a relay process in the run namespace and waits `settleMs` for it to configure the app side. */
+async function relayProcess(ns: Netns, cmd: string[], settleMs = 1500): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command("ip", {
+    args: ["netns", "exec", ns.name, ...cmd],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await new Promise((resolve) => setTimeout(resolve, settleMs));
+  return child;
+}
+
+/** Whether `program` is on PATH. */
+async function installed(program: string): Promise<boolean> {
+  return (await run(["sh", "-c", `command -v ${program}`])).code === 0;
+}
+
+async function benchForward(): Promise<void> {
+  if (!(await installed("iperf3"))) {
+    console.log("\nforwarding mode: skipped (iperf3 is not installed)");
+    return;
+  }
+  const rows: [string, { up: number; down: number }][] = [];
+  rows.push([
+    "netstack --forward",
+    await forwardRow("ns", async (t) => {
+      const stack = await startStack(t.run, ["--netns", t.app.name, "--forward", "--services", "none"]);
+      return { stop: async () => void (await stack.stop()) };
+    }),
+  ]);
+  if (await installed("slirp4netns")) {
+    rows.push([
+      "slirp4netns",
+      await forwardRow("slirp", async (t) => {
+        // slirp4netns joins the namespace of a process: one we start inside the app namespace.
+        const holder = new Deno.Command("ip", {
+          args: ["netns", "exec", t.app.name, "sleep", "600"],
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const slirp = await relayProcess(t.run, [
+          "slirp4netns",
+          "--configure",
+          "--mtu=65520",
+          "--disable-host-loopback",
+          String(holder.pid),
+          "tap0",
+        ]);
+        return { stop: async () => (await kill(slirp), await kill(holder)) };
+      }),
+    ]);
+  }
+  if (await installed("pasta")) {
+    rows.push([
+      "pasta",
+      await forwardRow("pasta", async (t) => {
+        const pasta = await relayProcess(t.run, [
+          "pasta",
+          "-f",
+          "--quiet",
+          "--runas",
+          "0:0",
+          "--config-net",
+          "--no-map-gw",
+          "-t",
+          "none",
+          "-u",
+          "none",
+          "-T",
+          "none",
+          "-U",
+          "none",
+          "--netns",
+          `/run/netns/${t.app.name}`,
+        ]);
+        return { stop: () => kill(pasta) };
+      }),
+    ]);
+  }
+  console.log(`\nforwarding mode: iperf3 -t ${SECONDS} from the confined namespace to a server; Gbit/s`);
+  console.log("relay                | up (app→server) | down (server→app)");
+  for (const [name, r] of rows) {
+    console.log(`${name.padEnd(20)} | ${r.up.toFixed(2).padStart(15)} | ${r.down.toFixed(2).padStart(17)}`);
+  }
+}
+
+if (Deno.env.get("BENCH_ONLY") === "forward") {
+  await benchForward();
+  Deno.exit(0);
+}
+
 const kernel = await withNetns("ns-bench-kref", async (a) => {
   return await withNetns("ns-bench-kpeer", async (b) => {
     await run([
@@ -489,3 +633,5 @@ Deno.writeTextFileSync(
   latencySvg(panels, `bench:stack ${new Date().toISOString()}, ${SECONDS} s per workload`),
 );
 console.log(`latency distributions: ${flags.svg}`);
+
+await benchForward();

@@ -70,6 +70,10 @@ Options:
   --no-ipv6               IPv4 only
   --netns NAME            tun/tap: create the device in network namespace NAME (an 'ip netns' name) and
                           configure the host side there; netstack itself stays where it runs
+  --forward               relay every TCP connection and UDP datagram to any address through host
+                          sockets (as slirp4netns and pasta); with --netns, a default route via the stack
+  --max-flows N           --forward: most relayed flows at once, 1..65536 (default 1024)
+  --udp-timeout SEC       --forward: close a UDP association idle this long, 1..3600 (default 60)
   --gateway ADDR          tap/pcap: next hop for destinations outside the subnet
   --dhcp                  tap/pcap: obtain address and gateway by DHCPv4 instead of --addr
   --mac MAC               tap/pcap: the stack's MAC (default random, locally administered)
@@ -123,6 +127,8 @@ export interface StackConfig {
   gateway6: Ipv6Address | null;
   /** tun/tap: the network namespace to create the device in. */
   netns?: string;
+  /** Forwarding mode and its limits. */
+  forward?: { maxFlows: number; udpIdleMs: number };
   /** MTU. */
   mtu: number;
   /** Services to run. */
@@ -178,6 +184,9 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     promiscuous: { type: "boolean", default: false },
     "no-configure": { type: "boolean", default: false },
     netns: { type: "string" },
+    forward: { type: "boolean", default: false },
+    "max-flows": { type: "string" },
+    "udp-timeout": { type: "string" },
     gateway: { type: "string" },
     dhcp: { type: "boolean", default: false },
     mac: { type: "string" },
@@ -349,6 +358,15 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     }
   }
   const mtu = parseIntegerFlag("stack", "mtu", v.mtu, 68, 65535);
+  let forward: StackConfig["forward"];
+  if (v.forward) {
+    forward = {
+      maxFlows: parseIntegerFlag("stack", "max-flows", v["max-flows"] ?? "1024", 1, 65536),
+      udpIdleMs: parseIntegerFlag("stack", "udp-timeout", v["udp-timeout"] ?? "60", 1, 3600) * 1000,
+    };
+  } else if (v["max-flows"] !== undefined || v["udp-timeout"] !== undefined) {
+    throw usage("--max-flows and --udp-timeout apply to --forward");
+  }
   const services: ServiceName[] = [];
   if (v.services !== "none") {
     const names = v.services.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
@@ -377,6 +395,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     hostAddress6,
     gateway6,
     netns: v.netns,
+    forward,
     mtu,
     services,
     capturePath: v.capture,
@@ -484,6 +503,7 @@ export async function runStack(args: string[]): Promise<number> {
       hostAddress6: config.hostAddress6,
       gateway6: config.gateway6,
       netns: config.netns,
+      forward: config.forward,
       gateway: config.gateway,
       mac: config.mac,
       promiscuous: config.promiscuous,
@@ -494,8 +514,9 @@ export async function runStack(args: string[]): Promise<number> {
       captureFilter: config.captureFilter,
       impairment: config.impairment,
       // The CLI owns the process: the loop may block in the kernel (half the round trip). --connect keeps
-      // the awaited wait, since its standard input is read by the event loop.
-      wait: config.connect ? "async" : "block",
+      // the awaited wait, since its standard input is read by the event loop; so does --forward, whose
+      // relay sockets are served by the event loop too.
+      wait: config.connect || config.forward ? "async" : "block",
     });
   } catch (error) {
     throw openFailure(error, config);
@@ -520,6 +541,7 @@ export async function runStack(args: string[]): Promise<number> {
       stack.ethernet?.gateway ? `gateway=${formatIpv4(stack.ethernet.gateway)}` : "",
       linkLocal6(stack),
       `mtu=${stack.iface.mtu}`,
+      config.forward ? `forward=on max-flows=${config.forward.maxFlows}` : "",
       `services=${config.services.join(",") || "none"}`,
     ];
     log.info(`ready ${fields.filter((f) => f !== "").join(" ")}`);

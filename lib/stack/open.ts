@@ -19,6 +19,7 @@ import type { MacAddress } from "../wire/ethernet.ts";
 import type { Ipv6Address, Ipv6Cidr } from "../wire/ipv6_address.ts";
 import type { AttachDhcpOptions } from "../dhcp/mod.ts";
 import { type ServiceName, Stack } from "./stack.ts";
+import { Forwarder, type ForwardOptions } from "../forward/forwarder.ts";
 
 /** Where the stack's packets go: see docs/cli.md `--backend`. */
 export type Backend = "tun" | "tap" | "pcap";
@@ -46,8 +47,11 @@ export interface OpenStackOptions {
    * side there; the stack and its own sockets stay in the caller's namespace.
    */
   netns?: string;
-  /** tun/tap: add a default route on the host side via the stack's address. */
-  hostDefaultRoute?: boolean;
+  /**
+   * Forwarding mode (lib/forward): relay every TCP and UDP flow to any address through host sockets.
+   * With `netns`, the host side also gets a default route via the stack.
+   */
+  forward?: boolean | ForwardOptions;
   /** tap/pcap: next hop outside the subnet. */
   gateway?: Ipv4Address | null;
   /** tap/pcap: obtain the address by DHCPv4. */
@@ -84,6 +88,8 @@ export type TunStackOptions = Omit<OpenStackOptions, "backend" | "gateway" | "dh
 export interface OpenedStack {
   /** The running stack. */
   stack: Stack;
+  /** The relay, in forwarding mode. */
+  forwarder: Forwarder | null;
   /** Closes the stack, the device and the capture file. */
   close(): Promise<void>;
 }
@@ -102,7 +108,8 @@ function openDevice(options: OpenStackOptions): Device {
     hostAddress6: options.ipv6 === false ? null : options.hostAddress6 ?? null,
     offload: options.offload ?? true,
     netns: options.netns,
-    defaultRoute: options.hostDefaultRoute ? options.address.address : undefined,
+    // Only in another namespace: here, a default route via the stack would capture the relay's own sockets.
+    defaultRoute: options.forward && options.netns !== undefined ? options.address.address : undefined,
   });
 }
 
@@ -134,9 +141,20 @@ export function openStack(options: OpenStackOptions): OpenedStack {
       dhcp: options.dhcp,
       wait: options.wait,
     });
+    let forwarder: Forwarder | null = null;
+    if (options.forward) {
+      try {
+        forwarder = new Forwarder(stack, options.forward === true ? {} : options.forward);
+      } catch (error) {
+        stack.close().finally(() => file?.close());
+        throw error;
+      }
+    }
     return {
       stack,
+      forwarder,
       async close() {
+        await forwarder?.close();
         await stack.close();
         file?.close();
       },

@@ -205,3 +205,34 @@ Deno.test("cli: IPv6 flags — defaults on tun, --addr6/--host-addr6/--gateway6,
     assert.throws(() => parseStackArgs(args), UsageError, args.join(" "));
   }
 });
+
+Deno.test("cli: --netns and --forward with their limits", () => {
+  const plain = parseStackArgs([])!;
+  assert.equal(plain.netns, undefined);
+  assert.equal(plain.forward, undefined);
+  const config = parseStackArgs([
+    "--netns",
+    "confined",
+    "--forward",
+    "--max-flows",
+    "8",
+    "--udp-timeout",
+    "5",
+  ])!;
+  assert.equal(config.netns, "confined");
+  assert.deepEqual(config.forward, { maxFlows: 8, udpIdleMs: 5000 });
+  assert.deepEqual(parseStackArgs(["--forward"])!.forward, { maxFlows: 1024, udpIdleMs: 60_000 });
+  const mistakes: [string[], RegExp][] = [
+    [["--netns", "a/b"], /--netns needs the name of a network namespace/],
+    [["--backend", "pcap", "--iface", "eth9", "--netns", "x"], /--netns applies to tun and tap/],
+    [["--max-flows", "8"], /apply to --forward/],
+    [["--forward", "--max-flows", "0"], /--max-flows must be between 1 and 65536/],
+    [["--forward", "--udp-timeout", "x"], /--udp-timeout needs a whole number/],
+  ];
+  for (const [args, message] of mistakes) {
+    assert.throws(
+      () => parseStackArgs(args),
+      (e: unknown) => e instanceof UsageError && message.test(e.message),
+    );
+  }
+});

@@ -11,8 +11,8 @@
  *   application closes the host socket; a refused connect is an RST to the SYN, any other failure
  *   (unreachable, no answer within `connectTimeoutMs`) an ICMP host unreachable.
  *
- * Per-flow memory is bounded by the stack's TCP buffers, one read buffer per direction, and the kernel's
- * socket buffers.
+ * Per-flow memory is bounded by the stack's TCP buffers, two chunks in hand per direction (a read
+ * overlaps the previous write), and the kernel's socket buffers.
  *
  * @module
  */
@@ -172,13 +172,19 @@ export class TcpRelay {
     // Application → destination.
     const up = (async () => {
       const reader = conn.readable.getReader();
+      // The next read from the stack overlaps the write of the previous chunk: at most two chunks per
+      // flow are in hand, and a slow destination still stops the reads (and so closes the window).
+      let writing: Promise<void> | null = null;
       try {
         while (true) {
           const { value, done } = await reader.read();
+          if (writing !== null) await writing;
+          writing = null;
           if (done) break;
           flow.packetsOut++;
           flow.bytesOut += value.length;
-          await writeAll(host, value);
+          writing = writeAll(host, value);
+          writing.catch(() => {}); // handled when awaited; not an unhandled rejection meanwhile
         }
         flow.state = flow.state === "open" ? "client-closed" : "closing";
         await host.closeWrite();
@@ -196,15 +202,22 @@ export class TcpRelay {
     })();
     // Destination → application.
     const down = (async () => {
-      const buffer = new Uint8Array(this.#readBufferBytes);
+      // Two buffers used in turn: the next host read overlaps the stack taking the previous one (a write
+      // resolves once the stack copied the bytes into its send buffer, so the buffer is free again).
+      const buffers = [new Uint8Array(this.#readBufferBytes), new Uint8Array(this.#readBufferBytes)];
       const writer = conn.writable.getWriter();
+      let writing: Promise<void> | null = null;
       try {
-        while (true) {
+        for (let turn = 0;; turn ^= 1) {
+          const buffer = buffers[turn];
           const n = await host.read(buffer);
+          if (writing !== null) await writing;
+          writing = null;
           if (n === null) break;
           flow.packetsIn++;
           flow.bytesIn += n;
-          await writer.write(buffer.subarray(0, n)); // resolves once the stack copied it
+          writing = writer.write(buffer.subarray(0, n));
+          writing.catch(() => {}); // handled when awaited; not an unhandled rejection meanwhile
         }
         flow.state = flow.state === "open" ? "server-closed" : "closing";
         await writer.close(); // FIN to the application

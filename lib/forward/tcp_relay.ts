@@ -11,13 +11,14 @@
  *   application closes the host socket; a refused connect is an RST to the SYN, any other failure
  *   (unreachable, no answer within `connectTimeoutMs`) an ICMP host unreachable.
  *
- * Per-flow memory is bounded by the stack's TCP buffers, two chunks in hand per direction (a read
- * overlaps the previous write), and the kernel's socket buffers.
+ * Per-flow memory is bounded by the stack's TCP buffers, two buffers of `readBufferBytes` per direction
+ * (a read overlaps the previous write), and the kernel's socket buffers.
  *
  * @module
  */
 
 import type { TcpConn, TcpConnListener } from "../stack/tcp_conn.ts";
+import { StackSide } from "./stack_side.ts";
 import { formatIpv4, parseIpv4 } from "../wire/ipv4_address.ts";
 import { type Flow, flowKey, type FlowTable, type ForwardCounters } from "./flows.ts";
 import type { HeldSyn, SynGate } from "./syn_gate.ts";
@@ -31,13 +32,13 @@ export interface TcpRelayOptions {
   connectTimeoutMs?: number;
   /** Give up on an application that does not complete its handshake after this long; default 10 s. */
   handshakeTimeoutMs?: number;
-  /** Bytes read from the host socket at once; default 128 KiB. */
+  /** Bytes moved per read, in each direction (two such buffers per direction); default 128 KiB. */
   readBufferBytes?: number;
 }
 
 interface TcpFlow extends Flow {
   host: Deno.TcpConn | null;
-  conn: TcpConn | null;
+  conn: StackSide | null;
   timer: ReturnType<typeof setTimeout> | null;
 }
 
@@ -162,74 +163,65 @@ export class TcpRelay {
     }
     if (flow.timer !== null) clearTimeout(flow.timer);
     flow.timer = null;
-    flow.conn = conn;
+    const side = new StackSide(conn.connection);
+    flow.conn = side;
     flow.state = "open";
-    this.#track(this.#relay(flow, conn, flow.host));
+    this.#track(this.#relay(flow, side, flow.host));
   }
 
-  async #relay(flow: TcpFlow, conn: TcpConn, host: Deno.TcpConn): Promise<void> {
+  async #relay(flow: TcpFlow, conn: StackSide, host: Deno.TcpConn): Promise<void> {
     let reset = false;
-    // Application → destination.
+    const fail = (side: string, error: unknown) => {
+      // Either side's reset (or a write into a side that went away) tears both down: RST to the
+      // application, close of the host socket.
+      reset = true;
+      log.debug("tcp {key}: {side} side ended: {error}", { key: flow.key, side, error });
+      conn.abort();
+      try {
+        host.close();
+      } catch { /* closed already */ }
+    };
+    // Each direction uses two buffers in turn: the next read overlaps the write of the previous one
+    // (at most two chunks in hand), and a side that does not take data stops the reads from the other.
+    const size = this.#readBufferBytes;
     const up = (async () => {
-      const reader = conn.readable.getReader();
-      // The next read from the stack overlaps the write of the previous chunk: at most two chunks per
-      // flow are in hand, and a slow destination still stops the reads (and so closes the window).
+      const buffers = [new Uint8Array(size), new Uint8Array(size)];
       let writing: Promise<void> | null = null;
       try {
-        while (true) {
-          const { value, done } = await reader.read();
+        for (let turn = 0;; turn ^= 1) {
+          const n = await conn.read(buffers[turn]);
           if (writing !== null) await writing;
           writing = null;
-          if (done) break;
+          if (n === null) break;
           flow.packetsOut++;
-          flow.bytesOut += value.length;
-          writing = writeAll(host, value);
+          flow.bytesOut += n;
+          writing = writeAll(host, buffers[turn].subarray(0, n));
           writing.catch(() => {}); // handled when awaited; not an unhandled rejection meanwhile
         }
         flow.state = flow.state === "open" ? "client-closed" : "closing";
         await host.closeWrite();
       } catch (error) {
-        // The application reset, or the destination went away while we wrote: tear both down.
-        reset = true;
-        log.debug("tcp {key}: application side ended: {error}", { key: flow.key, error });
-        try {
-          host.close();
-        } catch { /* closed already */ }
-        conn.connection.abort();
-      } finally {
-        reader.releaseLock();
+        fail("application", error);
       }
     })();
-    // Destination → application.
     const down = (async () => {
-      // Two buffers used in turn: the next host read overlaps the stack taking the previous one (a write
-      // resolves once the stack copied the bytes into its send buffer, so the buffer is free again).
-      const buffers = [new Uint8Array(this.#readBufferBytes), new Uint8Array(this.#readBufferBytes)];
-      const writer = conn.writable.getWriter();
+      const buffers = [new Uint8Array(size), new Uint8Array(size)];
       let writing: Promise<void> | null = null;
       try {
         for (let turn = 0;; turn ^= 1) {
-          const buffer = buffers[turn];
-          const n = await host.read(buffer);
+          const n = await host.read(buffers[turn]);
           if (writing !== null) await writing;
           writing = null;
           if (n === null) break;
           flow.packetsIn++;
           flow.bytesIn += n;
-          writing = writer.write(buffer.subarray(0, n));
-          writing.catch(() => {}); // handled when awaited; not an unhandled rejection meanwhile
+          writing = conn.write(buffers[turn].subarray(0, n)); // resolves once the stack copied it
+          writing.catch(() => {});
         }
         flow.state = flow.state === "open" ? "server-closed" : "closing";
-        await writer.close(); // FIN to the application
+        conn.closeWrite(); // FIN to the application
       } catch (error) {
-        reset = true;
-        log.debug("tcp {key}: destination side ended: {error}", { key: flow.key, error });
-        conn.connection.abort(); // RST to the application
-        try {
-          host.close();
-        } catch { /* closed already */ }
-      } finally {
-        writer.releaseLock();
+        fail("destination", error);
       }
     })();
     await Promise.all([up, down]);
@@ -258,7 +250,7 @@ export class TcpRelay {
     this.#closed = true;
     this.#listener?.close();
     for (const flow of [...this.#flows]) {
-      flow.conn?.connection.abort();
+      flow.conn?.abort();
       this.#end(flow);
     }
     await Promise.allSettled([...this.#tasks]);

@@ -11,10 +11,11 @@ import type { Netns } from "./netns.ts";
 /**
  * `server.py DIR PORT`: TCP echo on PORT (one thread per connection; echoes as it reads, then half-closes
  * after the client did) printing `peer ADDR` for each connection; UDP echo on PORT; HTTP on PORT+1
- * serving DIR. Prints `listening` once all three are bound.
+ * serving DIR; on PORT+2, a reset (SO_LINGER 0) after the first byte read. Prints `listening` once all
+ * are bound.
  */
 export const PY_SERVER = `
-import socket, sys, threading, functools, http.server
+import socket, sys, threading, functools, http.server, struct
 directory, port = sys.argv[1], int(sys.argv[2])
 def echo(conn):
     try:
@@ -32,6 +33,12 @@ def tcp(s):
         conn, peer = s.accept()
         print("peer", peer[0], flush=True)
         threading.Thread(target=echo, args=(conn,), daemon=True).start()
+def resetter(r):
+    while True:
+        conn, _ = r.accept()
+        conn.recv(1)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
 def udp(u):
     while True:
         data, peer = u.recvfrom(65535)
@@ -39,11 +46,14 @@ def udp(u):
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", port)); s.listen(256)
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", port))
+r = socket.socket(); r.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+r.bind(("0.0.0.0", port + 2)); r.listen(16)
 class Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args): pass
 h = http.server.ThreadingHTTPServer(("0.0.0.0", port + 1), functools.partial(Quiet, directory=directory))
 threading.Thread(target=tcp, args=(s,), daemon=True).start()
 threading.Thread(target=udp, args=(u,), daemon=True).start()
+threading.Thread(target=resetter, args=(r,), daemon=True).start()
 print("listening", flush=True)
 h.serve_forever()
 `;
@@ -93,7 +103,8 @@ export async function startServer(ns: Netns, directory: string, port: number): P
  * - `udp SIZES`: one datagram per size (comma list), each answered; reports the sizes echoed exactly
  *   and the address the replies came from;
  * - `connect TIMEOUT`: one connect; reports the error name (or "connected") and the seconds it took;
- * - `udp-then-connect TIMEOUT`: one UDP exchange, then at once one connect, as `connect`.
+ * - `udp-then-connect TIMEOUT`: one UDP exchange, then at once one connect, as `connect`;
+ * - `reset`: connect, send one byte, report how the read ended (`ConnectionResetError:104` on a reset).
  */
 export const PY_CLIENT = `
 import socket, sys, json, os, threading, time
@@ -134,6 +145,13 @@ elif mode == "udp":
         sources.add("%s:%d" % peer)
         if reply == data: exact.append(size)
     print(json.dumps({"exact": exact, "sources": sorted(sources)}))
+elif mode == "reset":
+    s = socket.create_connection((host, port), timeout=10); s.sendall(b"x")
+    try:
+        result = "data" if s.recv(100) else "eof"
+    except OSError as e:
+        result = type(e).__name__ + ":" + str(e.errno)
+    print(json.dumps({"result": result}))
 elif mode == "connect" or mode == "udp-then-connect":
     if mode == "udp-then-connect":
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(3)

@@ -80,6 +80,12 @@ privilegedTest("forward: TCP and UDP from a confined namespace are relayed to th
         assert.deepEqual(r, { exact: sizes, sources: [`${topo.serverAddress}:${PORT}`] });
       });
 
+      await t.step("a reset by the server resets the application's connection", async () => {
+        assert.deepEqual(await client(app, ["reset", topo.serverAddress, PORT + 2]), {
+          result: "ConnectionResetError:104",
+        });
+      });
+
       await t.step("a closed port is refused within a second", async () => {
         const r = await client(app, ["connect", topo.serverAddress, 9, 5]);
         assert.equal(r.result, "ConnectionRefusedError:111");
@@ -124,7 +130,8 @@ privilegedTest("forward: TCP and UDP from a confined namespace are relayed to th
         async () => {
           const s = await stats(topo);
           const forward = s.forward as Record<string, number>;
-          assert.ok(forward.tcpOpened >= 103, JSON.stringify(forward));
+          assert.ok(forward.tcpOpened >= 104, JSON.stringify(forward));
+          assert.ok(forward.tcpReset >= 1, JSON.stringify(forward));
           assert.equal(forward.tcpRefused, 1);
           assert.equal(forward.tcpFailed, 2);
           assert.ok(forward.udpOpened >= 1);

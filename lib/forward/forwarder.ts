@@ -13,7 +13,9 @@
  * @module
  */
 
-import type { Stack } from "../stack/stack.ts";
+import type { Ipv4Interface } from "../iface/ipv4_interface.ts";
+import type { UdpLayer } from "../udp/layer.ts";
+import type { TcpLayer } from "../tcp/layer.ts";
 import { IpProtocol } from "../wire/ipv4.ts";
 import { FlowTable, ForwardCounters } from "./flows.ts";
 import { UdpRelay } from "./udp_relay.ts";
@@ -31,6 +33,23 @@ export interface ForwardOptions {
   udpIdleMs?: number;
 }
 
+/**
+ * What the relay needs of a stack (the library's `Stack` has all of it): its layers, a way to make its
+ * loop poll soon, and a place in its counters.
+ */
+export interface ForwardHost {
+  /** The IPv4 layer. */
+  readonly iface: Ipv4Interface;
+  /** The UDP layer. */
+  readonly udp: UdpLayer;
+  /** The TCP layer. */
+  readonly tcp: TcpLayer;
+  /** Asks the stack's loop to poll now. */
+  kick(): void;
+  /** Adds counters to the stack's `stats()` under `name`. */
+  addStats(name: string, source: () => unknown): void;
+}
+
 /** The relay of one stack; {@link Forwarder.close} before closing the stack. */
 export class Forwarder {
   /** Counters of the relay as a whole. */
@@ -42,7 +61,7 @@ export class Forwarder {
   readonly #icmp: IcmpRelay;
 
   /** Turns forwarding on for `stack`. */
-  constructor(stack: Stack, options: ForwardOptions = {}) {
+  constructor(stack: ForwardHost, options: ForwardOptions = {}) {
     this.#table = new FlowTable(options.maxFlows ?? 1024);
     this.#udp = new UdpRelay(
       {
@@ -57,7 +76,7 @@ export class Forwarder {
     this.#gate = new SynGate(stack.tcp, stack.iface, this.#tcp.onSyn, () => stack.kick());
     stack.iface.register(IpProtocol.TCP, this.#gate);
     // The gate holds at most one SYN per flow, so the table bounds the handshakes in progress.
-    this.#tcp.start(this.#gate, stack.listenTransit({ backlog: this.#table.maxFlows }));
+    this.#tcp.start(this.#gate, stack.tcp.listenTransit(this.#table.maxFlows));
     stack.udp.bindTransit(this.#udp.onDatagram);
     this.#icmp = new IcmpRelay({
       queueEchoReply: (src, dst, id, seq, data) => stack.iface.queueEchoReply(src, dst, id, seq, data),

@@ -2,14 +2,29 @@
  * The relay's view of a connection of the stack: reads into the caller's buffer and writes from it,
  * straight on the protocol connection (`TcpConnection.recv`/`send`), waking on its events. A relay moves
  * every byte twice anyway (stack buffer ↔ its buffer ↔ host socket); going through the `ReadableStream`
- * of `TcpConn` would add an allocation per read and the stream machinery on the hot path.
+ * of the stack's `TcpConn` would add an allocation per read and the stream machinery on the hot path.
  *
  * @module
  */
 
 import type { TcpConnection } from "../tcp/connection.ts";
-import { TcpEvent } from "../tcp/state.ts";
-import { closeError } from "../stack/tcp_conn.ts";
+import { type TcpCloseError, TcpEvent } from "../tcp/state.ts";
+
+/** The typed error for how a connection ended abnormally (as `Deno.connect`'s connections report it). */
+function closeError(error: TcpCloseError | null): Error {
+  switch (error) {
+    case "refused":
+      return new Deno.errors.ConnectionRefused("connection refused");
+    case "timeout":
+      return new Deno.errors.TimedOut("connection timed out");
+    case "reset":
+      return new Deno.errors.ConnectionReset("connection reset by peer");
+    case "aborted":
+      return new Deno.errors.ConnectionAborted("connection aborted");
+    default:
+      return new Deno.errors.NotConnected("the connection is closed");
+  }
+}
 
 /** A stack connection driven by the relay; it takes over the connection's `onEvent`. */
 export class StackSide {

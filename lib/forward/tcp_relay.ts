@@ -1,8 +1,8 @@
 /**
  * The TCP half of the relay. For each SYN the application sends to any host and port (held by the
  * {@link SynGate}), it connects a host socket (`Deno.connect`, in netstack's own namespace) to the same
- * destination; once that is open the SYN goes on to the stack's TCP, whose transit listener accepts the
- * connection, and the two are joined both ways:
+ * destination; once that is open the SYN goes on to the stack's TCP, whose transit listener
+ * (`TcpLayer.listenTransit`) accepts the connection, and the two are joined both ways:
  *
  * - backpressure on both sides: a read is written out before the next read, so a slow destination
  *   closes the stack's receive window and a slow application stops the reads from the host socket;
@@ -17,9 +17,10 @@
  * @module
  */
 
-import type { TcpConn, TcpConnListener } from "../stack/tcp_conn.ts";
+import type { TcpListener } from "../tcp/layer.ts";
+import type { TcpConnection } from "../tcp/connection.ts";
 import { StackSide } from "./stack_side.ts";
-import { formatIpv4, parseIpv4 } from "../wire/ipv4_address.ts";
+import { formatIpv4 } from "../wire/ipv4_address.ts";
 import { type Flow, flowKey, type FlowTable, type ForwardCounters } from "./flows.ts";
 import type { HeldSyn, SynGate } from "./syn_gate.ts";
 import { logger } from "../log.ts";
@@ -52,7 +53,7 @@ export class TcpRelay {
   readonly #flows = new Set<TcpFlow>();
   readonly #tasks = new Set<Promise<void>>();
   #gate: SynGate | null = null;
-  #listener: TcpConnListener | null = null;
+  #listener: TcpListener | null = null;
   #closed = false;
 
   /** Creates the relay; connect it with {@link TcpRelay.start}. */
@@ -69,17 +70,20 @@ export class TcpRelay {
     return this.#flows.size;
   }
 
-  /** Starts accepting from the stack's transit `listener`; `gate` holds the SYNs. */
-  start(gate: SynGate, listener: TcpConnListener): void {
+  /** Starts accepting from the stack's transit `listener` (`TcpLayer.listenTransit`); `gate` holds the SYNs. */
+  start(gate: SynGate, listener: TcpListener): void {
     this.#gate = gate;
     this.#listener = listener;
-    this.#track(
-      (async () => {
-        for await (const conn of listener) this.#attach(conn);
-      })().catch((error) => {
-        if (!this.#closed) log.error("the transit listener stopped: {error}", { error });
-      }),
-    );
+    let scheduled = false;
+    listener.onAcceptable = () => {
+      // Called from inside the stack's receive path: take the connections once that has returned.
+      if (scheduled) return;
+      scheduled = true;
+      queueMicrotask(() => {
+        scheduled = false;
+        for (let c = listener.accept(); c !== null; c = listener.accept()) this.#attach(c);
+      });
+    };
   }
 
   /** The gate's `onSyn`: starts connecting to the destination; false drops the SYN (counted). */
@@ -148,22 +152,22 @@ export class TcpRelay {
     this.#gate?.decide(flow.key, "admit");
   }
 
-  #attach(conn: TcpConn): void {
+  #attach(connection: TcpConnection): void {
     const key = flowKey(
       "tcp",
-      parseIpv4(conn.remoteAddr.hostname) ?? 0,
-      conn.remoteAddr.port,
-      parseIpv4(conn.localAddr.hostname) ?? 0,
-      conn.localAddr.port,
+      connection.remoteAddress,
+      connection.remotePort,
+      connection.localAddress,
+      connection.localPort,
     );
     const flow = this.#table.get(key) as TcpFlow | undefined;
     if (flow === undefined || flow.host === null || flow.conn !== null) {
-      conn.connection.abort();
+      connection.abort();
       return;
     }
     if (flow.timer !== null) clearTimeout(flow.timer);
     flow.timer = null;
-    const side = new StackSide(conn.connection);
+    const side = new StackSide(connection);
     flow.conn = side;
     flow.state = "open";
     this.#track(this.#relay(flow, side, flow.host));

@@ -271,15 +271,6 @@ export class Stack {
   }
 
   /**
-   * Forwarding mode: accepts TCP connections the application opens to other hosts, on any address and
-   * port (the IPv4 layer must take transit traffic: `iface.acceptTransit`). Each accepted connection's
-   * `localAddr` is the destination the application asked for.
-   */
-  listenTransit(options: { backlog?: number } = {}): TcpConnListener {
-    return new TcpConnListener(this.tcp.listenTransit(options.backlog), "0.0.0.0");
-  }
-
-  /**
    * Opens a TCP connection, like `Deno.connect`. Rejects with `Deno.errors.ConnectionRefused` (RST),
    * `Deno.errors.TimedOut` (no answer) or `TypeError` (bad address).
    */

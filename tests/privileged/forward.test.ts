@@ -218,7 +218,7 @@ privilegedTest(
         app.name,
         "--forward",
         "--impair",
-        "loss=0.03,seed=11",
+        "loss=0.1,seed=11",
       ]);
       try {
         assert.match(await app.exec(["ip", "route", "show", "default"]), /default via 10\.0\.0\.2 dev tap0/);

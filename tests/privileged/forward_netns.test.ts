@@ -26,6 +26,13 @@ privilegedTest(
               "10.0.0.1/24",
             ],
           );
+          const inet6 = addr[0].addr_info.filter((a: { family: string; scope: string }) =>
+            a.family === "inet6" && a.scope === "global"
+          );
+          assert.deepEqual(
+            inet6.map((a: { local: string; prefixlen: number }) => `${a.local}/${a.prefixlen}`),
+            ["fd00::1/64"],
+          );
           // Not in netstack's own namespace.
           assert.notEqual((await run.run(["ip", "link", "show", "tunx0"])).code, 0);
           // No default route without --forward.

@@ -5,11 +5,19 @@
  *
  *   deno run -A scripts/bench_trace.ts [--rates 50000,100000,200000,max] [--seconds 3] [--senders 1]
  *                                       [--tools none,netstack,tcpdump,netstack-text,netstack-json]
- *                                       [--expression 'udp dst port 1042']
+ *                                       [--expression 'udp dst port 1042'] [--rounds 3] [--bpf-stats]
  *
- * For every rate it runs the sender three times: with nothing attached (baseline), with netstack trace
- * on the receiving veth, and with tcpdump on it; it reports what reached the interface (rx_packets),
- * what each tracer captured, and what it lost (netstack: ring buffer full; tcpdump: "dropped by kernel").
+ * For every rate it runs the sender once per tool: with nothing attached (`none`, the baseline), with
+ * netstack trace on the receiving veth, and with tcpdump on it; it reports what reached the interface
+ * (rx_packets), what each tracer captured, and what it lost (netstack: ring buffer full; tcpdump:
+ * "dropped by kernel"). Tools naming an ingress hook compare hooks: `netstack` (the default, `auto`),
+ * `netstack-tcx` (`--ingress-hook tcx`), `netstack-xdp` (`--ingress-hook xdp`: generic XDP) and
+ * `netstack-native` (`--mode native`: native XDP on the veth). A tool ending in `:all` runs without the
+ * expression (every packet captured). With `--rounds N` the tools run N times in turn (the machine's noise
+ * spreads over all of them) and a second table gives the medians, with sent/s and captured/s as ratios
+ * to tcpdump's. `--bpf-stats` sets the kernel.bpf_stats_enabled sysctl for the run (it is global: the
+ * old value is restored at the end) and reports the ingress program's mean run time per packet
+ * (run_time_ns / run_cnt from the tracer's /proc/PID/fdinfo).
  * The sender is this script in `--send` mode: an AF_PACKET socket driven by sendmmsg through FFI,
  * paced in batches of 32 frames; `--senders 2` runs two of them, one per CPU, sharing the rate. On a veth
  * the receive path (and so the XDP program) runs on the sending CPU, so an expensive hook slows the
@@ -171,6 +179,11 @@ function background(args: string[], ready: RegExp, limitMs: number) {
 interface Row {
   rate: string;
   tool: string;
+  round: number;
+  /** The ingress hook netstack's summary named. */
+  hook?: string;
+  /** Mean run time of the ingress program per packet, ns (with --bpf-stats). */
+  programNs?: number;
   sent: number;
   offered: number;
   reached: number;
@@ -193,8 +206,14 @@ async function main(): Promise<void> {
       senders: { type: "string", default: "1" },
       tools: { type: "string", default: "none,netstack,tcpdump" },
       expression: { type: "string", default: "" },
+      rounds: { type: "string", default: "1" },
+      "bpf-stats": { type: "boolean", default: false },
     },
   });
+  const rounds = Number(values.rounds);
+  if (!(Number.isInteger(rounds) && rounds >= 1 && rounds <= 20)) {
+    throw new Error("--rounds must be in 1..20");
+  }
   const seconds = Number(values.seconds);
   if (!(seconds > 0 && seconds <= 30)) throw new Error("--seconds must be in (0, 30]");
   if (values.send) {
@@ -209,7 +228,11 @@ async function main(): Promise<void> {
   const inPeer = (args: string[]) => ["ip", "netns", "exec", peer, ...args];
   const inLocal = (args: string[]) => ["ip", "netns", "exec", local, ...args];
   const rows: Row[] = [];
+  const tools = values.tools.split(",");
+  const statsSysctl = "/proc/sys/kernel/bpf_stats_enabled";
+  const statsBefore = values["bpf-stats"] ? (await Deno.readTextFile(statsSysctl)).trim() : undefined;
   try {
+    if (statsBefore !== undefined) await Deno.writeTextFile(statsSysctl, "1");
     await shOk(["ip", "netns", "add", peer]);
     await shOk(["ip", "netns", "add", local]);
     await shOk([
@@ -239,7 +262,6 @@ async function main(): Promise<void> {
 
     const senders = Number(values.senders);
     const expression = values.expression === "" ? [] : [values.expression];
-    const tools = values.tools.split(",");
     /** Runs `senders` sender processes (pinned to CPUs 0,1,…) sharing `rate`; returns the total sent. */
     const sendAt = async (rate: number) => {
       const results = await Promise.all(Array.from({ length: senders }, async (_, i) => {
@@ -276,69 +298,102 @@ async function main(): Promise<void> {
       return (Number(fields[11]) + Number(fields[12])) / 100;
     };
     const pcap = await Deno.makeTempFile({ suffix: ".pcap" });
+    /** Mean ns per run of the tracer's busiest BPF program (the ingress one), from its fdinfo. */
+    const programNs = async (pid: number) => {
+      let best = { ns: 0, count: 0 };
+      for await (const entry of Deno.readDir(`/proc/${pid}/fdinfo`)) {
+        const info = await Deno.readTextFile(`/proc/${pid}/fdinfo/${entry.name}`).catch(() => "");
+        const ns = /^run_time_ns:\s*(\d+)$/m.exec(info);
+        const count = /^run_cnt:\s*(\d+)$/m.exec(info);
+        if (ns && count && Number(count[1]) > best.count) {
+          best = { ns: Number(ns[1]), count: Number(count[1]) };
+        }
+      }
+      return best.count > 0 ? Math.round(best.ns / best.count) : undefined;
+    };
+    /** Runs the sender once with `tool` attached (see the module comment for the names). */
+    const runTool = async (toolSpec: string, rate: number, round: number): Promise<Row> => {
+      const [tool, scope] = toolSpec.split(":");
+      const expr = scope === "all" ? [] : expression;
+      let stopTool = () => Promise.resolve({ captured: 0, lost: 0, hook: undefined as string | undefined });
+      let pid = 0;
+      if (tool.startsWith("netstack")) {
+        // netstack: `-q -w FILE`; netstack-text: text lines to /dev/null; netstack-json: JSON lines.
+        const output = tool === "netstack-json"
+          ? ["--json"]
+          : tool === "netstack-text"
+          ? []
+          : ["-q", "-w", pcap];
+        const hook = {
+          "netstack-tcx": ["--ingress-hook", "tcx"],
+          "netstack-xdp": ["--ingress-hook", "xdp"],
+          "netstack-native": ["--mode", "native"],
+        }[tool] ?? [];
+        const p = background(
+          inLocal([Deno.execPath(), "run", "-A", ENTRY, "trace", "-i", "vb", ...hook, ...output, ...expr]),
+          /^tracing /m,
+          60_000,
+        );
+        await p.ready;
+        pid = p.pid;
+        stopTool = async () => {
+          const err = await p.stop();
+          const m = /^vb ingress (\S+): seen (\d+) matched (\d+) captured (\d+) lost (\d+)$/m.exec(err);
+          if (!m) throw new Error(`no summary: ${err}`);
+          return { captured: Number(m[4]), lost: Number(m[5]), hook: m[1] };
+        };
+      } else if (tool === "tcpdump") {
+        const p = background(
+          inLocal(["tcpdump", "-i", "vb", "-n", "-q", "-w", pcap, ...expr]),
+          /listening on/,
+          60_000,
+        );
+        await p.ready;
+        pid = p.pid;
+        stopTool = async () => {
+          const err = await p.stop();
+          const captured = /(\d+) packets? captured/.exec(err);
+          const dropped = /(\d+) packets? dropped by kernel/.exec(err);
+          if (!captured || !dropped) throw new Error(`no tcpdump summary: ${err}`);
+          return { captured: Number(captured[1]), lost: Number(dropped[1]), hook: "AF_PACKET" };
+        };
+      } else if (tool !== "none") {
+        throw new Error(`unknown tool ${tool}`);
+      }
+      const before = await rxPackets();
+      const cpuBefore = pid ? await cpuSeconds(pid) : 0;
+      const sent = await sendAt(rate);
+      const cpu = pid ? Math.round(((await cpuSeconds(pid)) - cpuBefore) / sent.seconds * 100) : undefined;
+      // tcpdump's TPACKET_V3 ring hands over a block when it is full or after its 1 s timeout, and what
+      // is still in the ring at SIGINT is not counted: give it that second.
+      await new Promise((r) => setTimeout(r, tool === "tcpdump" ? 1300 : 300));
+      const reached = (await rxPackets()) - before;
+      const ns = statsBefore !== undefined && tool.startsWith("netstack") ? await programNs(pid) : undefined;
+      const { captured, lost, hook } = await stopTool();
+      return {
+        rate: "",
+        tool: toolSpec,
+        round,
+        hook,
+        programNs: ns,
+        sent: sent.sent,
+        offered: Math.round(sent.sent / sent.seconds),
+        reached,
+        captured,
+        lost,
+        cpu,
+      };
+    };
     try {
-      for (const rateText of values.rates.split(",")) {
-        const rate = rateText === "max" ? 0 : Number(rateText);
-        for (const tool of tools) {
-          let stopTool = () => Promise.resolve({ captured: 0, lost: 0 });
-          let pid = 0;
-          if (tool.startsWith("netstack")) {
-            // netstack: `-q -w FILE`; netstack-text: text lines to /dev/null; netstack-json: JSON lines.
-            const output = tool === "netstack"
-              ? ["-q", "-w", pcap]
-              : tool === "netstack-json"
-              ? ["--json"]
-              : [];
-            const p = background(
-              inLocal([Deno.execPath(), "run", "-A", ENTRY, "trace", "-i", "vb", ...output, ...expression]),
-              /^tracing /m,
-              60_000,
-            );
-            await p.ready;
-            pid = p.pid;
-            stopTool = async () => {
-              const err = await p.stop();
-              const m = /^vb ingress \S+: seen (\d+) matched (\d+) captured (\d+) lost (\d+)$/m.exec(err);
-              if (!m) throw new Error(`no summary: ${err}`);
-              return { captured: Number(m[3]), lost: Number(m[4]) };
-            };
-          } else if (tool === "tcpdump") {
-            const p = background(
-              inLocal(["tcpdump", "-i", "vb", "-n", "-q", "-w", pcap, ...expression]),
-              /listening on/,
-              60_000,
-            );
-            await p.ready;
-            pid = p.pid;
-            stopTool = async () => {
-              const err = await p.stop();
-              const captured = /(\d+) packets? captured/.exec(err);
-              const dropped = /(\d+) packets? dropped by kernel/.exec(err);
-              if (!captured || !dropped) throw new Error(`no tcpdump summary: ${err}`);
-              return { captured: Number(captured[1]), lost: Number(dropped[1]) };
-            };
+      for (let round = 1; round <= rounds; round++) {
+        for (const rateText of values.rates.split(",")) {
+          const rate = rateText === "max" ? 0 : Number(rateText);
+          for (const tool of tools) {
+            const row = await runTool(tool, rate, round);
+            row.rate = rateText;
+            rows.push(row);
+            console.error(JSON.stringify(row));
           }
-          const before = await rxPackets();
-          const cpuBefore = pid ? await cpuSeconds(pid) : 0;
-          const sent = await sendAt(rate);
-          const cpu = pid
-            ? Math.round(((await cpuSeconds(pid)) - cpuBefore) / sent.seconds * 100)
-            : undefined;
-          await new Promise((r) => setTimeout(r, 300));
-          const reached = (await rxPackets()) - before;
-          const { captured, lost } = await stopTool();
-          const row = {
-            rate: rateText,
-            tool,
-            sent: sent.sent,
-            offered: Math.round(sent.sent / sent.seconds),
-            reached,
-            captured,
-            lost,
-            cpu,
-          };
-          rows.push(row);
-          console.error(JSON.stringify(row));
         }
       }
     } finally {
@@ -347,20 +402,62 @@ async function main(): Promise<void> {
   } finally {
     await sh(["ip", "netns", "delete", peer]);
     await sh(["ip", "netns", "delete", local]);
+    if (statsBefore !== undefined) await Deno.writeTextFile(statsSysctl, statsBefore);
   }
   console.log(
-    `senders: ${values.senders}, ${seconds} s per run, 60-byte UDP frames to ports 1000..1099` +
-      (values.expression === "" ? "" : `, expression '${values.expression}' (netstack and tcpdump)`),
+    `senders: ${values.senders}, ${seconds} s per run, ${rounds} round(s), 60-byte UDP frames to ports 1000..1099` +
+      (values.expression === ""
+        ? ""
+        : `, expression '${values.expression}' (netstack and tcpdump; not for tools ending in :all)`),
   );
-  console.log("| target pps | tool | sent/s | reached vb | captured | lost | captured/s | tool CPU % |");
-  console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  const dash = (v: number | string | undefined) => v === undefined ? "–" : String(v);
+  console.log(
+    "| round | target pps | tool | hook | sent/s | reached vb | captured | lost | captured/s | tool CPU % | program ns/packet |",
+  );
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const r of rows) {
-    const perSecond = r.tool === "none" ? "–" : String(Math.round(r.captured / seconds));
+    const none = r.tool === "none";
     console.log(
-      `| ${r.rate} | ${r.tool} | ${r.offered} | ${r.reached} | ${r.tool === "none" ? "–" : r.captured} | ${
-        r.tool === "none" ? "–" : r.lost
-      } | ${perSecond} | ${r.cpu ?? "–"} |`,
+      `| ${r.round} | ${r.rate} | ${r.tool} | ${dash(r.hook)} | ${r.offered} | ${r.reached} | ${
+        none ? "–" : r.captured
+      } | ${none ? "–" : r.lost} | ${none ? "–" : Math.round(r.captured / seconds)} | ${dash(r.cpu)} | ${
+        dash(r.programNs)
+      } |`,
     );
+  }
+  if (rounds < 2) return;
+  // Medians over the rounds, and ratios to tcpdump's medians at the same rate.
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  };
+  const ratio = (a: number, b: number | undefined) => b ? (a / b).toFixed(2) : "–";
+  console.log("");
+  console.log(
+    "| target pps | tool | hook | sent/s (median) | × tcpdump | captured/s | × tcpdump | lost (max) | tool CPU % | program ns/packet |",
+  );
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  for (const rate of values.rates.split(",")) {
+    const of = (tool: string) => rows.filter((r) => r.rate === rate && r.tool === tool);
+    const tcpdump = of("tcpdump");
+    const refSent = tcpdump.length ? median(tcpdump.map((r) => r.offered)) : undefined;
+    const refCaptured = tcpdump.length ? median(tcpdump.map((r) => r.captured / seconds)) : undefined;
+    for (const tool of tools) {
+      const rs = of(tool);
+      const none = tool === "none";
+      const sent = median(rs.map((r) => r.offered));
+      const captured = median(rs.map((r) => r.captured / seconds));
+      const cpus = rs.flatMap((r) => r.cpu === undefined ? [] : [r.cpu]);
+      const ns = rs.flatMap((r) => r.programNs === undefined ? [] : [r.programNs]);
+      console.log(
+        `| ${rate} | ${tool} | ${dash(rs[0]?.hook)} | ${Math.round(sent)} | ${ratio(sent, refSent)} | ${
+          none ? "–" : Math.round(captured)
+        } | ${none ? "–" : ratio(captured, refCaptured)} | ${
+          none ? "–" : Math.max(...rs.map((r) => r.lost))
+        } | ${cpus.length ? median(cpus) : "–"} | ${ns.length ? median(ns) : "–"} |`,
+      );
+    }
   }
 }
 

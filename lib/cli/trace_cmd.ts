@@ -13,7 +13,7 @@ import { parseHostPrefix, parseProtocol, TRACE_MAX_SNAPLEN, type TraceFilter } f
 import { decodePacket, RecordError, RecordHeaderReader } from "../trace/record.ts";
 import { formatJson, formatLine } from "../trace/format.ts";
 import { type DirectionOption, type HookCounters, monotonicToWall, Tracer } from "../trace/tracer.ts";
-import type { Attachment, EgressHookOption, XdpModeOption } from "../trace/attach.ts";
+import type { Attachment, EgressHookOption, IngressHookOption, XdpModeOption } from "../trace/attach.ts";
 import { CaptureFiles, captureFormat, type CaptureInterface } from "../trace/capture_files.ts";
 import { LinkType } from "../pcap/writer.ts";
 import { upInterfaces } from "../trace/link_type.ts";
@@ -85,6 +85,7 @@ export interface TraceArguments {
   /** `-i any` was given: every interface that is up, except loopback. */
   any: boolean;
   mode: XdpModeOption;
+  ingressHook: IngressHookOption;
   direction: DirectionOption;
   egressHook: EgressHookOption;
   filter: TraceFilter;
@@ -149,6 +150,7 @@ export function parseTraceArguments(args: string[]): TraceArguments {
     "stats-interval": { type: "string" },
     quiet: { type: "boolean", short: "q", default: false },
     "egress-hook": { type: "string", default: "auto" },
+    "ingress-hook": { type: "string", default: "auto" },
     "log-level": { type: "string", default: "warning" },
     help: { type: "boolean", short: "h", default: false },
   });
@@ -203,6 +205,7 @@ export function parseTraceArguments(args: string[]): TraceArguments {
     any: named.includes("any"),
     mode: choice("mode", v.mode, ["auto", "native", "generic"] as const),
     direction: choice("direction", v.direction, ["ingress", "egress", "both"] as const),
+    ingressHook: choice("ingress-hook", v["ingress-hook"], ["auto", "xdp", "tcx"] as const),
     egressHook: choice("egress-hook", v["egress-hook"], ["auto", "tcx", "clsact"] as const),
     filter,
     snaplenClamped: requested > TRACE_MAX_SNAPLEN ? requested : undefined,

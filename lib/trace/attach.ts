@@ -27,6 +27,8 @@ import type { Direction } from "./record.ts";
 
 /** `--mode`. */
 export type XdpModeOption = "auto" | "native" | "generic";
+/** `--ingress-hook`: `auto` = tcx on virtual devices, generic XDP on physical ones (see {@link chooseIngressHook}). */
+export type IngressHookOption = "auto" | "xdp" | "tcx";
 /** `--egress-hook`. */
 export type EgressHookOption = "auto" | "tcx" | "clsact";
 
@@ -116,8 +118,33 @@ function isBusy(error: unknown): boolean {
 }
 
 /**
- * Attaches the ingress program: XDP in `mode` (auto = generic), or, when another program already holds
- * the interface's XDP hook, the tcx ingress program (`tcxProgramFd`), after telling `onFallback` why.
+ * Which ingress hook `auto` picks for an interface: tcx ingress on virtual devices (veth, bridge, TUN,
+ * loopback…), where XDP could only be generic; generic XDP on physical ones. `--mode native|generic`
+ * asks for XDP by name and so does `--ingress-hook xdp`.
+ *
+ * Why tcx on virtual devices: generic (skb) XDP must give the program a linear frame with
+ * XDP_PACKET_HEADROOM (256 bytes) in front of it, so for every skb that is cloned, non-linear or has
+ * less headroom — every frame an AF_PACKET or UDP sender puts on a veth — the kernel reallocates the
+ * head and copies the packet before the program runs (netif_receive_generic_xdp). A tcx program reads
+ * the skb where it is. On a veth the receive path runs on the sender's CPU, so that copy slowed a
+ * 60-byte UDP flood by about a third (scripts/bench_trace.ts; numbers in docs/cli.md).
+ */
+export function chooseIngressHook(
+  iface: string,
+  mode: XdpModeOption,
+  hook: IngressHookOption,
+  virtual: (name: string) => boolean = isVirtualInterface,
+): "xdp" | "tcx" {
+  if (hook !== "auto") return hook;
+  if (mode !== "auto") return "xdp";
+  return virtual(iface) ? "tcx" : "xdp";
+}
+
+/**
+ * Attaches the ingress program on the hook {@link chooseIngressHook} picks: a tcx ingress link
+ * (`tcxProgramFd`), or XDP in `mode` (auto = generic). When another program already holds the
+ * interface's XDP hook, XDP falls back to tcx ingress after telling `onFallback` why; when the kernel
+ * has no tcx (before 6.6), `auto` falls back to generic XDP.
  */
 export function attachIngress(
   xdpProgramFd: number,
@@ -125,8 +152,24 @@ export function attachIngress(
   target: AttachTarget,
   mode: XdpModeOption,
   onFallback?: (reason: string) => void,
+  hook: IngressHookOption = "auto",
 ): Attachment {
   const { iface, ifindex } = target;
+  if (chooseIngressHook(iface, mode, hook) === "tcx") {
+    try {
+      return linkAttachment(
+        target,
+        "ingress",
+        "tcx",
+        linkCreate(tcxProgramFd, ifindex, AttachType.TCX_INGRESS),
+      );
+    } catch (error) {
+      const noTcx = error instanceof SystemError &&
+        (error.errno === Errno.EINVAL || error.errno === Errno.EOPNOTSUPP);
+      if (hook === "tcx" || !noTcx) throw explainError(error, iface, "attaching tcx ingress");
+      onFallback?.(`${iface}: tcx unavailable (${error.code}); tracing ingress with generic XDP`);
+    }
+  }
   const xdpMode = mode === "native" ? "native" : "generic";
   const flags = xdpMode === "native" ? XdpFlags.DRV_MODE : XdpFlags.SKB_MODE;
   try {

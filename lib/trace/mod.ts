@@ -4,7 +4,14 @@
  * @module
  */
 
-export { type Attachment, type EgressHookOption, isVirtualInterface, type XdpModeOption } from "./attach.ts";
+export {
+  type Attachment,
+  chooseIngressHook,
+  type EgressHookOption,
+  type IngressHookOption,
+  isVirtualInterface,
+  type XdpModeOption,
+} from "./attach.ts";
 export {
   describeFilter,
   encodeFilter,

@@ -38,6 +38,7 @@ import {
   type AttachTarget,
   type EgressHookOption,
   explainError,
+  type IngressHookOption,
   type XdpModeOption,
 } from "./attach.ts";
 import { interfaceLink } from "./link_type.ts";
@@ -67,6 +68,8 @@ export interface TracerOptions {
   interfaces: string[];
   direction: DirectionOption;
   mode: XdpModeOption;
+  /** Ingress hook; absent = `auto`. */
+  ingressHook?: IngressHookOption;
   egressHook: EgressHookOption;
   filter: TraceFilter;
 }
@@ -317,11 +320,13 @@ export class Tracer {
     const zeros = new Uint8Array(this.#cpus * COUNTERS_BYTES);
     const onFallback = (reason: string) => log.warn(reason);
     const added: Attachment[] = [];
-    const { direction, mode, egressHook } = this.#options;
+    const { direction, mode, ingressHook, egressHook } = this.#options;
     try {
       if (direction !== "egress") {
         mapUpdate(this.#countersFd, encodeCounterKey(target.ifindex, "ingress"), zeros);
-        added.push(attachIngress(programs.xdpFd, programs.tcIngressFd, target, mode, onFallback));
+        added.push(
+          attachIngress(programs.xdpFd, programs.tcIngressFd, target, mode, onFallback, ingressHook),
+        );
       }
       if (direction !== "ingress") {
         mapUpdate(this.#countersFd, encodeCounterKey(target.ifindex, "egress"), zeros);

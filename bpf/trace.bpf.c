@@ -45,9 +45,14 @@ struct {
 /* The data area is the power of two above TRACE_MAX_SNAPLEN so that a mask can bound the copy length. */
 #define TRACE_SCRATCH_MASK (2 * TRACE_MAX_SNAPLEN - 1)
 
+/* A VLAN tag (TPID and TCI) the kernel moved out of the frame, put back into records at tcx ingress. */
+#define VLAN_TAG_BYTES 4
+#define MAC_ADDRS_BYTES 12
+
 struct trace_scratch {
 	struct trace_record record;
-	__u8 data[2 * TRACE_MAX_SNAPLEN];
+	/* VLAN_TAG_BYTES more: a restored tag shifts the rest of the copy by that much. */
+	__u8 data[2 * TRACE_MAX_SNAPLEN + VLAN_TAG_BYTES];
 };
 
 /* Where a record is assembled before bpf_ringbuf_output copies it (the reserve API needs a constant size). */
@@ -315,17 +320,18 @@ static __always_inline int matches(const struct parsed *p)
  * load by lib/trace/splice.ts, which finds it as the target of the programs' BPF-to-BPF calls and checks
  * TRACE_EXPR_MAGIC. A separate (noinline) function gives the code its own registers and stack frame;
  * the verifier checks it in the caller's context, so the packet pointers keep their types.
- * Contract: data and data_end of the packet from the link-layer header, the wire length; returns
- * non-zero on a match. It is called only when trace_config.expr is set, so without an expression the
+ * Contract: data and data_end of the packet from the link-layer header, the wire length, and the VLAN
+ * tag the kernel took out of an Ethernet frame (TPID << 16 | TCI, 0 when none: see the tc programs),
+ * which the expression reads as if it were still in the frame; returns non-zero on a match. It is called only when trace_config.expr is set, so without an expression the
  * verifier prunes the call. The body here (a constant hidden from the compiler, which must neither
  * inline the function nor drop its arguments) is never run.
  */
-static __noinline int trace_expr(void *data, void *data_end, __u32 wire_len)
+static __noinline int trace_expr(void *data, void *data_end, __u32 wire_len, __u32 vlan)
 {
 	int match;
 	asm volatile("%[match] = %[magic]"
 		     : [match] "=r"(match)
-		     : [magic] "i"(TRACE_EXPR_MAGIC), "r"(data), "r"(data_end), "r"(wire_len));
+		     : [magic] "i"(TRACE_EXPR_MAGIC), "r"(data), "r"(data_end), "r"(wire_len), "r"(vlan));
 	return match;
 }
 
@@ -335,22 +341,48 @@ static __always_inline struct trace_counters *counters_for(__u32 ifindex, __u32 
 	return bpf_map_lookup_elem(&trace_counters, &key);
 }
 
-/* Assembles the record in the scratch buffer and copies it to the ring; returns 0 or a negative error. */
-static __always_inline long submit(void *ctx, int is_xdp, __u32 ifindex, __u32 direction, __u32 wire_len)
+/*
+ * Assembles the record in the scratch buffer and copies it to the ring; returns 0 or a negative error.
+ * `wire_len` is the frame's length on the wire; `vlan` the tag (TPID << 16 | TCI) the kernel keeps out
+ * of the packet (0 when none, see the tc programs): it is put back after the MAC addresses, so the record
+ * holds the frame as it is on the wire, as XDP and tcpdump (which re-inserts it too) show it.
+ */
+static __always_inline long submit(void *ctx, int is_xdp, __u32 ifindex, __u32 direction, __u32 wire_len,
+				   __u32 vlan)
 {
 	__u32 zero = 0;
 	struct trace_scratch *scratch = bpf_map_lookup_elem(&trace_scratch, &zero);
 	if (!scratch)
 		return -1;
+	__u32 packet_len = vlan ? wire_len - VLAN_TAG_BYTES : wire_len;
 	__u64 cap = trace_config.snaplen;
 	if (cap > wire_len)
 		cap = wire_len;
 	if (cap > TRACE_MAX_SNAPLEN)
 		cap = TRACE_MAX_SNAPLEN;
+	/* Too short to hold the MAC addresses and the tag: copied as it is, without the tag. */
+	int restore = !is_xdp && vlan && cap >= MAC_ADDRS_BYTES + VLAN_TAG_BYTES;
+	if (vlan && !restore && cap > packet_len)
+		cap = packet_len;
 	/* A no-op for the value (cap <= TRACE_MAX_SNAPLEN already) that gives the verifier a bound on the
 	 * very register passed to the helpers; clang would otherwise pass an unclamped copy. */
 	asm volatile("%[cap] &= %[mask]" : [cap] "+r"(cap) : [mask] "i"(TRACE_SCRATCH_MASK));
-	if (cap > 0) {
+	if (restore) {
+		long err = bpf_skb_load_bytes(ctx, 0, scratch->data, MAC_ADDRS_BYTES);
+		if (err)
+			return err;
+		__be32 tag = bpf_htonl(vlan);
+		__builtin_memcpy(scratch->data + MAC_ADDRS_BYTES, &tag, VLAN_TAG_BYTES);
+		__u64 rest = cap - MAC_ADDRS_BYTES - VLAN_TAG_BYTES;
+		/* rest < TRACE_MAX_SNAPLEN (a power of two): the same no-op bound as for cap. */
+		asm volatile("%[rest] &= %[mask]" : [rest] "+r"(rest) : [mask] "i"(TRACE_MAX_SNAPLEN - 1));
+		if (rest > 0) {
+			err = bpf_skb_load_bytes(ctx, MAC_ADDRS_BYTES, scratch->data + MAC_ADDRS_BYTES + VLAN_TAG_BYTES,
+						 rest);
+			if (err)
+				return err;
+		}
+	} else if (cap > 0) {
 		long err = is_xdp ? bpf_xdp_load_bytes(ctx, 0, scratch->data, cap)
 				  : bpf_skb_load_bytes(ctx, 0, scratch->data, cap);
 		if (err)
@@ -373,12 +405,12 @@ static __always_inline long submit(void *ctx, int is_xdp, __u32 ifindex, __u32 d
 }
 
 static __always_inline void trace(void *ctx, int is_xdp, void *data, void *data_end, __u32 ifindex,
-				  __u32 direction, __u32 wire_len)
+				  __u32 direction, __u32 wire_len, __u32 vlan)
 {
 	struct trace_counters *counters = counters_for(ifindex, direction);
 	if (counters)
 		counters->seen++;
-	if (trace_config.expr && !trace_expr(data, data_end, wire_len))
+	if (trace_config.expr && !trace_expr(data, data_end, wire_len, vlan))
 		return;
 	/* Without a filter there is nothing to parse; the verifier sees trace_config as constants and
 	 * removes the parser from the program altogether. */
@@ -391,7 +423,7 @@ static __always_inline void trace(void *ctx, int is_xdp, void *data, void *data_
 	}
 	if (counters)
 		counters->matched++;
-	long err = submit(ctx, is_xdp, ifindex, direction, wire_len);
+	long err = submit(ctx, is_xdp, ifindex, direction, wire_len, vlan);
 	if (!counters)
 		return;
 	if (err == 0)
@@ -405,8 +437,21 @@ int trace_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	trace(ctx, 1, data, data_end, ctx->ingress_ifindex, TRACE_DIR_INGRESS, bpf_xdp_get_buff_len(ctx));
+	trace(ctx, 1, data, data_end, ctx->ingress_ifindex, TRACE_DIR_INGRESS, bpf_xdp_get_buff_len(ctx), 0);
 	return XDP_PASS;
+}
+
+/*
+ * The VLAN tag an Ethernet frame carries out of band at the tc hooks (TPID << 16 | TCI), 0 when none: on
+ * ingress the kernel moves the outer tag out of the packet (skb_vlan_untag) after XDP but before tc; on
+ * egress a VLAN device may hand its tag down that way. The tracer puts it back, in the record and for
+ * the expression, so tc shows frames as XDP and tcpdump do. Raw-IP devices have no place for a tag.
+ */
+static __always_inline __u32 offloaded_vlan(struct __sk_buff *skb)
+{
+	if (trace_config.link_raw || !skb->vlan_present)
+		return 0;
+	return (__u32)bpf_ntohs(skb->vlan_proto) << 16 | (skb->vlan_tci & 0xffff);
 }
 
 SEC("tc")
@@ -414,7 +459,8 @@ int trace_tc(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	trace(skb, 0, data, data_end, skb->ifindex, TRACE_DIR_EGRESS, skb->len);
+	__u32 vlan = offloaded_vlan(skb);
+	trace(skb, 0, data, data_end, skb->ifindex, TRACE_DIR_EGRESS, skb->len + (vlan ? VLAN_TAG_BYTES : 0), vlan);
 	return TC_ACT_UNSPEC;
 }
 
@@ -424,6 +470,7 @@ int trace_tc_ingress(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	trace(skb, 0, data, data_end, skb->ifindex, TRACE_DIR_INGRESS, skb->len);
+	__u32 vlan = offloaded_vlan(skb);
+	trace(skb, 0, data, data_end, skb->ifindex, TRACE_DIR_INGRESS, skb->len + (vlan ? VLAN_TAG_BYTES : 0), vlan);
 	return TC_ACT_UNSPEC;
 }

@@ -4,8 +4,17 @@
  * load, see lib/trace/splice.ts).
  *
  * Calling convention of the generated function (that of the C stub):
- *   r1 = packet start (the link-layer header), r2 = packet end (data_end), r3 = wire length (u32);
+ *   r1 = packet start (the link-layer header), r2 = packet end (data_end), r3 = wire length (u32),
+ *   r4 = a VLAN tag the kernel took out of the frame (TPID << 16 | TCI), or 0;
  *   returns r0 = 1 when the expression matches, 0 otherwise.
+ *
+ * The offloaded tag: by the time the tc hooks run, the kernel has moved an Ethernet frame's outer VLAN
+ * tag out of the packet into the skb (skb_vlan_untag, before tcx ingress), and a VLAN device may hand
+ * one down out of band on egress. The expression was compiled for the frame as it is on the wire, so
+ * when r4 is not 0 the loads see that frame: bytes 12..15 are the tag, and what follows them is read 4
+ * bytes earlier in the packet (r3 is then the length with the tag). Loads wholly inside the MAC addresses
+ * are the same either way and pay nothing; the others test r4 first (the verifier removes the tagged
+ * path from programs that pass a constant 0, XDP's).
  *
  * Translation, in the spirit of cloudflare's cbpfc (written from the semantics, not copied):
  * - A is w4, X is w5; both start at 0 as in classic BPF. r6 and r7 are temporaries. Scratch memory
@@ -68,15 +77,28 @@ const R_A = 4;
 const R_X = 5;
 const R_T = 6;
 const R_U = 7;
+/** The offloaded VLAN tag (r4 at entry; r4 becomes A). */
+const R_TAG = 8;
+/** The logical offset of an indirect load when a tag is offloaded. */
+const R_L = 9;
 const R_FP = 10;
+/** Bytes before the tag: destination and source MAC addresses. */
+const MAC_BYTES = 12;
+/** Bytes of an 802.1Q/802.1ad tag (TPID, TCI). */
+const TAG_BYTES = 4;
 
 /** Largest packet offset the verifier tracks (MAX_PACKET_OFF). */
 const MAX_PACKET_OFFSET = 0xffff;
 /** Stack offset of M[0] from the frame pointer. */
 const SCRATCH_BASE = -4 * BPF_MEMWORDS;
 
-/** A jump target: a classic instruction index, or the shared "return 0" block. */
-type Target = number | "fail";
+/** A place in the generated code, fixed once the code there is emitted. */
+interface Label {
+  at: number;
+}
+
+/** A jump target: a classic instruction index, the shared "return 0" block, or a label. */
+type Target = number | "fail" | Label;
 
 interface Emitted {
   code: number;
@@ -139,7 +161,8 @@ export function translateToEbpf(program: readonly CbpfInstruction[]): Uint8Array
   const jump = (code: number, dst: number, src: number, imm: number, target: Target) =>
     emit(code, dst, src, 0, imm, target);
 
-  // Prologue: A = X = 0, and the scratch words the program uses zeroed.
+  // Prologue: the tag saved (r4 is A), A = X = 0, and the scratch words the program uses zeroed.
+  emit(ALU64 | OP_MOV | SRC_X, R_TAG, R_A, 0, 0);
   emit(ALU | OP_MOV | SRC_K, R_A, 0, 0, 0);
   emit(ALU | OP_MOV | SRC_K, R_X, 0, 0, 0);
   const slots = new Set<number>();
@@ -163,6 +186,98 @@ export function translateToEbpf(program: readonly CbpfInstruction[]): Uint8Array
   };
   const swap = (dst: number, size: number) => {
     if (size !== Bpf.B) emit(ALU | OP_END | TO_BE, dst, 0, 0, SIZE_BYTES[size] * 8);
+  };
+  const label = (): Label => ({ at: -1 });
+  const place = (l: Label) => l.at = out.length;
+  /** dst = (dst << 8) | r_U: appends one byte (in r_U) to a value composed byte by byte. */
+  const appendByte = (dst: number) => {
+    emit(ALU | OP_LSH | SRC_K, dst, 0, 0, 8);
+    emit(ALU | 0x40 /* OR */ | SRC_X, dst, R_U, 0, 0);
+  };
+  /** r_U = byte `index` (0..3) of the tag, counted from the TPID's first byte. */
+  const tagByte = (index: number) => {
+    emit(ALU64 | OP_MOV | SRC_X, R_U, R_TAG, 0, 0);
+    emit(ALU64 | 0x70 /* RSH */ | SRC_K, R_U, 0, 0, (3 - index) * 8);
+    emit(ALU | OP_AND | SRC_K, R_U, 0, 0, 0xff);
+  };
+  /** r_U = the packet byte at constant offset `at` (bounds-checked). */
+  const packetByte = (at: number) => {
+    checkedPointer(at + 1);
+    emit(LDX | MEM | SIZE_B, R_U, R_T, -1, 0);
+  };
+  /**
+   * An absolute load of the frame with its tag restored (r_TAG != 0), for a load that does not lie
+   * wholly in the MAC addresses: past the tag it is the packet 4 bytes earlier; across the tag it is
+   * composed byte by byte.
+   */
+  const taggedAbsolute = (dst: number, k: number, size: number) => {
+    const bytes = SIZE_BYTES[size];
+    if (k >= MAC_BYTES + TAG_BYTES) {
+      checkedPointer(k - TAG_BYTES + bytes);
+      emit(LDX | MEM | EBPF_SIZE[size], dst, R_T, -bytes, 0);
+      swap(dst, size);
+      return;
+    }
+    emit(ALU | OP_MOV | SRC_K, dst, 0, 0, 0);
+    for (let i = k; i < k + bytes; i++) {
+      if (i < MAC_BYTES) packetByte(i);
+      else if (i < MAC_BYTES + TAG_BYTES) tagByte(i - MAC_BYTES);
+      else packetByte(i - TAG_BYTES);
+      appendByte(dst);
+    }
+  };
+  /**
+   * An indirect load of the frame with its tag restored, at logical offset r_L (bounded): past the tag,
+   * the packet at r_L - 4; before its end, composed byte by byte with run-time tests per byte.
+   */
+  const taggedIndirect = (size: number) => {
+    const bytes = SIZE_BYTES[size];
+    const early = label();
+    const done = label();
+    jump(JMP | OP_JLT | SRC_K, R_L, 0, MAC_BYTES + TAG_BYTES, early);
+    emit(ALU64 | OP_ADD | SRC_K, R_L, 0, 0, -TAG_BYTES);
+    emit(ALU64 | OP_MOV | SRC_X, R_U, R_DATA, 0, 0);
+    emit(ALU64 | OP_ADD | SRC_X, R_U, R_L, 0, 0);
+    emit(ALU64 | OP_MOV | SRC_X, R_T, R_U, 0, 0);
+    emit(ALU64 | OP_ADD | SRC_K, R_T, 0, 0, bytes);
+    jump(JMP | OP_JGT | SRC_X, R_T, R_END, 0, "fail");
+    emit(LDX | MEM | EBPF_SIZE[size], R_A, R_U, 0, 0);
+    swap(R_A, size);
+    jump(JMP | OP_JA, 0, 0, 0, done);
+    place(early);
+    emit(ALU | OP_MOV | SRC_K, R_A, 0, 0, 0);
+    for (let j = 0; j < bytes; j++) {
+      // r_T = i = r_L + j; then r_U = frame[i].
+      const inTag = label();
+      const fromPacket = label();
+      const next = label();
+      emit(ALU64 | OP_MOV | SRC_X, R_T, R_L, 0, 0);
+      emit(ALU64 | OP_ADD | SRC_K, R_T, 0, 0, j);
+      jump(JMP | OP_JLT | SRC_K, R_T, 0, MAC_BYTES, fromPacket);
+      jump(JMP | OP_JLT | SRC_K, R_T, 0, MAC_BYTES + TAG_BYTES, inTag);
+      emit(ALU64 | OP_ADD | SRC_K, R_T, 0, 0, -TAG_BYTES);
+      jump(JMP | OP_JA, 0, 0, 0, fromPacket);
+      place(inTag);
+      // r_U = tag >> ((15 - i) * 8) & 0xff
+      emit(ALU64 | OP_MOV | SRC_K, R_U, 0, 0, MAC_BYTES + TAG_BYTES - 1);
+      emit(ALU64 | 0x10 /* SUB */ | SRC_X, R_U, R_T, 0, 0);
+      emit(ALU64 | OP_LSH | SRC_K, R_U, 0, 0, 3);
+      emit(ALU64 | OP_MOV | SRC_X, R_T, R_TAG, 0, 0);
+      emit(ALU64 | 0x70 /* RSH */ | SRC_X, R_T, R_U, 0, 0);
+      emit(ALU | OP_AND | SRC_K, R_T, 0, 0, 0xff);
+      emit(ALU | OP_MOV | SRC_X, R_U, R_T, 0, 0);
+      jump(JMP | OP_JA, 0, 0, 0, next);
+      place(fromPacket);
+      emit(ALU64 | OP_MOV | SRC_X, R_U, R_DATA, 0, 0);
+      emit(ALU64 | OP_ADD | SRC_X, R_U, R_T, 0, 0);
+      emit(ALU64 | OP_MOV | SRC_X, R_T, R_U, 0, 0);
+      emit(ALU64 | OP_ADD | SRC_K, R_T, 0, 0, 1);
+      jump(JMP | OP_JGT | SRC_X, R_T, R_END, 0, "fail");
+      emit(LDX | MEM | SIZE_B, R_U, R_U, 0, 0);
+      place(next);
+      appendByte(R_A);
+    }
+    place(done);
   };
 
   const reachable = reachableInstructions(program);
@@ -192,9 +307,19 @@ export function translateToEbpf(program: readonly CbpfInstruction[]): Uint8Array
             jump(JMP | OP_JA, 0, 0, 0, "fail"); // past any packet the hooks see
             break;
           }
+          const tagged = label();
+          const done = label();
+          // Wholly inside the MAC addresses, a restored tag changes nothing.
+          if (k + bytes > MAC_BYTES) jump(JMP | OP_JNE | SRC_K, R_TAG, 0, 0, tagged);
           checkedPointer(k + bytes);
           emit(LDX | MEM | EBPF_SIZE[size], dst, R_T, -bytes, 0);
           swap(dst, size);
+          if (k + bytes > MAC_BYTES) {
+            jump(JMP | OP_JA, 0, 0, 0, done);
+            place(tagged);
+            taggedAbsolute(dst, k, size);
+            place(done);
+          }
           if (mode === Bpf.MSH) {
             emit(ALU | OP_AND | SRC_K, R_X, 0, 0, 0xf);
             emit(ALU | OP_LSH | SRC_K, R_X, 0, 0, 2);
@@ -209,6 +334,9 @@ export function translateToEbpf(program: readonly CbpfInstruction[]): Uint8Array
           emit(ALU | OP_MOV | SRC_X, R_T, R_X, 0, 0);
           emit(ALU64 | OP_ADD | SRC_K, R_T, 0, 0, k);
           jump(JMP | OP_JGT | SRC_K, R_T, 0, MAX_PACKET_OFFSET - bytes, "fail");
+          const tagged = label();
+          const done = label();
+          jump(JMP | OP_JNE | SRC_K, R_TAG, 0, 0, tagged);
           emit(ALU64 | OP_MOV | SRC_X, R_U, R_DATA, 0, 0);
           emit(ALU64 | OP_ADD | SRC_X, R_U, R_T, 0, 0);
           emit(ALU64 | OP_MOV | SRC_X, R_T, R_U, 0, 0);
@@ -216,6 +344,11 @@ export function translateToEbpf(program: readonly CbpfInstruction[]): Uint8Array
           jump(JMP | OP_JGT | SRC_X, R_T, R_END, 0, "fail");
           emit(LDX | MEM | EBPF_SIZE[size], R_A, R_U, 0, 0);
           swap(R_A, size);
+          jump(JMP | OP_JA, 0, 0, 0, done);
+          place(tagged);
+          emit(ALU64 | OP_MOV | SRC_X, R_L, R_T, 0, 0);
+          taggedIndirect(size);
+          place(done);
         }
         break;
       }
@@ -293,7 +426,11 @@ export function translateToEbpf(program: readonly CbpfInstruction[]): Uint8Array
   out.forEach((insn, i) => {
     let off = insn.off;
     if (insn.target !== undefined) {
-      const to = insn.target === "fail" ? fail : starts[insn.target];
+      const to = insn.target === "fail"
+        ? fail
+        : typeof insn.target === "number"
+        ? starts[insn.target]
+        : insn.target.at;
       off = to - (i + 1);
       if (off > 0x7fff) throw new UnsupportedFilterError("the translated filter is too large for eBPF jumps");
     }

@@ -1,7 +1,7 @@
 /**
  * A small eBPF interpreter for the unit tests of lib/filter/to_ebpf.ts: it runs the translated
  * subprogram on a packet with the stub's calling convention (r1 = packet, r2 = packet end, r3 = wire
- * length) and, like the verifier would, refuses anything outside the packet or the stack: a packet load
+ * length, r4 = an offloaded VLAN tag or 0) and, like the verifier would, refuses anything outside the packet or the stack: a packet load
  * not preceded by a bounds check that covers it throws, as does a read of a register or stack slot
  * never written. It knows only the instructions the translator emits.
  *
@@ -45,13 +45,23 @@ function scalar(v: bigint): Value {
   return { kind: "scalar", v: v & MASK64 };
 }
 
-/** Runs `insns` (8 bytes each) on `packet`; returns r0. Throws on an unsafe access or unknown opcode. */
-export function runEbpf(insns: Uint8Array, packet: Uint8Array, wireLength: number, maxSteps = 1e6): number {
+/**
+ * Runs `insns` (8 bytes each) on `packet`, with `vlan` (TPID << 16 | TCI) as the tag the kernel took out
+ * of it (0: none); returns r0. Throws on an unsafe access or unknown opcode.
+ */
+export function runEbpf(
+  insns: Uint8Array,
+  packet: Uint8Array,
+  wireLength: number,
+  maxSteps = 1e6,
+  vlan = 0,
+): number {
   const view = new DataView(insns.buffer, insns.byteOffset, insns.byteLength);
   const regs: Value[] = Array.from({ length: 11 }, () => ({ kind: "uninit" }) as Value);
   regs[1] = { kind: "pkt", off: 0 };
   regs[2] = { kind: "end" };
   regs[3] = scalar(BigInt(wireLength));
+  regs[4] = scalar(BigInt(vlan));
   regs[10] = { kind: "fp" };
   const stack = new Map<number, bigint>();
   const get = (r: number): bigint => {

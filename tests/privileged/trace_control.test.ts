@@ -31,9 +31,10 @@ privilegedTest("trace: -c stops after N packets, with two interfaces", async () 
     assert.match(lines[0], /vb ingress ICMP .*echo request, id \d+, seq 1,/);
     assert.match(lines[1], /vb egress ICMP .*echo reply, id \d+, seq 1,/);
     assert.match(lines[2], /vb ingress ICMP .*echo request, id \d+, seq 2,/);
-    assert.match(tracer.stderr, /^vb ingress xdp\/generic: seen \d+ matched \d+ captured 2 lost 0$/m);
+    // Ingress at tcx: the default on virtual devices (veth, loopback).
+    assert.match(tracer.stderr, /^vb ingress tcx: seen \d+ matched \d+ captured 2 lost 0$/m);
     assert.match(tracer.stderr, /^vb egress tcx: seen \d+ matched \d+ captured 1 lost 0$/m);
-    assert.match(tracer.stderr, /^lo ingress xdp\/generic: seen \d+ matched 0 captured 0 lost 0$/m);
+    assert.match(tracer.stderr, /^lo ingress tcx: seen \d+ matched 0 captured 0 lost 0$/m);
     assert.match(tracer.stderr, /^lo egress tcx: seen \d+ matched 0 captured 0 lost 0$/m);
   });
 });
@@ -41,12 +42,24 @@ privilegedTest("trace: -c stops after N packets, with two interfaces", async () 
 privilegedTest("trace: SIGKILL leaves no XDP or tcx program on the link", async () => {
   await withVethPair(async ({ local }) => {
     assert.deepEqual(await attachedPrograms(local, "vb"), { xdp: false, tcxEgress: 0, tcxIngress: 0 });
-    const tracer = await TracerProcess.start(local, ["-i", "vb", "--direction", "both", "-q"], 2);
-    assert.deepEqual(await attachedPrograms(local, "vb"), { xdp: true, tcxEgress: 1, tcxIngress: 0 });
-    tracer.kill("SIGKILL");
-    await tracer.wait();
-    // Link fds close with the process; the kernel releases the links right away.
-    assert.deepEqual(await attachedPrograms(local, "vb"), { xdp: false, tcxEgress: 0, tcxIngress: 0 });
+    // The default (tcx both ways on a veth), then ingress on XDP.
+    for (
+      const [hook, attached] of [
+        ["auto", { xdp: false, tcxEgress: 1, tcxIngress: 1 }],
+        ["xdp", { xdp: true, tcxEgress: 1, tcxIngress: 0 }],
+      ] as const
+    ) {
+      const tracer = await TracerProcess.start(
+        local,
+        ["-i", "vb", "--direction", "both", "--ingress-hook", hook, "-q"],
+        2,
+      );
+      assert.deepEqual(await attachedPrograms(local, "vb"), attached, hook);
+      tracer.kill("SIGKILL");
+      await tracer.wait();
+      // Link fds close with the process; the kernel releases the links right away.
+      assert.deepEqual(await attachedPrograms(local, "vb"), { xdp: false, tcxEgress: 0, tcxIngress: 0 });
+    }
   });
 });
 
@@ -136,7 +149,7 @@ for _ in range(160000): s.send(f)
   },
 );
 
-privilegedTest("trace: --mode native attaches native XDP on a veth (auto chose generic)", async () => {
+privilegedTest("trace: --mode native attaches native XDP on a veth (auto chose tcx)", async () => {
   await withVethPair(async ({ peer, local }) => {
     const tracer = await TracerProcess.start(local, [
       "-i",
@@ -157,3 +170,35 @@ privilegedTest("trace: --mode native attaches native XDP on a veth (auto chose g
     assert.equal(tracer.stdout.trim().split("\n").length, 2);
   });
 });
+
+privilegedTest(
+  "trace: on a veth the default ingress hook is tcx, named in the summary; --mode generic and --ingress-hook xdp take XDP",
+  async () => {
+    await withVethPair(async ({ peer, local }) => {
+      for (
+        const [args, hook, attached] of [
+          [[], "tcx", { xdp: false, tcxEgress: 0, tcxIngress: 1 }],
+          [["--mode", "generic"], "xdp/generic", { xdp: true, tcxEgress: 0, tcxIngress: 0 }],
+          [["--ingress-hook", "xdp"], "xdp/generic", { xdp: true, tcxEgress: 0, tcxIngress: 0 }],
+        ] as const
+      ) {
+        const tracer = await TracerProcess.start(
+          local,
+          ["-i", "vb", "--direction", "ingress", "--proto", "icmp", "-c", "2", ...args],
+          1,
+        );
+        assert.deepEqual(await attachedPrograms(local, "vb"), attached, args.join(" "));
+        await peer.run(["ping", "-c", "4", "-i", "0.2", "-W", "1", LOCAL_ADDRESS], { timeoutMs: 10_000 });
+        assert.equal(await tracer.wait(), 0, tracer.stderr);
+        const escaped = hook.replace("/", "\\/");
+        assert.match(tracer.stderr, new RegExp(`^tracing vb ingress \\(${escaped}\\)$`, "m"));
+        assert.match(
+          tracer.stderr,
+          new RegExp(`^vb ingress ${escaped}: seen \\d+ matched \\d+ captured 2 lost 0$`, "m"),
+        );
+        assert.equal(tracer.stdout.trim().split("\n").length, 2);
+        assert.doesNotMatch(tracer.stderr, /another XDP program/);
+      }
+    });
+  },
+);

@@ -130,7 +130,7 @@ privilegedTest("trace: known ping/UDP/TCP traffic in JSON and pcap, both directi
       };
       const ingress = summary("ingress");
       const egress = summary("egress");
-      assert.equal(ingress.hook, "xdp/generic"); // auto mode on a veth
+      assert.equal(ingress.hook, "tcx"); // auto mode on a veth
       assert.equal(egress.hook, "tcx");
       assert.equal(ingress.captured, packets.filter((p) => p.direction === "ingress").length);
       assert.equal(egress.captured, packets.filter((p) => p.direction === "egress").length);
@@ -187,7 +187,7 @@ privilegedTest(
       assert.match(lines[0], new RegExp(`UDP ${PEER_ADDRESS}\\.40002 > ${LOCAL_ADDRESS}\\.5555: length 4$`));
       assert.match(lines[1], new RegExp(`UDP ${PEER_ADDRESS}\\.40002 > ${LOCAL_ADDRESS}\\.5555: length 8$`));
       assert.match(lines[2], new RegExp(`UDP ${PEER_ADDRESS}\\.5555 > ${LOCAL_ADDRESS}\\.6666: length 5$`));
-      const m = /^vb ingress xdp\/generic: seen (\d+) matched (\d+) captured (\d+) lost (\d+)$/m.exec(
+      const m = /^vb ingress tcx: seen (\d+) matched (\d+) captured (\d+) lost (\d+)$/m.exec(
         tracer.stderr,
       );
       assert.ok(m, tracer.stderr);

@@ -42,6 +42,22 @@ struct {
 	__type(value, struct trace_counters);
 } trace_counters SEC(".maps");
 
+/* Which interface owns each counter slot (0: none); written by user space before it attaches. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TRACE_COUNTER_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} trace_slot_owner SEC(".maps");
+
+/* The counters of the slots' owners: entry slot * 2 + direction. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2 * TRACE_COUNTER_SLOTS);
+	__type(key, __u32);
+	__type(value, struct trace_counters);
+} trace_slot_counters SEC(".maps");
+
 /* The data area is the power of two above TRACE_MAX_SNAPLEN so that a mask can bound the copy length. */
 #define TRACE_SCRATCH_MASK (2 * TRACE_MAX_SNAPLEN - 1)
 
@@ -335,8 +351,19 @@ static __noinline int trace_expr(void *data, void *data_end, __u32 wire_len, __u
 	return match;
 }
 
+/*
+ * The counters of (interface, hook): the first thing every packet pays for, before the expression, so
+ * the common case is two array lookups (see TRACE_COUNTER_SLOTS); the hash only when the slot belongs
+ * to another interface.
+ */
 static __always_inline struct trace_counters *counters_for(__u32 ifindex, __u32 direction)
 {
+	__u32 slot = ifindex & (TRACE_COUNTER_SLOTS - 1);
+	__u32 *owner = bpf_map_lookup_elem(&trace_slot_owner, &slot);
+	if (owner && *owner == ifindex) {
+		__u32 index = slot * 2 + direction;
+		return bpf_map_lookup_elem(&trace_slot_counters, &index);
+	}
 	struct trace_counter_key key = {.ifindex = ifindex, .direction = direction};
 	return bpf_map_lookup_elem(&trace_counters, &key);
 }

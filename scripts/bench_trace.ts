@@ -17,7 +17,9 @@
  * spreads over all of them) and a second table gives the medians, with sent/s and captured/s as ratios
  * to tcpdump's. `--bpf-stats` sets the kernel.bpf_stats_enabled sysctl for the run (it is global: the
  * old value is restored at the end) and reports the ingress program's mean run time per packet
- * (run_time_ns / run_cnt from the tracer's /proc/PID/fdinfo).
+ * (run_time_ns / run_cnt from the tracer's /proc/PID/fdinfo). `--program-cost` also runs the programs of a
+ * running trace (with the expression, then without) on one frame with BPF_PROG_TEST_RUN, 200,000 times
+ * a trial, and reports the least mean of 7 trials: the programs' own cost, apart from the hook's.
  * The sender is this script in `--send` mode: an AF_PACKET socket driven by sendmmsg through FFI,
  * paced in batches of 32 frames; `--senders 2` runs two of them, one per CPU, sharing the rate. On a veth
  * the receive path (and so the XDP program) runs on the sending CPU, so an expensive hook slows the
@@ -39,6 +41,93 @@ const BATCH = 32;
 const FRAMES = 100;
 
 // ---------------------------------------------------------------- sender (runs in the peer namespace)
+
+/** One 60-byte frame: IPv4 10.99.0.1 -> 10.99.0.2, UDP 40000 -> `dport`, 18 bytes of payload. */
+function frame(dstMac: string, srcMac: string, dport: number): Uint8Array {
+  const mac = (text: string) => text.split(":").map((h) => parseInt(h, 16));
+  const f = new Uint8Array(FRAME_BYTES);
+  f.set([...mac(dstMac), ...mac(srcMac), 0x08, 0x00]);
+  const ip = [0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 99, 0, 1, 10, 99, 0, 2];
+  let sum = 0;
+  for (let j = 0; j < 20; j += 2) sum += (ip[j] << 8) | ip[j + 1];
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
+  ip[10] = (~sum >> 8) & 0xff;
+  ip[11] = ~sum & 0xff;
+  f.set(ip, 14);
+  f.set([0x9c, 0x40, dport >> 8, dport & 0xff, 0, 26, 0, 0], 34);
+  return f;
+}
+
+// ---------------------------------------------------------------- program cost (runs in the tracer's namespace)
+
+/**
+ * The tracer's loaded programs (found through its /proc/PID/fdinfo) run by the kernel on one frame
+ * `repeat` times with BPF_PROG_TEST_RUN, the frame's ingress interface set to `ifindex` so that the
+ * counters entry is the traced one: the program's own cost per packet, apart from the hook's and the
+ * machine's load. Prints {name: {miss, hit}} in ns per run, the least of `trials`: `miss` on a frame
+ * the expression rejects (UDP port 1000), `hit` on one it selects (1042; the record goes to the ring).
+ */
+function programCost(pid: number, ifindex: number, repeat: number, trials: number): void {
+  // (test_run's ctx for XDP needs data_end = the frame's size; for tc, only ifindex is set)
+  const bpf = Deno.dlopen(
+    "libbpf.so.1",
+    {
+      bpf_prog_get_fd_by_id: { parameters: ["u32"], result: "i32" },
+      bpf_obj_get_info_by_fd: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+      bpf_prog_test_run_opts: { parameters: ["i32", "buffer"], result: "i32" },
+    } as const,
+  );
+  const ids = new Set<number>();
+  for (const entry of Deno.readDirSync(`/proc/${pid}/fdinfo`)) {
+    let info = "";
+    try {
+      info = Deno.readTextFileSync(`/proc/${pid}/fdinfo/${entry.name}`);
+    } catch { /* closed meanwhile */ }
+    const id = /^prog_id:\s*(\d+)$/m.exec(info);
+    if (id) ids.add(Number(id[1]));
+  }
+  const result: Record<string, { miss: number; hit: number }> = {};
+  for (const id of ids) {
+    const fd = bpf.symbols.bpf_prog_get_fd_by_id(id);
+    if (fd < 0) continue;
+    const info = new Uint8Array(256);
+    const length = new Uint32Array([info.length]);
+    if (bpf.symbols.bpf_obj_get_info_by_fd(fd, info, new Uint8Array(length.buffer)) !== 0) continue;
+    const type = new DataView(info.buffer).getUint32(0, true);
+    const name = new TextDecoder().decode(info.subarray(64, 80)).replace(/\0.*$/s, "");
+    const xdp = type === 6;
+    // ctx: xdp_md.ingress_ifindex (offset 12) or __sk_buff.ifindex (offset 40).
+    const ctx = new Uint8Array(xdp ? 24 : 192);
+    new DataView(ctx.buffer).setUint32(xdp ? 12 : 40, ifindex, true);
+    if (xdp) new DataView(ctx.buffer).setUint32(4, FRAME_BYTES, true); // data_end: the frame's size
+    const run = (dport: number, repeat: number) => {
+      const data = frame("02:00:00:00:00:02", "02:00:00:00:00:01", dport);
+      const out = new Uint8Array(256);
+      const opts = new Uint8Array(80);
+      const view = new DataView(opts.buffer);
+      const address = (b: Uint8Array) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
+      view.setBigUint64(0, 80n, true); // sz
+      view.setBigUint64(8, address(data), true); // data_in
+      view.setBigUint64(16, address(out), true); // data_out
+      view.setUint32(24, data.length, true); // data_size_in
+      view.setUint32(28, out.length, true); // data_size_out
+      view.setBigUint64(32, address(ctx), true); // ctx_in
+      view.setUint32(48, ctx.length, true); // ctx_size_in
+      view.setInt32(60, repeat, true); // repeat
+      let best = Infinity;
+      for (let t = 0; t < trials; t++) {
+        const err = bpf.symbols.bpf_prog_test_run_opts(fd, opts);
+        if (err !== 0) throw new Error(`test run of ${name}: ${err}`);
+        best = Math.min(best, view.getUint32(64, true)); // duration: mean ns per repetition
+      }
+      return best;
+    };
+    // Fewer hits, so that the records fit in the ring (8 MiB) while the tracer drains it between trials.
+    result[name] = { miss: run(1000, repeat), hit: run(1042, Math.min(repeat, 20_000)) };
+  }
+  console.log(JSON.stringify(result));
+  bpf.close();
+}
 
 function send(
   iface: string,
@@ -66,21 +155,9 @@ function send(
   addressView.setInt32(4, ifindex, true);
   if (c.symbols.bind(fd, address, 20) !== 0) throw new Error("bind(AF_PACKET) failed");
 
-  const mac = (text: string) => text.split(":").map((h) => parseInt(h, 16));
   const frames = new Uint8Array(FRAMES * FRAME_BYTES);
   for (let i = 0; i < FRAMES; i++) {
-    const f = frames.subarray(i * FRAME_BYTES, (i + 1) * FRAME_BYTES);
-    f.set([...mac(dstMac), ...mac(srcMac), 0x08, 0x00]);
-    // IPv4 10.99.0.1 -> 10.99.0.2, UDP 40000 -> 9 (discard), 18 bytes of payload.
-    const ip = [0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 99, 0, 1, 10, 99, 0, 2];
-    let sum = 0;
-    for (let j = 0; j < 20; j += 2) sum += (ip[j] << 8) | ip[j + 1];
-    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
-    ip[10] = (~sum >> 8) & 0xff;
-    ip[11] = ~sum & 0xff;
-    f.set(ip, 14);
-    const dport = 1000 + i;
-    f.set([0x9c, 0x40, dport >> 8, dport & 0xff, 0, 26, 0, 0], 34);
+    frames.set(frame(dstMac, srcMac, 1000 + i), i * FRAME_BYTES);
   }
   // FRAMES + BATCH messages, message j for frame j % FRAMES: any window of BATCH from 0..FRAMES-1 is
   // contiguous, so the sender cycles through all frames in whole batches.
@@ -197,6 +274,8 @@ async function main(): Promise<void> {
     args: Deno.args,
     options: {
       send: { type: "boolean", default: false },
+      "test-run": { type: "string", default: "" },
+      "test-ifindex": { type: "string", default: "0" },
       iface: { type: "string", default: "va" },
       "dst-mac": { type: "string", default: "" },
       "src-mac": { type: "string", default: "" },
@@ -208,6 +287,7 @@ async function main(): Promise<void> {
       expression: { type: "string", default: "" },
       rounds: { type: "string", default: "1" },
       "bpf-stats": { type: "boolean", default: false },
+      "program-cost": { type: "boolean", default: false },
     },
   });
   const rounds = Number(values.rounds);
@@ -216,6 +296,10 @@ async function main(): Promise<void> {
   }
   const seconds = Number(values.seconds);
   if (!(seconds > 0 && seconds <= 30)) throw new Error("--seconds must be in (0, 30]");
+  if (values["test-run"] !== "") {
+    programCost(Number(values["test-run"]), Number(values["test-ifindex"]), 200_000, 7);
+    return;
+  }
   if (values.send) {
     send(values.iface, values["dst-mac"], values["src-mac"], Number(values.rate), seconds);
     return;
@@ -228,6 +312,7 @@ async function main(): Promise<void> {
   const inPeer = (args: string[]) => ["ip", "netns", "exec", peer, ...args];
   const inLocal = (args: string[]) => ["ip", "netns", "exec", local, ...args];
   const rows: Row[] = [];
+  const costs: { expression: string; programs: Record<string, { miss: number; hit: number }> }[] = [];
   const tools = values.tools.split(",");
   const statsSysctl = "/proc/sys/kernel/bpf_stats_enabled";
   const statsBefore = values["bpf-stats"] ? (await Deno.readTextFile(statsSysctl)).trim() : undefined;
@@ -396,6 +481,33 @@ async function main(): Promise<void> {
           }
         }
       }
+      if (values["program-cost"]) {
+        // The programs of a running trace, with and without the expression, run by BPF_PROG_TEST_RUN.
+        const ifindex = (await shOk(inLocal(["cat", "/sys/class/net/vb/ifindex"]))).trim();
+        for (const expr of values.expression === "" ? [[]] : [expression, []]) {
+          const p = background(
+            inLocal([Deno.execPath(), "run", "-A", ENTRY, "trace", "-i", "vb", "-q", "-w", pcap, ...expr]),
+            /^tracing /m,
+            60_000,
+          );
+          await p.ready;
+          try {
+            const out = await shOk(inLocal([
+              Deno.execPath(),
+              "run",
+              "-A",
+              SELF,
+              "--test-run",
+              String(p.pid),
+              "--test-ifindex",
+              ifindex,
+            ]));
+            costs.push({ expression: expr[0] ?? "(none)", programs: JSON.parse(out) });
+          } finally {
+            await p.stop();
+          }
+        }
+      }
     } finally {
       await Deno.remove(pcap).catch(() => {});
     }
@@ -424,6 +536,16 @@ async function main(): Promise<void> {
         dash(r.programNs)
       } |`,
     );
+  }
+  if (costs.length > 0) {
+    console.log("");
+    console.log("| program | expression | ns per run, rejected frame | ns per run, selected frame |");
+    console.log("| --- | --- | --- | --- |");
+    for (const { expression, programs } of costs) {
+      for (const [name, { miss, hit }] of Object.entries(programs)) {
+        console.log(`| ${name} | ${expression} | ${miss} | ${hit} |`);
+      }
+    }
   }
   if (rounds < 2) return;
   // Medians over the rounds, and ratios to tcpdump's medians at the same rate.

@@ -23,6 +23,21 @@ export interface KernelCounters {
   lost: number;
 }
 
+/** TRACE_COUNTER_SLOTS: how many interfaces can have their counters in the array maps (a power of two). */
+export const TRACE_COUNTER_SLOTS = 64;
+
+/** The counter slot an interface may own (bpf/trace_record.h, TRACE_COUNTER_SLOTS). */
+export function counterSlot(ifindex: number): number {
+  return ifindex & (TRACE_COUNTER_SLOTS - 1);
+}
+
+/** A u32 map key or value (host order). */
+export function u32Bytes(value: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setUint32(0, value, true);
+  return bytes;
+}
+
 /** Encodes the counters map's key of one interface and hook. */
 export function encodeCounterKey(ifindex: number, direction: Direction): Uint8Array<ArrayBuffer> {
   const { bytes, fields } = TRACE_COUNTER_KEY_LAYOUT;

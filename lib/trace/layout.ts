@@ -101,6 +101,10 @@ export const TRACE_OBJECT_NAMES = {
   ring: "trace_ring",
   /** The per-CPU counters map: key struct trace_counter_key, value struct trace_counters. */
   counters: "trace_counters",
+  /** Counter slots: which interface owns each (array of u32 ifindex). */
+  slotOwner: "trace_slot_owner",
+  /** Counter slots: the owners' counters (per-CPU array of struct trace_counters, slot * 2 + direction). */
+  slotCounters: "trace_slot_counters",
   /** The XDP (ingress) program. */
   xdp: "trace_xdp",
   /** The TC egress program. */

@@ -48,7 +48,14 @@ import { SpliceError, spliceExpression } from "./splice.ts";
 import { TRACE_OBJECT } from "./trace_object.generated.ts";
 import { RECORD_HEADER_BYTES, RECORD_OFFSETS } from "./record.ts";
 import type { Direction } from "./record.ts";
-import { COUNTERS_BYTES, encodeCounterKey, sumCounters } from "./counters.ts";
+import {
+  COUNTERS_BYTES,
+  counterSlot,
+  encodeCounterKey,
+  sumCounters,
+  TRACE_COUNTER_SLOTS,
+  u32Bytes,
+} from "./counters.ts";
 import { TRACE_OBJECT_NAMES } from "./layout.ts";
 
 const log = logger("trace");
@@ -142,9 +149,15 @@ function loadObject(filter: TraceFilter, raw: boolean, ifaces: string, shared?: 
     object.setInitialValue(rodata, config);
     object.setExpectedAttachType(object.program(TRACE_OBJECT_NAMES.tc), AttachType.TCX_EGRESS);
     object.setExpectedAttachType(object.program(TRACE_OBJECT_NAMES.tcIngress), AttachType.TCX_INGRESS);
+    const owners = object.map(TRACE_OBJECT_NAMES.slotOwner);
+    if (object.maxEntries(owners) !== TRACE_COUNTER_SLOTS) {
+      throw new Error(`${TRACE_OBJECT_NAMES.slotOwner} has ${object.maxEntries(owners)} slots: rebuild bpf/`);
+    }
     if (shared !== undefined) {
       object.reuseMapFd(object.map(TRACE_OBJECT_NAMES.ring), shared.ringFd);
       object.reuseMapFd(object.map(TRACE_OBJECT_NAMES.counters), shared.countersFd);
+      object.reuseMapFd(owners, shared.slotOwnerFd);
+      object.reuseMapFd(object.map(TRACE_OBJECT_NAMES.slotCounters), shared.slotCountersFd);
     }
   };
   // Compiled for where these programs' frames start (an Ethernet header or the IP header).
@@ -194,6 +207,14 @@ function loadObject(filter: TraceFilter, raw: boolean, ifaces: string, shared?: 
 interface SharedMaps {
   ringFd: number;
   countersFd: number;
+  slotOwnerFd: number;
+  slotCountersFd: number;
+}
+
+/** Where the counters of one (interface, hook) are: a map and the key in it. */
+interface CounterPlace {
+  fd: number;
+  key: Uint8Array<ArrayBuffer>;
 }
 
 /** One loaded object: the programs for interfaces of one link layout. */
@@ -236,6 +257,8 @@ export class Tracer {
   readonly #attachments: Attachment[] = [];
   readonly #reader: RingBufferReader;
   readonly #countersFd: number;
+  /** The counters of each attachment, by counter slot (ifindex * 2 + direction). */
+  readonly #counterPlaces = new Map<number, CounterPlace>();
   readonly #cpus: number;
   readonly #stopFd: number;
   readonly #pollFds: Uint8Array<ArrayBuffer>;
@@ -251,7 +274,12 @@ export class Tracer {
     const ring = object.map(TRACE_OBJECT_NAMES.ring);
     const ringFd = object.mapFd(ring);
     this.#countersFd = object.mapFd(object.map(TRACE_OBJECT_NAMES.counters));
-    this.#shared = { ringFd, countersFd: this.#countersFd };
+    this.#shared = {
+      ringFd,
+      countersFd: this.#countersFd,
+      slotOwnerFd: object.mapFd(object.map(TRACE_OBJECT_NAMES.slotOwner)),
+      slotCountersFd: object.mapFd(object.map(TRACE_OBJECT_NAMES.slotCounters)),
+    };
     this.#reader = new RingBufferReader(ringFd, object.maxEntries(ring));
     this.#cpus = possibleCpus();
     this.#stopFd = libc().eventfd(0, Libc.EFD_NONBLOCK | Libc.EFD_CLOEXEC);
@@ -321,15 +349,20 @@ export class Tracer {
     const onFallback = (reason: string) => log.warn(reason);
     const added: Attachment[] = [];
     const { direction, mode, ingressHook, egressHook } = this.#options;
+    const counters = (hook: Direction) => {
+      const place = this.#counterPlace(target.ifindex, hook);
+      mapUpdate(place.fd, place.key, zeros);
+      this.#counterPlaces.set(target.ifindex * 2 + (hook === "ingress" ? 0 : 1), place);
+    };
     try {
       if (direction !== "egress") {
-        mapUpdate(this.#countersFd, encodeCounterKey(target.ifindex, "ingress"), zeros);
+        counters("ingress");
         added.push(
           attachIngress(programs.xdpFd, programs.tcIngressFd, target, mode, onFallback, ingressHook),
         );
       }
       if (direction !== "ingress") {
-        mapUpdate(this.#countersFd, encodeCounterKey(target.ifindex, "egress"), zeros);
+        counters("egress");
         added.push(attachEgress(programs.tcEgressFd, target, egressHook, onFallback));
       }
     } catch (error) {
@@ -339,6 +372,29 @@ export class Tracer {
     for (const a of added) log.info("attached {iface} {direction} {hook}", { ...a });
     this.#attachments.push(...added);
     return added;
+  }
+
+  /**
+   * Where the counters of (ifindex, direction) go: the interface's counter slot when it owns it or the
+   * slot is free (then claimed: its counters zeroed before the owner is written, so the programs never
+   * count into stale values), else the hash map.
+   */
+  #counterPlace(ifindex: number, direction: Direction): CounterPlace {
+    const slot = counterSlot(ifindex);
+    const owner = new Uint8Array(4);
+    mapLookup(this.#shared.slotOwnerFd, u32Bytes(slot), owner);
+    const ownerIndex = new DataView(owner.buffer).getUint32(0, true);
+    if (ownerIndex !== 0 && ownerIndex !== ifindex) {
+      return { fd: this.#countersFd, key: encodeCounterKey(ifindex, direction) };
+    }
+    if (ownerIndex === 0) {
+      const zeros = new Uint8Array(this.#cpus * COUNTERS_BYTES);
+      for (const index of [slot * 2, slot * 2 + 1]) {
+        mapUpdate(this.#shared.slotCountersFd, u32Bytes(index), zeros);
+      }
+      mapUpdate(this.#shared.slotOwnerFd, u32Bytes(slot), u32Bytes(ifindex));
+    }
+    return { fd: this.#shared.slotCountersFd, key: u32Bytes(slot * 2 + (direction === "ingress" ? 0 : 1)) };
   }
 
   /** The hooks attached, in order. */
@@ -401,7 +457,8 @@ export class Tracer {
   counters(): HookCounters[] {
     const value = new Uint8Array(this.#cpus * COUNTERS_BYTES);
     return this.#attachments.map((a) => {
-      mapLookup(this.#countersFd, encodeCounterKey(a.ifindex, a.direction), value);
+      const place = this.#counterPlaces.get(a.ifindex * 2 + (a.direction === "ingress" ? 0 : 1))!;
+      mapLookup(place.fd, place.key, value);
       const sum = sumCounters(value, this.#cpus);
       const slot = a.ifindex * 2 + (a.direction === "ingress" ? 0 : 1);
       return {

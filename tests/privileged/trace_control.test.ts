@@ -202,3 +202,56 @@ privilegedTest(
     });
   },
 );
+
+privilegedTest(
+  "trace: two interfaces with the same counter slot (ifindex 64 apart) keep their own counters",
+  async () => {
+    await withVethPair(async ({ peer, local }) => {
+      // vb owns its counter slot (ifindex % 64); d0, created with an ifindex 64 higher, falls back to
+      // the hash map. ICMP out of d0 (to a fixed neighbour; its veth peer d1 drops it) is counted on
+      // d0's egress.
+      const vbIndex = Number((await local.exec(["cat", "/sys/class/net/vb/ifindex"])).trim());
+      await local.exec([
+        "ip",
+        "link",
+        "add",
+        "d0",
+        "index",
+        String(vbIndex + 64),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "d1",
+      ]);
+      await local.exec(["ip", "addr", "add", "10.77.0.1/24", "dev", "d0"]);
+      await local.exec(["ip", "link", "set", "d0", "up"]);
+      await local.exec(["ip", "link", "set", "d1", "up"]);
+      await local.exec([
+        "ip",
+        "neigh",
+        "replace",
+        "10.77.0.2",
+        "lladdr",
+        "02:00:00:00:77:02",
+        "dev",
+        "d0",
+        "nud",
+        "permanent",
+      ]);
+      const tracer = await TracerProcess.start(
+        local,
+        ["-i", "vb", "-i", "d0", "--proto", "icmp", "-q"],
+        4,
+      );
+      await peer.run(["ping", "-c", "3", "-i", "0.2", "-W", "1", LOCAL_ADDRESS], { timeoutMs: 10_000 });
+      await local.run(["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.77.0.2"], { timeoutMs: 10_000 });
+      tracer.kill("SIGINT");
+      assert.equal(await tracer.wait(), 0, tracer.stderr);
+      assert.match(tracer.stderr, /^vb ingress tcx: seen \d+ matched 3 captured 3 lost 0$/m);
+      assert.match(tracer.stderr, /^vb egress tcx: seen \d+ matched 3 captured 3 lost 0$/m);
+      assert.match(tracer.stderr, /^d0 ingress tcx: seen \d+ matched 0 captured 0 lost 0$/m);
+      assert.match(tracer.stderr, /^d0 egress tcx: seen \d+ matched 2 captured 2 lost 0$/m);
+    });
+  },
+);

@@ -33,7 +33,7 @@ import type { TraceExpression } from "../trace/filter.ts";
 
 const COMMAND = "trace";
 
-const HELP = `netstack trace — trace packets with XDP or tcx (ingress) and TC (egress), filtered in the kernel
+const HELP = `netstack trace — trace packets with tcx or XDP (ingress) and TC (egress), filtered in the kernel
 
 Usage: netstack trace [options] [EXPRESSION...]
 
@@ -44,9 +44,13 @@ Usage: netstack trace [options] [EXPRESSION...]
 
   -i, --iface NAME          interface to attach to; repeat for several; \`any\` = every interface
                             that is up, except loopback, and those that come up later (default eth0)
-      --direction DIR       ingress (XDP), egress (TC) or both (default both)
-      --mode MODE           XDP mode: auto, native or generic (default auto = generic: it never
-                            makes a driver reset its link; native only when asked). When another
+      --direction DIR       ingress, egress (TC) or both (default both)
+      --ingress-hook HOOK   auto, tcx or xdp (default auto: tcx on virtual devices such as veth,
+                            bridge, TUN, where XDP could only be generic, which copies most packets
+                            before the program runs; generic XDP on physical NICs)
+      --mode MODE           XDP mode: auto, native or generic (default auto). native or generic
+                            attach XDP (native: the driver's; it may reset a physical NIC's link);
+                            auto = the --ingress-hook choice, generic when it is XDP. When another
                             program holds the XDP hook, ingress uses tcx instead, and says so
       --proto P             tcp, udp, icmp, icmp6, arp, ip, ip6, sctp (default any)
       --host ADDR[/PREFIX]  source or destination address in this IPv4/IPv6 prefix

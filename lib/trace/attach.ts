@@ -1,14 +1,18 @@
 /**
- * Attaching netstack trace's programs: XDP for ingress and TC for egress, both as BPF links where the
- * kernel allows, so that the programs are detached when the link file descriptors close — at exit, and
- * also when the process is killed.
+ * Attaching netstack trace's programs: tcx or XDP for ingress and TC for egress, all as BPF links where
+ * the kernel allows, so that the programs are detached when the link file descriptors close — at exit,
+ * and also when the process is killed.
  *
+ * - Ingress, `--ingress-hook auto` (see {@link chooseIngressHook}): a tcx ingress link on virtual devices
+ *   (veth, bridge, TUN, loopback), where XDP could only be generic, and generic (skb) XDP copies most
+ *   packets before the program runs; generic XDP on physical NICs. The tcx program sees what XDP sees
+ *   (the frame from its link-layer header, every packet, before the stack), and puts back the VLAN tag
+ *   the kernel takes out of the frame between the two hooks (bpf/trace.bpf.c).
  * - XDP: `bpf_link_create(prog, ifindex, BPF_XDP, {flags: mode})`. libbpf 1.1's
  *   `bpf_program__attach_xdp` makes the same link but cannot choose the mode, so the call is made
- *   directly with XDP_FLAGS_SKB_MODE (generic) or XDP_FLAGS_DRV_MODE (native).
- *   `--mode auto` uses generic XDP on every device: native XDP makes many physical drivers reconfigure
- *   their rings and reset the link, and on a veth it gives up GRO (~16 → ~4.6 Gbit/s measured), while
- *   generic costs nothing measurable and disturbs nothing. Native XDP only when asked (`--mode native`).
+ *   directly with XDP_FLAGS_SKB_MODE (generic) or XDP_FLAGS_DRV_MODE (native). XDP is generic unless
+ *   `--mode native` asks otherwise: native XDP makes many physical drivers reconfigure their rings and
+ *   reset the link, and on a veth it gives up GRO (~16 → ~4.6 Gbit/s measured).
  * - XDP holds one program per interface. When another one is there (a second netstack trace, or any
  *   other tool), ingress falls back to a tcx ingress link, a hook several programs share, and says so.
  * - TC egress: a tcx link (`bpf_link_create(prog, ifindex, BPF_TCX_EGRESS = 47)`, kernel 6.6+; the

@@ -554,8 +554,9 @@ async function main(): Promise<void> {
     const mid = sorted.length >> 1;
     return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
   };
-  const ratio = (a: number, b: number | undefined) => b ? (a / b).toFixed(2) : "–";
   console.log("");
+  // The ratios are medians of each round's ratio to tcpdump's run of the same round: on a loaded machine
+  // the runs of one round are closer in conditions than the medians of separate runs.
   console.log(
     "| target pps | tool | hook | sent/s (median) | × tcpdump | captured/s | × tcpdump | lost (max) | tool CPU % | program ns/packet |",
   );
@@ -563,21 +564,31 @@ async function main(): Promise<void> {
   for (const rate of values.rates.split(",")) {
     const of = (tool: string) => rows.filter((r) => r.rate === rate && r.tool === tool);
     const tcpdump = of("tcpdump");
-    const refSent = tcpdump.length ? median(tcpdump.map((r) => r.offered)) : undefined;
-    const refCaptured = tcpdump.length ? median(tcpdump.map((r) => r.captured / seconds)) : undefined;
+    /** The median over rounds of `value(row) / value(tcpdump's row of the same round)`. */
+    const roundRatio = (rs: Row[], value: (r: Row) => number) => {
+      const ratios = rs.flatMap((r) => {
+        const reference = tcpdump.find((t) => t.round === r.round);
+        return reference && value(reference) > 0 ? [value(r) / value(reference)] : [];
+      });
+      return ratios.length ? median(ratios).toFixed(2) : "–";
+    };
     for (const tool of tools) {
       const rs = of(tool);
       const none = tool === "none";
+      // Tools without the expression capture everything: their captured/s is not comparable.
+      const sameSelection = !tool.endsWith(":all") || values.expression === "";
       const sent = median(rs.map((r) => r.offered));
       const captured = median(rs.map((r) => r.captured / seconds));
       const cpus = rs.flatMap((r) => r.cpu === undefined ? [] : [r.cpu]);
       const ns = rs.flatMap((r) => r.programNs === undefined ? [] : [r.programNs]);
       console.log(
-        `| ${rate} | ${tool} | ${dash(rs[0]?.hook)} | ${Math.round(sent)} | ${ratio(sent, refSent)} | ${
-          none ? "–" : Math.round(captured)
-        } | ${none ? "–" : ratio(captured, refCaptured)} | ${
-          none ? "–" : Math.max(...rs.map((r) => r.lost))
-        } | ${cpus.length ? median(cpus) : "–"} | ${ns.length ? median(ns) : "–"} |`,
+        `| ${rate} | ${tool} | ${dash(rs[0]?.hook)} | ${Math.round(sent)} | ${
+          roundRatio(rs, (r) => r.offered)
+        } | ${none ? "–" : Math.round(captured)} | ${
+          none || !sameSelection ? "–" : roundRatio(rs, (r) => r.captured)
+        } | ${none ? "–" : Math.max(...rs.map((r) => r.lost))} | ${cpus.length ? median(cpus) : "–"} | ${
+          ns.length ? median(ns) : "–"
+        } |`,
       );
     }
   }

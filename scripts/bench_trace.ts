@@ -473,7 +473,9 @@ async function main(): Promise<void> {
       for (let round = 1; round <= rounds; round++) {
         for (const rateText of values.rates.split(",")) {
           const rate = rateText === "max" ? 0 : Number(rateText);
-          for (const tool of tools) {
+          // Each round starts one tool later, so that no tool always runs first (or right after another).
+          const order = tools.map((_, i) => tools[(i + round - 1) % tools.length]);
+          for (const tool of order) {
             const row = await runTool(tool, rate, round);
             row.rate = rateText;
             rows.push(row);

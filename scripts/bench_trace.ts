@@ -23,7 +23,10 @@
  * The sender is this script in `--send` mode: an AF_PACKET socket driven by sendmmsg through FFI,
  * paced in batches of 32 frames; `--senders 2` runs two of them, one per CPU, sharing the rate. On a veth
  * the receive path (and so the XDP program) runs on the sending CPU, so an expensive hook slows the
- * sender rather than dropping packets: compare "sent/s" across tools. The frames go to UDP ports
+ * sender rather than dropping packets: compare "sent/s" across tools, and better still "sender ns/packet",
+ * the sending thread's CPU time per packet (with the kernel's tick-based accounting it includes the
+ * softirq work done in its context: the veth's receive path and the hooks), which the machine's load
+ * changes far less than the rate. The frames go to UDP ports
  * 1000..1099 in turn, so `--expression 'udp dst port 1042'` (given to netstack trace, in its XDP program,
  * and to tcpdump, in its socket filter) selects 1% of them.
  *

@@ -51,14 +51,18 @@ import { inNetns, isValidNetnsName } from "../phy/netns.ts";
 /** Help text of `netstack stack`. */
 export const STACK_HELP = `Usage: netstack stack [options]
 
-Runs a user-space TCP/IP stack on a TUN or TAP device it creates (or on an existing interface through
-libpcap), and emulates a remote host that answers ping and runs small services. Needs root or
-CAP_NET_ADMIN.
+Runs a user-space TCP/IP stack on a TUN or TAP device it creates (or on an existing Ethernet interface,
+through an AF_PACKET socket or libpcap), and emulates a remote host that answers ping and runs small
+services. Needs root or CAP_NET_ADMIN.
 
 Options:
-  --backend tun|tap|pcap  TUN (IP packets), TAP (Ethernet frames), or an existing interface through
-                          libpcap (default tun)
-  --iface NAME            device to create (tun/tap; default tun0) or to open (pcap; required)
+  --backend tun|tap|packet|pcap
+                          TUN (IP packets), TAP (Ethernet frames), or an existing interface: packet
+                          through an AF_PACKET socket (recommended: it takes the checksum state and
+                          64 KiB segments of local senders such as a veth peer), pcap through libpcap
+                          (default tun)
+  --iface NAME            device to create (tun/tap; default tun0) or to open (packet/pcap; required).
+                          Loopback (lo) is refused: nothing but the kernel itself lives there
   --addr CIDR             the stack's own IPv4 address (default 10.0.0.2/24)
   --host-addr CIDR        tun/tap: address given to the host side of the device (default 10.0.0.1/24)
   --no-configure          tun/tap: leave the host side without an address (it is still brought up)
@@ -66,7 +70,8 @@ Options:
                           backends also get a link-local address, and SLAAC adds addresses from
                           router advertisements
   --host-addr6 CIDR       tun/tap: IPv6 address given to the host side (default fd00::1/64)
-  --gateway6 ADDR         tap/pcap: IPv6 next hop off the prefix (default: from router advertisements)
+  --gateway6 ADDR         tap/packet/pcap: IPv6 next hop off the prefix (default: from router
+                          advertisements)
   --no-ipv6               IPv4 only
   --netns NAME            tun/tap: create the device in network namespace NAME (an 'ip netns' name) and
                           configure the host side there; netstack itself stays where it runs
@@ -74,9 +79,11 @@ Options:
                           sockets (as slirp4netns and pasta); with --netns, a default route via the stack
   --max-flows N           --forward: most relayed flows at once, 1..65536 (default 1024)
   --udp-timeout SEC       --forward: close a UDP association idle this long, 1..3600 (default 60)
-  --gateway ADDR          tap/pcap: next hop for destinations outside the subnet
-  --dhcp                  tap/pcap: obtain address and gateway by DHCPv4 instead of --addr
-  --mac MAC               tap/pcap: the stack's MAC (default random, locally administered)
+  --gateway ADDR          tap/packet/pcap: next hop for destinations outside the subnet
+  --dhcp                  tap/packet/pcap: obtain address and gateway by DHCPv4 instead of --addr
+  --mac MAC               tap/packet/pcap: the stack's MAC (default random, locally administered);
+                          packet puts the interface in promiscuous mode while it runs when the MAC is
+                          not the interface's own
   --promiscuous           pcap: receive frames for any MAC (needed on physical NICs)
   --mtu N                 tun/tap: interface MTU, 68..65535 (default 1500)
   --services LIST         comma list, or 'none' (default: ${AVAILABLE_SERVICES.join(",")})
@@ -96,7 +103,7 @@ Options:
 Examples:
   sudo netstack stack --capture /tmp/stack.pcap    # then: ping 10.0.0.2; curl http://10.0.0.2/
   sudo netstack stack --connect 10.0.0.1:5000      # talk to a listener on the host side
-  sudo netstack stack --backend pcap --iface my0 --dhcp   # a veth end, address from a DHCP server
+  sudo netstack stack --backend packet --iface my0 --dhcp   # a veth end, address from a DHCP server
 `;
 
 /** The parsed configuration of `netstack stack`. */
@@ -105,11 +112,11 @@ export interface StackConfig {
   backend: Backend;
   /** Device name. */
   iface: string;
-  /** Next hop outside the subnet (tap/pcap). */
+  /** Next hop outside the subnet (tap/packet/pcap). */
   gateway: Ipv4Address | null;
-  /** Address from DHCP (tap/pcap). */
+  /** Address from DHCP (tap/packet/pcap). */
   dhcp: boolean;
-  /** The stack's MAC (tap/pcap); undefined for a random one. */
+  /** The stack's MAC (tap/packet/pcap); undefined for a random one. */
   mac?: MacAddress;
   /** pcap: promiscuous mode. */
   promiscuous: boolean;
@@ -202,31 +209,39 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     help: { type: "boolean", short: "h", default: false },
   });
   if (v.help) return null;
-  if (!["tun", "tap", "pcap"].includes(v.backend)) {
-    throw usage(`--backend must be tun, tap or pcap, got '${v.backend}'`);
+  if (!["tun", "tap", "packet", "pcap"].includes(v.backend)) {
+    throw usage(`--backend must be tun, tap, packet or pcap, got '${v.backend}'`);
   }
   const backend = v.backend as Backend;
   const ethernet = backend !== "tun";
   if (!ethernet) {
     for (const flag of ["dhcp", "mac", "gateway", "gateway6"] as const) {
       if (v[flag] !== undefined && v[flag] !== false) {
-        throw usage(`--${flag} needs an Ethernet backend (--backend tap or pcap); on tun the host routes`);
+        throw usage(
+          `--${flag} needs an Ethernet backend (--backend tap, packet or pcap); on tun the host routes`,
+        );
       }
     }
   }
+  if (backend === "packet" && v.promiscuous) {
+    throw usage(
+      "--promiscuous applies to --backend pcap; packet turns promiscuous mode on by itself when --mac is not the interface's",
+    );
+  }
   if (backend !== "pcap" && v.promiscuous) throw usage("--promiscuous applies to --backend pcap only");
-  if (backend === "pcap") {
+  const attached = backend === "packet" || backend === "pcap";
+  if (attached) {
     if (v.iface === undefined) {
-      throw usage("--backend pcap needs --iface NAME, an existing interface to open");
+      throw usage(`--backend ${backend} needs --iface NAME, an existing interface to open`);
     }
     if (v["host-addr"] !== undefined || v["host-addr6"] !== undefined || v["no-configure"]) {
       throw usage(
-        "--host-addr, --host-addr6 and --no-configure apply to tun and tap; pcap opens an interface as it is",
+        `--host-addr, --host-addr6 and --no-configure apply to tun and tap; ${backend} opens an interface as it is`,
       );
     }
-    if (v.mtu !== "1500") throw usage("--mtu applies to tun and tap; pcap uses the interface's MTU");
+    if (v.mtu !== "1500") throw usage(`--mtu applies to tun and tap; ${backend} uses the interface's MTU`);
     if (v.netns !== undefined) {
-      throw usage("--netns applies to tun and tap; pcap opens an interface as it is");
+      throw usage(`--netns applies to tun and tap; ${backend} opens an interface as it is`);
     }
   }
   if (v.netns !== undefined && !isValidNetnsName(v.netns)) {
@@ -250,7 +265,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
   const badAddress = v.dhcp ? null : notAHostAddress(address);
   if (badAddress !== null) throw usage(`--addr ${addrText} ${badAddress}; give the stack a host address`);
   let hostAddress: Ipv4Cidr | null = null;
-  if (backend !== "pcap" && !v["no-configure"]) {
+  if (!attached && !v["no-configure"]) {
     const hostText = v["host-addr"] ?? "10.0.0.1/24";
     hostAddress = parseIpv4Cidr(hostText);
     if (hostAddress === null) {
@@ -508,7 +523,7 @@ export async function runStack(args: string[]): Promise<number> {
       mac: config.mac,
       promiscuous: config.promiscuous,
       dhcp: config.dhcp ? { onBound: (lease) => bound(lease) } : false,
-      mtu: config.backend === "pcap" ? undefined : config.mtu,
+      mtu: config.backend === "pcap" || config.backend === "packet" ? undefined : config.mtu,
       services: config.services,
       capturePath: config.capturePath,
       captureFilter: config.captureFilter,
@@ -534,7 +549,7 @@ export async function runStack(args: string[]): Promise<number> {
       config.netns !== undefined ? `netns=${config.netns}` : "",
       `addr=${formatIpv4Cidr(stack.address)}`,
       ...addresses6(stack),
-      config.backend !== "pcap"
+      config.backend !== "pcap" && config.backend !== "packet"
         ? `host=${config.hostAddress ? formatIpv4Cidr(config.hostAddress) : "unconfigured"}`
         : "",
       stack.ethernet ? `mac=${formatMac(stack.ethernet.mac)}` : "",

@@ -1,6 +1,6 @@
 /**
  * Opens a stack with the options of the command line: the device (a TUN or TAP device it creates, or an
- * existing interface through libpcap), host-side configuration, optional impairment and pcap capture, in
+ * existing interface through an AF_PACKET socket or libpcap), host-side configuration, optional impairment and pcap capture, in
  * one call, with everything closed again on failure.
  *
  * @module
@@ -12,6 +12,8 @@ import { compileRunnableExpression, Dlt } from "../filter/expression.ts";
 import type { Device } from "../phy/device.ts";
 import { TunDevice } from "../phy/tun.ts";
 import { PcapDevice } from "../phy/pcap_device.ts";
+import { PacketDevice } from "../phy/packet_device.ts";
+import { randomLocalMac } from "../wire/ethernet.ts";
 import { ImpairedDevice, type ImpairmentSpec } from "../phy/impair.ts";
 import type { TcpLayerOptions } from "../tcp/config.ts";
 import type { Ipv4Address, Ipv4Cidr } from "../wire/ipv4_address.ts";
@@ -22,13 +24,13 @@ import { type ServiceName, Stack } from "./stack.ts";
 import { Forwarder, type ForwardOptions } from "../forward/forwarder.ts";
 
 /** Where the stack's packets go: see docs/cli.md `--backend`. */
-export type Backend = "tun" | "tap" | "pcap";
+export type Backend = "tun" | "tap" | "packet" | "pcap";
 
 /** Options of {@link openStack}. */
 export interface OpenStackOptions {
   /** Device kind; default `tun`. */
   backend?: Backend;
-  /** Device to create (tun, tap; default `tun0`) or to open (pcap; required). */
+  /** Device to create (tun, tap; default `tun0`) or to open (packet, pcap; required). */
   iface?: string;
   /** The stack's address (ignored with `dhcp`). */
   address: Ipv4Cidr;
@@ -40,7 +42,7 @@ export interface OpenStackOptions {
   address6?: Ipv6Cidr | null;
   /** tun/tap: IPv6 address given to the host side; none when omitted. */
   hostAddress6?: Ipv6Cidr | null;
-  /** tap/pcap: IPv6 next hop off the prefix; default from router advertisements. */
+  /** tap/packet/pcap: IPv6 next hop off the prefix; default from router advertisements. */
   gateway6?: Ipv6Address | null;
   /**
    * tun/tap: create the device in this network namespace (an `ip netns` name) and configure the host
@@ -52,15 +54,15 @@ export interface OpenStackOptions {
    * With `netns`, the host side also gets a default route via the stack.
    */
   forward?: boolean | ForwardOptions;
-  /** tap/pcap: next hop outside the subnet. */
+  /** tap/packet/pcap: next hop outside the subnet. */
   gateway?: Ipv4Address | null;
-  /** tap/pcap: obtain the address by DHCPv4. */
+  /** tap/packet/pcap: obtain the address by DHCPv4. */
   dhcp?: boolean | AttachDhcpOptions;
-  /** tap/pcap: the stack's MAC; default random, locally administered. */
+  /** tap/packet/pcap: the stack's MAC; default random, locally administered. */
   mac?: MacAddress;
   /** pcap: receive frames for any MAC (needed on physical NICs). */
   promiscuous?: boolean;
-  /** tun/tap: MTU; default 1500 (pcap takes the interface's). */
+  /** tun/tap: MTU; default 1500 (packet and pcap take the interface's). */
   mtu?: number;
   /** Services to run. */
   services?: readonly ServiceName[];
@@ -75,7 +77,7 @@ export interface OpenStackOptions {
   impairment?: ImpairmentSpec;
   /** TCP tunables. */
   tcp?: TcpLayerOptions;
-  /** tun/tap: checksum and segmentation offload (see `TunOptions.offload`); default true. */
+  /** tun/tap/packet: checksum and segmentation offload through virtio_net_hdr; default true. */
   offload?: boolean;
   /** How the I/O loop waits: see `StackOptions.wait`; default `async`. */
   wait?: "async" | "block";
@@ -94,11 +96,15 @@ export interface OpenedStack {
   close(): Promise<void>;
 }
 
-function openDevice(options: OpenStackOptions): Device {
+function openDevice(options: OpenStackOptions & { mac: MacAddress | undefined }): Device {
   const backend = options.backend ?? "tun";
+  if (backend === "packet") {
+    if (!options.iface) throw new Error("the packet backend needs the name of an existing interface");
+    return PacketDevice.open({ iface: options.iface, mac: options.mac, offload: options.offload ?? true });
+  }
   if (backend === "pcap") {
     if (!options.iface) throw new Error("the pcap backend needs the name of an existing interface");
-    return PcapDevice.open({ iface: options.iface, promiscuous: options.promiscuous });
+    return PcapDevice.open({ iface: options.iface, promiscuous: options.promiscuous, mac: options.mac });
   }
   return TunDevice.open({
     name: options.iface ?? "tun0",
@@ -115,7 +121,10 @@ function openDevice(options: OpenStackOptions): Device {
 
 /** Opens the device (and capture) and starts a stack on it. */
 export function openStack(options: OpenStackOptions): OpenedStack {
-  const base = openDevice(options);
+  // The MAC is chosen before the device opens: the packet backend joins promiscuous mode for a foreign one.
+  const mac = options.mac ??
+    (options.backend === "tun" || options.backend === undefined ? undefined : randomLocalMac());
+  const base = openDevice({ ...options, mac });
   let file: Deno.FsFile | null = null;
   let device: Device = base;
   try {
@@ -136,7 +145,7 @@ export function openStack(options: OpenStackOptions): OpenedStack {
       gateway6: options.gateway6,
       services: options.services,
       tcp: options.tcp,
-      mac: options.mac,
+      mac,
       gateway: options.gateway,
       dhcp: options.dhcp,
       wait: options.wait,

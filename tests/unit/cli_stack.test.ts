@@ -97,7 +97,14 @@ Deno.test("cli: usage mistakes are UsageErrors naming the problem", () => {
     [["--backend", "tap", "--gateway", "nope"], /--gateway needs an IPv4 address/],
     [["--backend", "tap", "--mac", "01:00:5e:00:00:01"], /--mac needs a unicast MAC/],
     [["--backend", "tap", "--mac", "zz"], /--mac needs a unicast MAC/],
-    [["--backend", "wifi"], /--backend must be tun, tap or pcap/],
+    [["--backend", "wifi"], /--backend must be tun, tap, packet or pcap/],
+    [["--backend", "packet"], /--backend packet needs --iface NAME/],
+    [["--backend", "packet", "--iface", "my0", "--no-configure"], /packet opens an interface as it is/],
+    [["--backend", "packet", "--iface", "my0", "--mtu", "9000"], /packet uses the interface's MTU/],
+    [
+      ["--backend", "packet", "--iface", "my0", "--promiscuous"],
+      /packet turns promiscuous mode on by itself/,
+    ],
     [["--dhcp"], /--dhcp needs an Ethernet backend/],
     [["--gateway", "10.0.0.1"], /--gateway needs an Ethernet backend/],
     [["--mac", "02:00:00:00:00:01"], /--mac needs an Ethernet backend/],
@@ -123,7 +130,7 @@ Deno.test("cli: --connect takes host names and -w like nc, and is quiet unless a
   assert.equal(parseStackArgs([])!.logLevel, "info");
 });
 
-Deno.test("cli: Ethernet backends take --dhcp, --mac, --gateway and --promiscuous", () => {
+Deno.test("cli: Ethernet backends take --dhcp, --mac, --gateway and (pcap) --promiscuous", () => {
   const tap = parseStackArgs(["--backend", "tap", "--mac", "02:00:00:00:00:07", "--gateway", "10.0.0.254"])!;
   assert.equal(tap.backend, "tap");
   assert.equal(tap.iface, "tap0");
@@ -136,6 +143,21 @@ Deno.test("cli: Ethernet backends take --dhcp, --mac, --gateway and --promiscuou
   assert.equal(pcap.dhcp, true);
   assert.equal(pcap.promiscuous, true);
   assert.equal(pcap.hostAddress, null);
+  const packet = parseStackArgs([
+    "--backend",
+    "packet",
+    "--iface",
+    "my0",
+    "--dhcp",
+    "--mac",
+    "02:00:00:00:00:08",
+  ])!;
+  assert.equal(packet.backend, "packet");
+  assert.equal(packet.iface, "my0");
+  assert.equal(packet.dhcp, true);
+  assert.equal(packet.mac, 0x020000000008);
+  assert.equal(packet.promiscuous, false);
+  assert.equal(packet.hostAddress, null);
 });
 
 Deno.test("cli: the version matches deno.json", async () => {

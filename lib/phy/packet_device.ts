@@ -1,0 +1,270 @@
+/**
+ * A device over an existing Ethernet interface through an AF_PACKET `SOCK_RAW` socket (packet(7)), the
+ * recommended way to attach the stack to a veth end, a bridge port or a NIC.
+ *
+ * Why not only libpcap: a local sender (the peer of a veth, a container on a bridge) leaves TCP and UDP
+ * checksums to transmit offload, and a plain capture hands the frames over unfinished. With
+ * `PACKET_VNET_HDR` every frame arrives after a `virtio_net_hdr` that carries its checksum state
+ * (NEEDS_CSUM: partial, trusted as the kernel trusts it on local delivery; DATA_VALID: verified) and its
+ * GSO metadata, so TCP super-segments of up to 64 KiB come in as one read, and the stack's own
+ * super-segments go out as one write that the kernel segments (or hands whole to a local receiver) — what
+ * the TAP backend does with IFF_VNET_HDR.
+ *
+ * The socket is created with protocol 0 (it receives nothing yet), configured, then bound to the interface
+ * with ETH_P_ALL, so no frame of another interface is ever read. `PACKET_IGNORE_OUTGOING` keeps our own
+ * transmissions (and the local kernel's on this interface) from looping back. When the stack's MAC is not
+ * the interface's, a `PACKET_MR_PROMISC` membership makes a NIC deliver frames for it; the membership
+ * belongs to the socket, so the interface's promiscuity count returns to what it was when the socket is
+ * closed, also when the process is killed.
+ *
+ * Waiting is one awaited `poll` per batch ({@link FdWaiter}); reading is a synchronous `recv` drain.
+ *
+ * @module
+ */
+
+import { errno, lastError, Libc, libc, strerror } from "../ffi/libc.ts";
+import { Errno, SystemError } from "../ffi/errno.ts";
+import type { MacAddress } from "../wire/ethernet.ts";
+import { VIRTIO_NET_HDR_LENGTH } from "../wire/virtio_net.ts";
+import { ETHERNET_HEADER_LENGTH } from "../wire/ethernet.ts";
+import type { Device, Medium, PacketHandler } from "./device.ts";
+import { FdWaiter } from "./fd_waiter.ts";
+import { attachableLink } from "./link.ts";
+import { encodeVirtioTx, virtioRxFlags } from "./vnet_offload.ts";
+
+// linux/if_ether.h, linux/if_packet.h, linux/socket.h.
+const ETH_P_ALL = 0x0003;
+const SOL_PACKET = 263;
+const PACKET_ADD_MEMBERSHIP = 1;
+const PACKET_MR_PROMISC = 1;
+const PACKET_STATISTICS = 6;
+const PACKET_VNET_HDR = 15;
+const PACKET_IGNORE_OUTGOING = 23;
+const SOCKADDR_LL_SIZE = 20;
+const PACKET_MREQ_SIZE = 16;
+
+/** Largest frame read or written: a 64 KiB super-segment after its Ethernet header (and a VLAN tag). */
+const MAX_FRAME = ETHERNET_HEADER_LENGTH + 4 + 65536;
+
+/** Options of {@link PacketDevice.open}. */
+export interface PacketDeviceOptions {
+  /** The existing interface to attach to, e.g. `my0`. */
+  iface: string;
+  /**
+   * The stack's MAC. When it differs from the interface's own, the socket joins promiscuous mode (a NIC
+   * would filter out frames for it otherwise). Omit to leave promiscuity alone.
+   */
+  mac?: MacAddress;
+  /** Checksum and segmentation offload through virtio_net_hdr (PACKET_VNET_HDR); default true. */
+  offload?: boolean;
+  /** Socket receive buffer in bytes (SO_RCVBUFFORCE, else SO_RCVBUF); default 4 MiB. */
+  receiveBuffer?: number;
+}
+
+function setIntOption(fd: number, level: number, name: number, value: number): boolean {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setInt32(0, value, true);
+  return libc().setsockopt(fd, level, name, bytes, 4) === 0;
+}
+
+/** An existing Ethernet interface attached through an AF_PACKET socket. */
+export class PacketDevice implements Device {
+  readonly name: string;
+  readonly medium: Medium = "ethernet";
+  /** The interface's IP MTU. */
+  readonly mtu: number;
+  /** Whether frames carry a virtio_net_hdr (checksum state, GSO). */
+  readonly offloads: boolean;
+  /** Whether this socket holds a promiscuous membership on the interface. */
+  readonly promiscuous: boolean;
+  /** Whether the kernel keeps outgoing frames from this socket (PACKET_IGNORE_OUTGOING, Linux 4.20+). */
+  readonly ignoresOutgoing: boolean;
+  /** Frames the kernel refused on send (ENOBUFS, EAGAIN, too big…), counted rather than thrown. */
+  sendErrors = 0;
+  /** Read errors other than EAGAIN, counted. */
+  receiveErrors = 0;
+  /** Frames dropped here, by reason (`truncated`, `gso-unsupported`, `short`). */
+  readonly drops: Record<string, number> = {};
+  readonly #fd: number;
+  readonly #waiter: FdWaiter;
+  readonly #rx = new Uint8Array(VIRTIO_NET_HDR_LENGTH + MAX_FRAME);
+  readonly #rxLength = BigInt(VIRTIO_NET_HDR_LENGTH + MAX_FRAME);
+  readonly #tx: Uint8Array<ArrayBuffer> = new Uint8Array(VIRTIO_NET_HDR_LENGTH + MAX_FRAME);
+  readonly #statsBytes = new Uint8Array(8);
+  readonly #statsLength = new Uint8Array(4);
+  /** Kernel counters accumulated (PACKET_STATISTICS resets on every read). */
+  #kernelPackets = 0;
+  #kernelDrops = 0;
+  #closed = false;
+
+  private constructor(
+    name: string,
+    mtu: number,
+    fd: number,
+    waiter: FdWaiter,
+    flags: { offload: boolean; promiscuous: boolean; ignoresOutgoing: boolean },
+  ) {
+    this.name = name;
+    this.mtu = mtu;
+    this.#fd = fd;
+    this.#waiter = waiter;
+    this.offloads = flags.offload;
+    this.promiscuous = flags.promiscuous;
+    this.ignoresOutgoing = flags.ignoresOutgoing;
+  }
+
+  /**
+   * Attaches to `options.iface`. Throws `InterfaceError` (missing, down, loopback, not Ethernet) or
+   * {@link SystemError} naming the cause and what to do.
+   */
+  static open(options: PacketDeviceOptions): PacketDevice {
+    const link = attachableLink(options.iface);
+    const c = libc();
+    const offload = options.offload ?? true;
+    const fd = c.socket(Libc.AF_PACKET, Libc.SOCK_RAW | Libc.SOCK_NONBLOCK | Libc.SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      const code = errno();
+      const hint = code === Errno.EPERM || code === Errno.EACCES
+        ? "it needs root or CAP_NET_RAW (run with sudo)"
+        : undefined;
+      throw new SystemError("socket(AF_PACKET, SOCK_RAW)", code, strerror(code), hint);
+    }
+    let waiter: FdWaiter | null = null;
+    try {
+      if (offload && !setIntOption(fd, SOL_PACKET, PACKET_VNET_HDR, 1)) {
+        throw lastError(`setsockopt(PACKET_VNET_HDR) on ${link.name}`);
+      }
+      // Older kernels lack it; our own frames are then dropped by source MAC in the Ethernet layer.
+      const ignoresOutgoing = setIntOption(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1);
+      const rcvbuf = options.receiveBuffer ?? 4 << 20;
+      if (!setIntOption(fd, Libc.SOL_SOCKET, Libc.SO_RCVBUFFORCE, rcvbuf)) {
+        setIntOption(fd, Libc.SOL_SOCKET, Libc.SO_RCVBUF, rcvbuf);
+      }
+      const address = new Uint8Array(SOCKADDR_LL_SIZE);
+      const view = new DataView(address.buffer);
+      view.setUint16(0, Libc.AF_PACKET, true);
+      view.setUint16(2, ETH_P_ALL, false); // network byte order
+      view.setInt32(4, link.index, true);
+      if (c.bind(fd, address, SOCKADDR_LL_SIZE) < 0) throw lastError(`bind(AF_PACKET) to ${link.name}`);
+      let promiscuous = false;
+      if (options.mac !== undefined && options.mac !== link.mac) {
+        const mreq = new Uint8Array(PACKET_MREQ_SIZE);
+        const mview = new DataView(mreq.buffer);
+        mview.setInt32(0, link.index, true);
+        mview.setUint16(4, PACKET_MR_PROMISC, true);
+        if (c.setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq, PACKET_MREQ_SIZE) < 0) {
+          throw lastError(`setsockopt(PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC) on ${link.name}`);
+        }
+        promiscuous = true;
+      }
+      waiter = new FdWaiter(fd);
+      return new PacketDevice(link.name, link.mtu, fd, waiter, { offload, promiscuous, ignoresOutgoing });
+    } catch (error) {
+      waiter?.close();
+      c.close(fd);
+      throw error;
+    }
+  }
+
+  receive(onPacket: PacketHandler, max: number): number {
+    const c = libc();
+    const rx = this.#rx;
+    const offset = this.offloads ? VIRTIO_NET_HDR_LENGTH : 0;
+    let count = 0;
+    while (count < max) {
+      // MSG_TRUNC: the frame's real length, so that a frame larger than the buffer is noticed.
+      const n = Number(c.recv(this.#fd, rx, this.#rxLength, Libc.MSG_TRUNC));
+      if (n < 0) {
+        const code = errno();
+        if (code !== Errno.EAGAIN && code !== Errno.EINTR) this.receiveErrors++;
+        break;
+      }
+      count++;
+      if (n > rx.length) {
+        this.#drop("truncated");
+        continue;
+      }
+      if (n < offset + ETHERNET_HEADER_LENGTH) {
+        this.#drop("short");
+        continue;
+      }
+      if (offset === 0) {
+        onPacket(rx.subarray(0, n));
+        continue;
+      }
+      const flags = virtioRxFlags(rx);
+      if (flags < 0) {
+        this.#drop("gso-unsupported");
+        continue;
+      }
+      onPacket(rx.subarray(offset, n), flags);
+    }
+    return count;
+  }
+
+  send(frame: Uint8Array, txFlags = 0, gsoSize = 0): boolean {
+    let out = frame as Uint8Array<ArrayBuffer>;
+    if (this.offloads) {
+      const encoded = encodeVirtioTx(this.#tx, frame, ETHERNET_HEADER_LENGTH, txFlags, gsoSize);
+      if (encoded === null) {
+        this.sendErrors++;
+        return false;
+      }
+      out = encoded;
+    }
+    const n = Number(libc().send(this.#fd, out, BigInt(out.length), Libc.MSG_DONTWAIT));
+    if (n !== out.length) {
+      this.sendErrors++;
+      return false;
+    }
+    return true;
+  }
+
+  wait(timeoutMs: number): Promise<void> {
+    return this.#waiter.wait(timeoutMs);
+  }
+
+  wake(): void {
+    this.#waiter.wake();
+  }
+
+  /** The kernel's counters of this socket since it was opened: frames queued to it, and dropped (buffer full). */
+  kernelStats(): { packets: number; drops: number } {
+    if (!this.#closed) {
+      const view = new DataView(this.#statsLength.buffer);
+      view.setUint32(0, 8, true);
+      if (
+        libc().getsockopt(this.#fd, SOL_PACKET, PACKET_STATISTICS, this.#statsBytes, this.#statsLength) === 0
+      ) {
+        const stats = new DataView(this.#statsBytes.buffer);
+        this.#kernelPackets += stats.getUint32(0, true);
+        this.#kernelDrops += stats.getUint32(4, true);
+      }
+    }
+    return { packets: this.#kernelPackets, drops: this.#kernelDrops };
+  }
+
+  /** Send and receive errors, drops by reason, and the kernel's socket counters. */
+  counters(): Record<string, unknown> {
+    return {
+      sendErrors: this.sendErrors,
+      receiveErrors: this.receiveErrors,
+      offloads: this.offloads,
+      promiscuous: this.promiscuous,
+      drops: { ...this.drops },
+      socket: this.kernelStats(),
+    };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.kernelStats();
+    this.#closed = true;
+    this.#waiter.close();
+    libc().close(this.#fd); // the promiscuous membership goes with the socket
+  }
+
+  #drop(reason: string): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + 1;
+  }
+}

@@ -41,6 +41,8 @@ export {
 } from "./phy/device.ts";
 export { TunDevice, type TunOptions } from "./phy/tun.ts";
 export { PcapDevice, type PcapDeviceOptions } from "./phy/pcap_device.ts";
+export { PacketDevice, type PacketDeviceOptions } from "./phy/packet_device.ts";
+export { InterfaceError } from "./phy/link.ts";
 export { MemoryDevice, type MemoryDeviceOptions } from "./phy/memory.ts";
 export { DeviceMiddleware } from "./phy/middleware.ts";
 export { CaptureDevice } from "./phy/capture.ts";

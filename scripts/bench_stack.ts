@@ -7,7 +7,10 @@
  * request/response over echo (transactions/s, p50 and p99; pinned to one CPU, and unpinned), connections
  * per second, ping round trip (pinned, and after idle periods), CPU of the idle process over 10 s, process
  * memory with 10,000 and 100,000 established connections (clients from several source addresses), and UDP
- * echo with the stack's CPU time per packet. Writes an SVG of the latency distributions.
+ * echo with the stack's CPU time per packet. Writes an SVG of the latency distributions. Then bulk both ways
+ * on each backend in the same run: the TUN figures above, a TAP device, and a veth end the stack attaches
+ * to through an AF_PACKET socket (`--backend packet`, the peer's transmit offload on, as veths come) and
+ * through libpcap (`--backend pcap`, with the peer's offload off, which libpcap needs).
  *
  * Usage: `deno task bench:stack [--smoke] [--svg FILE] [--no-100k]`. `--smoke` runs every workload
  * briefly (a few seconds in all, smaller connection counts): CI runs it to keep the script working; its
@@ -633,5 +636,57 @@ Deno.writeTextFileSync(
   latencySvg(panels, `bench:stack ${new Date().toISOString()}, ${SECONDS} s per workload`),
 );
 console.log(`latency distributions: ${flags.svg}`);
+
+/** Bulk both ways against a stack started with `args` in a fresh namespace (after `setup`), at `host`. */
+async function bulkRow(
+  name: string,
+  args: string[],
+  host: string,
+  setup: (ns: Netns) => Promise<void>,
+): Promise<[number, number]> {
+  return await withNetns(`ns-bench-${name}`, async (ns) => {
+    await setup(ns);
+    const stack = await startStack(ns, ["--log-level", "info", ...args]);
+    try {
+      return [(await client(ns, "send", host, 9)).gbits, (await client(ns, "recv", host, 19)).gbits];
+    } finally {
+      await stack.stop();
+    }
+  });
+}
+
+/** The recipe's veth pair inside `ns`: my1 192.168.0.1/24 (the host's side), my0 for the stack. */
+async function vethPair(ns: Netns, hostTxOffload: boolean): Promise<void> {
+  await ns.exec(["ip", "link", "add", "my0", "type", "veth", "peer", "name", "my1"]);
+  await ns.exec(["ip", "addr", "add", "192.168.0.1/24", "dev", "my1"]);
+  await ns.exec(["ip", "link", "set", "my0", "up"]);
+  await ns.exec(["ip", "link", "set", "my1", "up"]);
+  if (!hostTxOffload) await ns.exec(["ethtool", "-K", "my1", "tx", "off"]);
+}
+
+console.error("netstack on TAP, and on a veth through packet and pcap: bulk");
+const attach = ["--iface", "my0", "--addr", "192.168.0.2/24"];
+const backends: [string, [number, number]][] = [
+  ["TUN (above)", [stackRow.bulkIn, stackRow.bulkOut]],
+  ["TAP", await bulkRow("tap", ["--backend", "tap"], "10.0.0.2", async () => {})],
+  [
+    "veth, packet",
+    await bulkRow("packet", ["--backend", "packet", ...attach], "192.168.0.2", (ns) => vethPair(ns, true)),
+  ],
+  [
+    "veth, pcap (*)",
+    await bulkRow("pcap", ["--backend", "pcap", ...attach], "192.168.0.2", (ns) => vethPair(ns, false)),
+  ],
+];
+console.log(
+  `\nbulk by backend, Gbit/s (same run; kernel over veth: ${f2(kernel.bulkIn)} in, ${
+    f2(kernel.bulkOut)
+  } out)`,
+);
+console.log(`${"netstack on".padEnd(15)} | host→stack | stack→host`);
+for (const [name, [bulkIn, bulkOut]] of backends) {
+  console.log(`${name.padEnd(15)} | ${f2(bulkIn).padStart(10)} | ${f2(bulkOut).padStart(10)}`);
+}
+console.log("(*) libpcap needs the peer's transmit checksum offload off: ethtool -K my1 tx off");
 
 await benchForward();

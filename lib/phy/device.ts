@@ -1,6 +1,6 @@
 /**
- * The device contract: how the stack's shell exchanges packets with TUN, TAP, libpcap or an in-memory
- * link. Batches, not Promises per packet: wait for readiness once, then drain what is ready.
+ * The device contract: how the stack's shell exchanges packets with TUN, TAP, an AF_PACKET socket, libpcap
+ * or an in-memory link. Batches, not Promises per packet: wait for readiness once, then drain what is ready.
  *
  * @module
  */
@@ -10,7 +10,7 @@ import type { TxOffload } from "../wire/offload.ts";
 // The offload vocabulary lives with the wire formats, so protocol code needs nothing from here.
 export { GsoType, RxFlags, TxFlags, TxOffload } from "../wire/offload.ts";
 
-/** What one packet of a device holds: IP packets (TUN) or Ethernet frames (TAP, libpcap). */
+/** What one packet of a device holds: IP packets (TUN) or Ethernet frames (TAP, AF_PACKET, libpcap). */
 export type Medium = "ip" | "ethernet";
 
 /** Called for each received packet with its `RxFlags`; `packet` is valid only during the call. */

@@ -26,15 +26,17 @@
  * @module
  */
 
-import { errno, lastError, Libc, libc, strerror } from "../ffi/libc.ts";
+import { errno, interfaceIndex, lastError, Libc, libc, strerror } from "../ffi/libc.ts";
 import { Errno, SystemError } from "../ffi/errno.ts";
-import type { MacAddress } from "../wire/ethernet.ts";
+import { ETHERNET_HEADER_LENGTH, type MacAddress } from "../wire/ethernet.ts";
 import { VIRTIO_NET_HDR_LENGTH } from "../wire/virtio_net.ts";
-import { ETHERNET_HEADER_LENGTH } from "../wire/ethernet.ts";
 import type { Device, Medium, PacketHandler } from "./device.ts";
 import { FdWaiter } from "./fd_waiter.ts";
 import { attachableLink } from "./link.ts";
 import { encodeVirtioTx, virtioRxFlags } from "./vnet_offload.ts";
+import { logger } from "../log.ts";
+
+const log = logger("packet");
 
 // linux/if_ether.h, linux/if_packet.h, linux/socket.h.
 const ETH_P_ALL = 0x0003;
@@ -189,7 +191,10 @@ export class PacketDevice implements Device {
       const n = Number(c.recv(this.#fd, rx, this.#rxLength, Libc.MSG_TRUNC));
       if (n < 0) {
         const code = errno();
-        if (code !== Errno.EAGAIN && code !== Errno.EINTR) this.receiveErrors++;
+        if (code !== Errno.EAGAIN && code !== Errno.EINTR) {
+          this.receiveErrors++;
+          if (code === Errno.ENETDOWN) this.#linkDown();
+        }
         break;
       }
       count++;
@@ -278,6 +283,19 @@ export class PacketDevice implements Device {
     this.#closed = true;
     this.#waiter.close();
     libc().close(this.#fd); // the promiscuous membership goes with the socket
+  }
+
+  /** The socket reports the interface down (once per event): say whether it may come back. */
+  #linkDown(): void {
+    if (interfaceIndex(this.name) === 0) {
+      log.error("{iface} was removed: no frame will arrive any more; stop the stack and attach again", {
+        iface: this.name,
+      });
+    } else {
+      log.warning("{iface} went down; frames flow again once it is up (ip link set {iface} up)", {
+        iface: this.name,
+      });
+    }
   }
 
   #drop(reason: string): void {

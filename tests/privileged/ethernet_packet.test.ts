@@ -285,7 +285,7 @@ print(sent)
 
 privilegedTest(
   "packet backend: loopback is refused in one line (exit 1), a missing interface too; a killed stack " +
-    "leaves the interface's promiscuity as found",
+    "leaves the interface's promiscuity as found; the interface going down, up and away is logged",
   async () => {
     await withNetns("ns-packet-misc", async (ns) => {
       for (const backend of ["packet", "pcap"]) {
@@ -312,6 +312,28 @@ privilegedTest(
         await stack.stop("SIGKILL");
       }
       await waitUntil(async () => (await promiscuity(ns, "my0")) === 0, "promiscuity to return to 0", 5000);
+
+      // The interface going down and up, then away: named in the log, and the stack carries on.
+      await ns.exec(["ip", "addr", "add", "192.168.0.1/24", "dev", "my1"]);
+      const again = await startStack(ns, [
+        "--backend",
+        "packet",
+        "--iface",
+        "my0",
+        "--addr",
+        "192.168.0.2/24",
+      ]);
+      try {
+        await ns.exec(["ip", "link", "set", "my0", "down"]);
+        await again.waitFor("my0 went down; frames flow again once it is up (ip link set my0 up)", 5000);
+        await ns.exec(["ip", "link", "set", "my0", "up"]);
+        const ping = await ns.run(["ping", "-c", "1", "-W", "3", "192.168.0.2"]);
+        assert.equal(ping.code, 0, ping.stdout + again.stderr);
+        await ns.exec(["ip", "link", "del", "my0"]);
+        await again.waitFor("my0 was removed: no frame will arrive any more", 5000);
+      } finally {
+        assert.equal(await again.stop("SIGTERM"), 0, again.stderr);
+      }
     });
   },
 );

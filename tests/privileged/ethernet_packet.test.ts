@@ -7,7 +7,8 @@
  *
  * Run inside namespaces only: the recipe with both ends in one namespace (as written for a machine), and
  * the README's two-namespace variant; then a Linux bridge with the stack on a veth whose peer is a bridge
- * port and a second namespace as a container on the same bridge; then loopback and a killed process.
+ * port and a second namespace as a container on the same bridge; then loopback, a killed process, the
+ * interface going down and away, and frames of a VLAN (tagged in metadata, so they look untagged).
  * Assertions: lease (and its renewal at T1), ping, curl, a 4 MiB TCP echo, the host's neighbour entry,
  * 256 MiB to discard, TCP super-segments in both directions, no checksum drop, and the interface's
  * promiscuity back to what it was.
@@ -334,6 +335,52 @@ privilegedTest(
       } finally {
         assert.equal(await again.stop("SIGTERM"), 0, again.stderr);
       }
+    });
+  },
+);
+
+/** Sends on `argv[1]` N ARP requests for 192.168.10.2, with an 802.1Q tag (VLAN argv[3]) unless it is 0. */
+const ARP_INJECT = `
+import socket, struct, sys
+iface, n, vlan = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+src = bytes.fromhex("020000000010")
+arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, src, socket.inet_aton("192.168.10.1"),
+                  b"\\0" * 6, socket.inet_aton("192.168.10.2"))
+tag = struct.pack("!HH", 0x8100, vlan) if vlan else b""
+frame = b"\\xff" * 6 + src + tag + struct.pack("!H", 0x0806) + arp
+frame += b"\\0" * max(0, 64 - len(frame))
+for _ in range(n): s.send(frame)
+`;
+
+privilegedTest(
+  "packet backend: frames of a VLAN on the link (their tag moved to metadata by the kernel) are dropped " +
+    "as vlan-tagged, not taken as the stack's own; untagged ones are answered",
+  async () => {
+    await withNetns("ns-packet-vlan", async (ns) => {
+      await ns.exec(["ip", "link", "add", "my0", "type", "veth", "peer", "name", "my1"]);
+      for (const iface of ["my0", "my1"]) await ns.exec(["ip", "link", "set", iface, "up"]);
+      const stack = await startStack(ns, [
+        "--backend",
+        "packet",
+        "--iface",
+        "my0",
+        "--addr",
+        "192.168.10.2/24",
+      ]);
+      try {
+        // ARP requests for the stack's address, tagged for VLAN 10, then untagged.
+        await ns.exec(["python3", "-c", ARP_INJECT, "my1", "3", "10"]);
+        await ns.exec(["python3", "-c", ARP_INJECT, "my1", "2", "0"]);
+        await new Promise((resolve) => setTimeout(resolve, 500)); // let the stack read and answer them
+      } finally {
+        assert.equal(await stack.stop("SIGTERM"), 0, stack.stderr);
+      }
+      const stats = loggedStats(stack.stderr);
+      const drops = stats.device.drops as Record<string, number>;
+      assert.equal(drops["vlan-tagged"], 3, `the tagged requests are counted: ${JSON.stringify(drops)}`);
+      assert.equal(stats.arp.repliesSent, 2, "only the untagged requests are answered");
     });
   },
 );

@@ -34,11 +34,12 @@
 import { errno, interfaceIndex, lastError, Libc, libc, strerror } from "../ffi/libc.ts";
 import { Errno, SystemError } from "../ffi/errno.ts";
 import { ETHERNET_HEADER_LENGTH, type MacAddress } from "../wire/ethernet.ts";
-import { VIRTIO_NET_HDR_LENGTH } from "../wire/virtio_net.ts";
+import { VIRTIO_NET_HDR_LENGTH, writeVirtioNetHeaderFor } from "../wire/virtio_net.ts";
+import type { TxOffload } from "../wire/offload.ts";
 import type { Device, Medium, PacketHandler } from "./device.ts";
 import { FdWaiter } from "./fd_waiter.ts";
 import { attachableLink } from "./link.ts";
-import { encodeVirtioTx, virtioRxFlags } from "./vnet_offload.ts";
+import { virtioRxFlags } from "./vnet_offload.ts";
 import { logger } from "../log.ts";
 
 const log = logger("packet");
@@ -263,15 +264,19 @@ export class PacketDevice implements Device {
     return count;
   }
 
-  send(frame: Uint8Array, txFlags = 0, gsoSize = 0): boolean {
+  send(frame: Uint8Array, offload: TxOffload | null = null): boolean {
     let out = frame as Uint8Array<ArrayBuffer>;
     if (this.offloads) {
-      const encoded = encodeVirtioTx(this.#tx, frame, ETHERNET_HEADER_LENGTH, txFlags, gsoSize);
-      if (encoded === null) {
+      const tx = this.#tx;
+      if (frame.length > tx.length - VIRTIO_NET_HDR_LENGTH) {
         this.sendErrors++;
         return false;
       }
-      out = encoded;
+      tx.set(frame, VIRTIO_NET_HDR_LENGTH);
+      // The descriptor's offsets count from the IP header: the Ethernet header comes first. The kernel
+      // completes the partial checksum (or, delivering locally, trusts it) and segments.
+      writeVirtioNetHeaderFor(tx, 0, offload, ETHERNET_HEADER_LENGTH);
+      out = tx.subarray(0, VIRTIO_NET_HDR_LENGTH + frame.length);
     }
     const n = Number(libc().send(this.#fd, out, BigInt(out.length), Libc.MSG_DONTWAIT));
     if (n !== out.length) {

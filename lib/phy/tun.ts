@@ -14,14 +14,10 @@ import { type Ipv4Address, type Ipv4Cidr, prefixToMask, writeIpv4 } from "../wir
 import type { Ipv6Cidr } from "../wire/ipv6_address.ts";
 import { ETHERNET_HEADER_LENGTH } from "../wire/ethernet.ts";
 import type { Device, Medium, PacketHandler } from "./device.ts";
-import { RxFlags, type TxOffload } from "../wire/offload.ts";
+import type { TxOffload } from "../wire/offload.ts";
 import { FdWaiter } from "./fd_waiter.ts";
-import {
-  VIRTIO_NET_HDR_LENGTH,
-  virtioFlags,
-  VirtioNetFlags,
-  writeVirtioNetHeaderFor,
-} from "../wire/virtio_net.ts";
+import { VIRTIO_NET_HDR_LENGTH, writeVirtioNetHeaderFor } from "../wire/virtio_net.ts";
+import { virtioRxFlags } from "./vnet_offload.ts";
 import { inNetns } from "./netns.ts";
 import { RtnetlinkSocket } from "./rtnetlink.ts";
 
@@ -376,11 +372,12 @@ export class TunDevice implements Device {
       count++;
       if (this.offloads) {
         if (n < VIRTIO_NET_HDR_LENGTH) continue;
-        const vflags = virtioFlags(buffer);
         // NEEDS_CSUM: the local kernel left the checksum partial; DATA_VALID: it verified it.
-        const flags =
-          (vflags & VirtioNetFlags.NEEDS_CSUM ? RxFlags.CHECKSUM_TRUSTED | RxFlags.CHECKSUM_PARTIAL : 0) |
-          (vflags & VirtioNetFlags.DATA_VALID ? RxFlags.CHECKSUM_TRUSTED : 0);
+        const flags = virtioRxFlags(buffer);
+        if (flags < 0) {
+          this.receiveErrors++; // a GSO type other than TCP: never offered to the kernel (TUNSETOFFLOAD)
+          continue;
+        }
         onPacket(buffer.subarray(VIRTIO_NET_HDR_LENGTH, n), flags);
       } else {
         onPacket(buffer.subarray(0, n));

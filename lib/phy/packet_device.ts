@@ -22,7 +22,7 @@
  * valid is dropped and counted as `vlan-tagged` (it belongs to a VLAN the stack is not on), as the Ethernet
  * layer does for a frame that still carries its tag.
  *
- * Waiting is one awaited `poll` per batch ({@link FdWaiter}); reading is a synchronous `recvmsg` drain, one
+ * Waiting is one `poll` per batch, awaited or blocking ({@link FdWaiter}); reading is a synchronous `recvmsg` drain, one
  * frame per call. No `recvmmsg`/`sendmmsg` or TPACKET_V3 ring: profiled (V8 `--prof`, 512 MiB each way
  * over a veth), `send` and `recv` together took ~20% of the stack's CPU ticks, nearly all of it the kernel
  * copying 64 KiB frames and delivering them to the peer (work a batch does not remove), for ~6k calls/s;
@@ -288,6 +288,10 @@ export class PacketDevice implements Device {
 
   wait(timeoutMs: number): Promise<void> {
     return this.#waiter.wait(timeoutMs);
+  }
+
+  waitSync(timeoutMs: number): void {
+    this.#waiter.waitSync(timeoutMs);
   }
 
   wake(): void {

@@ -475,7 +475,7 @@ export async function runStack(args: string[]): Promise<number> {
   }
   await configureLogging(config.logLevel);
   const log = logger("stack");
-  if (config.backend !== "pcap" && config.hostAddress !== null && !config.dhcp) {
+  if ((config.backend === "tun" || config.backend === "tap") && config.hostAddress !== null && !config.dhcp) {
     // Another interface (another stack's tun0) already carries this subnet: we would say ready while the
     // host sends our traffic there.
     // With --netns the host side lives in that namespace: its routes are the ones that matter.

@@ -303,7 +303,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
   }
   const unicast6 = (a: Uint8Array) => !isMulticastAt(a, 0) && !isUnspecifiedAt(a, 0);
   let address6: Ipv6Cidr | null = null;
-  const addr6Text = v.addr6 ?? (backend === "pcap" || v["no-ipv6"] ? undefined : "fd00::2/64");
+  const addr6Text = v.addr6 ?? (attached || v["no-ipv6"] ? undefined : "fd00::2/64");
   if (addr6Text !== undefined) {
     address6 = parseIpv6Cidr(addr6Text);
     if (address6 === null || !unicast6(address6.address)) {
@@ -311,7 +311,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     }
   }
   let hostAddress6: Ipv6Cidr | null = null;
-  if (backend !== "pcap" && !v["no-configure"] && !v["no-ipv6"]) {
+  if (!attached && !v["no-configure"] && !v["no-ipv6"]) {
     const host6Text = v["host-addr6"] ?? "fd00::1/64";
     hostAddress6 = parseIpv6Cidr(host6Text);
     if (hostAddress6 === null || !unicast6(hostAddress6.address)) {

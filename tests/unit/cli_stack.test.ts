@@ -158,6 +158,11 @@ Deno.test("cli: Ethernet backends take --dhcp, --mac, --gateway and (pcap) --pro
   assert.equal(packet.mac, 0x020000000008);
   assert.equal(packet.promiscuous, false);
   assert.equal(packet.hostAddress, null);
+  assert.equal(
+    packet.address6,
+    null,
+    "no default IPv6 address on an attached interface (link-local and SLAAC)",
+  );
 });
 
 Deno.test("cli: the version matches deno.json", async () => {

@@ -326,6 +326,14 @@ export class EthernetInterface {
       return;
     }
     const etherType = view.etherType;
+    if (
+      etherType !== EtherType.IPV4 && etherType !== EtherType.ARP &&
+      !(etherType === EtherType.IPV6 && this.#ipv6 !== null)
+    ) {
+      // A drop, not received too: every frame in ends in exactly one counter.
+      this.ethernet.drops.count(etherType === EtherType.IPV6 ? "ipv6-disabled" : "unsupported-ethertype");
+      return;
+    }
     this.ethernet.rxPackets++;
     this.ethernet.rxBytes += frame.length;
     if (etherType === EtherType.IPV4) {
@@ -335,10 +343,8 @@ export class EthernetInterface {
       this.#ipv4.ingress(frame.subarray(ETHERNET_HEADER_LENGTH), now, adapter, rxFlags);
     } else if (etherType === EtherType.ARP) {
       this.#arpIngress(frame.subarray(ETHERNET_HEADER_LENGTH), now, out);
-    } else if (etherType === EtherType.IPV6 && this.#ipv6 !== null) {
-      this.#ipv6.ingress(frame.subarray(ETHERNET_HEADER_LENGTH), now, out, rxFlags, dst !== this.mac);
     } else {
-      this.ethernet.drops.count(etherType === EtherType.IPV6 ? "ipv6-disabled" : "unsupported-ethertype");
+      this.#ipv6!.ingress(frame.subarray(ETHERNET_HEADER_LENGTH), now, out, rxFlags, dst !== this.mac);
     }
   }
 

@@ -220,8 +220,15 @@ export class Ipv4Interface implements UnreachableReporter {
       this.ingress(whole, now, out);
       return;
     }
-    this.ipv4.rxPackets++;
-    this.ipv4.rxBytes += ip.totalLength;
+    const protocol = ip.protocol;
+    const handler = protocol === IpProtocol.ICMP ? undefined : this.#protocols.get(protocol);
+    const unsupported = protocol !== IpProtocol.ICMP &&
+      (handler === undefined || (isBroadcast && protocol !== IpProtocol.UDP));
+    // Counted as a drop, not as received: every packet in ends in exactly one counter.
+    if (!unsupported) {
+      this.ipv4.rxPackets++;
+      this.ipv4.rxBytes += ip.totalLength;
+    }
     const d = this.#datagram;
     d.src = ip.src;
     d.dst = dst;
@@ -247,8 +254,7 @@ export class Ipv4Interface implements UnreachableReporter {
       this.#icmpIngress(d);
       return;
     }
-    const handler = this.#protocols.get(d.protocol);
-    if (handler === undefined || (isBroadcast && d.protocol !== IpProtocol.UDP)) {
+    if (unsupported || handler === undefined) {
       this.ipv4.drops.count("unsupported-protocol");
       if (!isBroadcast) this.#sendUnreachable(d, UnreachableCode.PROTOCOL, now, this.#sink);
       return;
@@ -358,13 +364,14 @@ export class Ipv4Interface implements UnreachableReporter {
       this.#drop(this.icmp.drops, error, d.bytes);
       return;
     }
-    this.icmp.rxPackets++;
-    this.icmp.rxBytes += message.bytes.length;
     if (message.type !== Icmpv4Type.ECHO_REQUEST) {
-      // Errors and replies addressed to us have no consumer yet; count them by type.
+      // Errors and replies addressed to us have no consumer yet; count them by type (as drops only, so
+      // that every message in ends in exactly one counter).
       this.icmp.drops.count(`unhandled-type-${message.type}`);
       return;
     }
+    this.icmp.rxPackets++;
+    this.icmp.rxBytes += message.bytes.length;
     const buf = this.#scratch;
     const length = writeIcmpv4Echo(
       buf,

@@ -34,6 +34,18 @@ interface PartialDatagram {
   deadline: number;
 }
 
+/**
+ * The drop reasons the reassembler counts (in the IPv4 layer's drops). They count datagrams given up, or
+ * fragments refused, all of which were counted once already as `fragmentsIn`.
+ */
+export const REASSEMBLY_DROP_REASONS: readonly string[] = [
+  "bad-fragment",
+  "fragment-overlap",
+  "reassembly-memory",
+  "reassembly-timeout",
+  "reassembly-overflow",
+];
+
 /** Reassembles fragmented datagrams; see the module comment for the rules. */
 export class Ipv4Reassembler {
   readonly #partial = new Map<string, PartialDatagram>();

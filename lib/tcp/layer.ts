@@ -429,6 +429,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
         (flags & (TcpFlags.SYN | TcpFlags.ACK | TcpFlags.RST)) === TcpFlags.SYN &&
         listener != null && c.acceptsNewIncarnation(seg, opts);
       if (!newIncarnation) {
+        stats.segmentsToConnections++;
         try {
           c.ingress(seg, opts, now, out);
         } catch (error) {

@@ -51,6 +51,8 @@ export const TCP_DROP_REASONS: readonly TcpDropReason[] = [
 export class TcpStats {
   /** Segments received (before validation). */
   segmentsIn = 0;
+  /** Segments handed to an existing connection (the others were dropped by the layer or went to a listener). */
+  segmentsToConnections = 0;
   /** Segments sent. */
   segmentsOut = 0;
   /** Payload bytes received in order and delivered to the receive buffer. */

@@ -166,8 +166,6 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
       this.counters.drops.count(error);
       return;
     }
-    this.counters.rxPackets++;
-    this.counters.rxBytes += udp.length;
     if (d.transit === true) {
       const transit = this.#transitHandler;
       if (transit === null) {
@@ -179,6 +177,7 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
     }
     const handler = this.#handlers.get(udp.dstPort);
     if (handler === undefined) {
+      // A drop, not received too: every datagram in ends in exactly one counter.
       this.counters.drops.count("port-closed");
       this.#unreachable.portUnreachable(d, now, out);
       return;
@@ -186,7 +185,10 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
     this.#deliver(d, udp, handler, now, out);
   }
 
+  /** Hands a datagram to its handler, counting it received (only now: every datagram in ends once). */
   #deliver(d: Ipv4Datagram, udp: UdpDatagram, handler: UdpHandler, now: number, out: Ipv4Sink): void {
+    this.counters.rxPackets++;
+    this.counters.rxBytes += udp.length;
     const r = this.#received;
     r.family = 4;
     r.src = d.src;

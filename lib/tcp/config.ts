@@ -66,6 +66,14 @@ export interface TcpConfig {
   /** Challenge ACKs (RFC 5961 §7) the layer sends per second at most; Linux's default is 1000. */
   challengeAckLimit: number;
   /**
+   * RSTs per second at most in answer to segments for no connection (RFC 9293 §3.10.7.1), so that a flood
+   * of stray segments is not answered one for one (no amplification, and no write per flooded packet);
+   * the budget refills continuously, like Linux's ICMP limit. Default 1000.
+   */
+  resetRateLimit: number;
+  /** Burst of such RSTs allowed at once (a port scan's worth). Default 200. */
+  resetBurst: number;
+  /**
    * Least interval between ACKs answering unacceptable segments without data (Linux
    * tcp_invalid_ratelimit, 500 ms): protection against ACK storms between desynchronised ends.
    */
@@ -108,6 +116,8 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = {
   sack: true,
   defaultBacklog: 128,
   challengeAckLimit: 1000,
+  resetRateLimit: 1000,
+  resetBurst: 200,
   invalidAckIntervalMs: 500,
   verifyChecksums: true,
   secret: null,

@@ -38,6 +38,7 @@ import { sendReset } from "./reset.ts";
 import { seqAdd } from "./seq.ts";
 import { TcpStats } from "./stats.ts";
 import { logger } from "../log.ts";
+import { TokenBucket } from "../iface/rate_limiter.ts";
 
 const log = logger("tcp");
 
@@ -198,6 +199,8 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
   #dirtySpare = new Set<TcpConnection>();
   /** No connection has a deadline before this (it may be early: deadlines only move later unseen). */
   #earliestDeadline = Infinity;
+  /** Budget of RSTs answering segments for no connection. */
+  readonly #resetLimiter: TokenBucket;
   #challengeWindowStart = -Infinity;
   #challengeAcksInWindow = 0;
 
@@ -206,6 +209,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     this.config = resolveTcpConfig(options);
     const secret = this.config.secret ?? crypto.getRandomValues(new Uint8Array(16));
     this.#isn = new IsnGenerator(secret);
+    this.#resetLimiter = new TokenBucket(this.config.resetRateLimit, this.config.resetBurst);
     this.#random = this.config.random ?? (() => crypto.getRandomValues(new Uint32Array(1))[0]);
     // One IP packet of up to 64 KiB: the largest TSO super-segment or configured maxSendSegment, with
     // room for IPv6's longer header.
@@ -419,10 +423,15 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       stats.drop("broadcast");
       return;
     }
-    const opts = parseTcpOptions(seg.bytes, seg.optionsOffset, seg.payloadOffset, this.#options);
     const flags = seg.flags;
     const c = this.#lookup(datagram.dst, seg.dstPort, datagram.src, seg.srcPort);
     const listener = datagram.transit === true ? this.#transitListener : this.#listeners.get(seg.dstPort);
+    if (c === null && listener == null) {
+      // No connection, no listener: decided before any further work (a flood of strays is cheap).
+      this.#closedPortInput(datagram, seg, now, out);
+      return;
+    }
+    const opts = parseTcpOptions(seg.bytes, seg.optionsOffset, seg.payloadOffset, this.#options);
     let issOverride: number | null = null;
     if (c !== null) {
       const newIncarnation = c.state === "TIME_WAIT" &&
@@ -448,15 +457,23 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       this.#listenInput(listener, datagram, seg, opts, now, out, issOverride);
       return;
     }
-    this.#closedPortInput(datagram, seg, out);
+    this.#closedPortInput(datagram, seg, now, out);
+  }
+
+  /** Whether an RST answering a segment for no connection may go out at `now`; counts the refusals. */
+  #mayReset(now: number): boolean {
+    if (this.#resetLimiter.take(now)) return true;
+    this.stats.resetsRateLimited++;
+    return false;
   }
 
   /** RFC 9293 §3.10.7.1: a segment for a connection that does not exist. */
-  #closedPortInput(datagram: Ipv4Datagram, seg: TcpSegment, out: Ipv4Sink): void {
+  #closedPortInput(datagram: Ipv4Datagram, seg: TcpSegment, now: number, out: Ipv4Sink): void {
     const stats = this.stats;
     stats.drop("no-socket");
     const flags = seg.flags;
     if (flags & TcpFlags.RST) return; // an incoming RST is discarded
+    if (!this.#mayReset(now)) return;
     stats.resetsOut++;
     stats.segmentsOut++;
     if (flags & TcpFlags.ACK) {
@@ -508,6 +525,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     if (flags & TcpFlags.ACK) {
       // second: any ACK is bad here: <SEQ=SEG.ACK><CTL=RST>
       stats.drop("listen-bad-segment");
+      if (!this.#mayReset(now)) return;
       stats.resetsOut++;
       stats.segmentsOut++;
       sendReset(

@@ -69,6 +69,8 @@ export class TcpStats {
   fastRecoveries = 0;
   /** RSTs sent. */
   resetsOut = 0;
+  /** RSTs not sent in answer to segments for no connection, by the rate limit (`resetRateLimit`). */
+  resetsRateLimited = 0;
   /** RSTs received and accepted. */
   resetsIn = 0;
   /** Challenge ACKs sent (RFC 5961). */

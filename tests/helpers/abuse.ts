@@ -11,6 +11,7 @@ import { TcpFlags } from "../../lib/wire/tcp.ts";
 import { seededRandom } from "../../lib/phy/impair.ts";
 import { tcpPacket, udpPacket } from "./fuzz/build.ts";
 import type { Netns } from "./netns.ts";
+import type { LinkCounters } from "../../lib/phy/link_counters.ts";
 
 /**
  * Writes `count` small packets to the stack's address (link type raw IP, for a TUN device): UDP datagrams
@@ -41,8 +42,16 @@ export function writeFloodPcap(path: string, count: number, seed = 1): void {
   }
 }
 
+/** The parts of the stack's `/stats` the abuse rigs read. */
+export interface AbuseStats {
+  /** Device counters, with the kernel's own for the TUN device. */
+  device: { rxPackets: number; txPackets: number; kernel: LinkCounters | null };
+  /** TCP counters. */
+  tcp: Record<string, number | Record<string, number>> & { drops: Record<string, number> };
+}
+
 /** The stack's `/stats` (through curl inside the namespace). */
-export async function stackStats(ns: Netns, address = "10.0.0.2"): Promise<Record<string, any>> {
+export async function stackStats(ns: Netns, address = "10.0.0.2"): Promise<AbuseStats> {
   return JSON.parse(await ns.exec(["curl", "-sS", "-m", "5", "-f", `http://${address}/stats`]));
 }
 

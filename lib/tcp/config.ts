@@ -74,6 +74,17 @@ export interface TcpConfig {
   /** Burst of such RSTs allowed at once (a port scan's worth). Default 200. */
   resetBurst: number;
   /**
+   * Answer SYNs with SYN cookies when a listener's backlog is full (RFC 4987 §3.6), so that a SYN flood
+   * does not lock legitimate clients out. Default true.
+   */
+  synCookies: boolean;
+  /**
+   * A half-open connection (SYN received, SYN,ACK sent) is given up silently after this long: the SYN,ACK
+   * and two retransmissions (at 1 s and 3 s) went unanswered; spoofed SYNs do not hold the backlog for
+   * minutes. Default 7000 ms.
+   */
+  halfOpenTimeoutMs: number;
+  /**
    * Least interval between ACKs answering unacceptable segments without data (Linux
    * tcp_invalid_ratelimit, 500 ms): protection against ACK storms between desynchronised ends.
    */
@@ -118,6 +129,8 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = {
   challengeAckLimit: 1000,
   resetRateLimit: 1000,
   resetBurst: 200,
+  synCookies: true,
+  halfOpenTimeoutMs: 7000,
   invalidAckIntervalMs: 500,
   verifyChecksums: true,
   secret: null,

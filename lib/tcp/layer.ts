@@ -39,6 +39,8 @@ import { seqAdd } from "./seq.ts";
 import { TcpStats } from "./stats.ts";
 import { logger } from "../log.ts";
 import { TokenBucket } from "../iface/rate_limiter.ts";
+import { COOKIE_PERIOD_MS, type CookieOptions, SynCookies } from "./syn_cookie.ts";
+import { writeCookieSynAck } from "./syn_cookie_segment.ts";
 
 const log = logger("tcp");
 
@@ -58,7 +60,10 @@ export class TcpListener {
   readonly backlog: number;
   /** Called when {@link accept} has a connection to return. */
   onAcceptable: ((listener: TcpListener) => void) | null = null;
-  readonly #halfOpen = new Set<TcpConnection>();
+  /** Half-open connections, oldest first, with the time each SYN arrived. */
+  readonly #halfOpen = new Map<TcpConnection, number>();
+  /** Until when ACKs without a connection are checked for a SYN cookie (cookies were sent recently). */
+  cookiesUntil = -Infinity;
   readonly #ready: TcpConnection[] = [];
   readonly #layer: TcpLayer;
   #closed = false;
@@ -95,7 +100,7 @@ export class TcpListener {
     if (this.#closed) return;
     this.#closed = true;
     this.#layer.unlisten(this);
-    for (const c of this.#halfOpen) c.abort();
+    for (const c of this.#halfOpen.keys()) c.abort();
     for (const c of this.#ready) c.abort();
     this.#halfOpen.clear();
     this.#ready.length = 0;
@@ -106,9 +111,20 @@ export class TcpListener {
     return !this.#closed && this.#halfOpen.size + this.#ready.length < this.backlog;
   }
 
-  /** Tracks a new half-open connection. @internal */
-  addHalfOpen(c: TcpConnection): void {
-    this.#halfOpen.add(c);
+  /** Tracks a new half-open connection, created at `now`. @internal */
+  addHalfOpen(c: TcpConnection, now: number): void {
+    this.#halfOpen.set(c, now);
+  }
+
+  /** The oldest half-open connection if it was created before `before`, else null. @internal */
+  staleHalfOpen(before: number): TcpConnection | null {
+    for (const [c, at] of this.#halfOpen) return at < before ? c : null;
+    return null;
+  }
+
+  /** Whether the accept queue has room for one more established connection. @internal */
+  acceptRoom(): boolean {
+    return !this.#closed && this.#ready.length < this.backlog;
   }
 
   /** Moves a connection that completed its handshake to the accept queue. @internal */
@@ -125,6 +141,12 @@ export class TcpListener {
     if (i >= 0) this.#ready.splice(i, 1);
   }
 }
+
+/** A sink that sends nothing (the SYN,ACK of a connection made from a cookie already went out). */
+const DISCARD: Ipv4Sink = { sendIpv4() {} };
+
+/** How long cookies sent by a listener are looked for in ACKs: a cookie's own validity (two periods). */
+const COOKIE_VALIDITY_MS = COOKIE_PERIOD_MS;
 
 function isUnicast(address: number): boolean {
   // RFC 1122 §4.2.3.10: ignore segments from broadcast or multicast sources (IPv6 multicast is refused
@@ -199,6 +221,12 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
   #dirtySpare = new Set<TcpConnection>();
   /** No connection has a deadline before this (it may be early: deadlines only move later unseen). */
   #earliestDeadline = Infinity;
+  readonly #cookies: SynCookies;
+  readonly #cookieOptions: CookieOptions = { windowScale: -1, sackPermitted: false };
+  /** A SYN rebuilt from a cookie, handed to the new connection as if it had been received. */
+  readonly #cookieSyn = new TcpSegment();
+  readonly #cookieSynBytes = new Uint8Array(20);
+  readonly #cookieSynOptions = new TcpOptions();
   /** Budget of RSTs answering segments for no connection. */
   readonly #resetLimiter: TokenBucket;
   #challengeWindowStart = -Infinity;
@@ -210,6 +238,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     const secret = this.config.secret ?? crypto.getRandomValues(new Uint8Array(16));
     this.#isn = new IsnGenerator(secret);
     this.#resetLimiter = new TokenBucket(this.config.resetRateLimit, this.config.resetBurst);
+    this.#cookies = new SynCookies(secret);
     this.#random = this.config.random ?? (() => crypto.getRandomValues(new Uint32Array(1))[0]);
     // One IP packet of up to 64 KiB: the largest TSO super-segment or configured maxSendSegment, with
     // room for IPv6's longer header.
@@ -523,6 +552,10 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       return;
     }
     if (flags & TcpFlags.ACK) {
+      if (!(flags & TcpFlags.SYN) && now < listener.cookiesUntil) {
+        if (this.#cookieInput(listener, datagram, seg, opts, now, out)) return;
+        stats.syncookiesFailed++;
+      }
       // second: any ACK is bad here: <SEQ=SEG.ACK><CTL=RST>
       stats.drop("listen-bad-segment");
       if (!this.#mayReset(now)) return;
@@ -545,17 +578,146 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       stats.drop("listen-bad-segment"); // fifth: anything else is dropped
       return;
     }
+    // Half-open connections whose SYN,ACK went unanswered this long are given up (spoofed SYNs).
+    for (
+      let stale = listener.staleHalfOpen(now - this.config.halfOpenTimeoutMs);
+      stale !== null;
+      stale = listener.staleHalfOpen(now - this.config.halfOpenTimeoutMs)
+    ) {
+      stats.halfOpenExpired++;
+      this.#remove(stale);
+    }
     if (!listener.hasRoom()) {
+      if (this.config.synCookies && listener.acceptRoom()) {
+        this.#sendCookie(listener, datagram, seg, opts, now, out);
+        return;
+      }
       stats.drop("listen-overflow");
       return;
     }
     const c = new TcpConnection(this.#context, datagram.dst, seg.dstPort, datagram.src, seg.srcPort, true);
     c.owner = listener;
-    listener.addHalfOpen(c);
+    listener.addHalfOpen(c, now);
     this.#insert(c);
     // Third: SYN. Data carried on the SYN is not queued (the peer retransmits it after the handshake).
     c.openPassive(seg, opts, now, out, issOverride);
     this.#noteDeadline(c);
+  }
+
+  /**
+   * The backlog is full: answer the SYN with a SYN cookie (RFC 4987 §3.6) and keep no state. Window
+   * scaling and SACK are offered only when the peer's timestamps can carry them back (as Linux).
+   */
+  #sendCookie(
+    listener: TcpListener,
+    datagram: Ipv4Datagram,
+    seg: TcpSegment,
+    opts: TcpOptions,
+    now: number,
+    out: Ipv4Sink,
+  ): void {
+    const config = this.config;
+    const cookie = this.#cookies.issue(
+      datagram.src,
+      seg.srcPort,
+      datagram.dst,
+      seg.dstPort,
+      seg.seq,
+      opts.mss > 0 ? opts.mss : 536,
+      now,
+    );
+    const timestamps = config.timestamps && opts.hasTimestamps;
+    const tsOffset = this.#isn.timestampOffset(datagram.dst, seg.dstPort, datagram.src, seg.srcPort);
+    const tsVal = timestamps
+      ? SynCookies.encodeTimestamp(
+        (Math.floor(now) + tsOffset) >>> 0,
+        config.windowScaling ? opts.windowScale : -1,
+        config.sack && opts.sackPermitted,
+      )
+      : 0;
+    listener.cookiesUntil = now + 2 * COOKIE_VALIDITY_MS;
+    this.stats.syncookiesSent++;
+    this.stats.segmentsOut++;
+    writeCookieSynAck(this.#scratch, out, config, {
+      src: datagram.dst,
+      srcPort: seg.dstPort,
+      dst: datagram.src,
+      dstPort: seg.srcPort,
+      seq: cookie,
+      ack: seqAdd(seg.seq, 1),
+      timestamps,
+      tsVal,
+      tsEcr: opts.tsVal,
+      windowScaling: timestamps && config.windowScaling && opts.windowScale >= 0,
+      sack: timestamps && config.sack && opts.sackPermitted,
+    });
+  }
+
+  /**
+   * An ACK to a listener with no connection, while cookies are out: when it returns a valid cookie, the
+   * connection is made from it (as if its SYN had been kept) and takes the ACK. Returns whether it did.
+   */
+  #cookieInput(
+    listener: TcpListener,
+    datagram: Ipv4Datagram,
+    seg: TcpSegment,
+    opts: TcpOptions,
+    now: number,
+    out: Ipv4Sink,
+  ): boolean {
+    const peerIsn = (seg.seq - 1) >>> 0;
+    const mss = this.#cookies.check(
+      datagram.src,
+      seg.srcPort,
+      datagram.dst,
+      seg.dstPort,
+      peerIsn,
+      (seg.ack - 1) >>> 0,
+      now,
+    );
+    if (mss < 0 || !listener.acceptRoom()) return false;
+    this.stats.syncookiesValidated++;
+    // The SYN the peer sent, rebuilt: its sequence number, and the options the cookie and TSecr carry.
+    const syn = this.#cookieSynBytes;
+    syn.fill(0);
+    syn[0] = seg.srcPort >> 8;
+    syn[1] = seg.srcPort & 0xff;
+    syn[2] = seg.dstPort >> 8;
+    syn[3] = seg.dstPort & 0xff;
+    syn[4] = peerIsn >>> 24;
+    syn[5] = (peerIsn >>> 16) & 0xff;
+    syn[6] = (peerIsn >>> 8) & 0xff;
+    syn[7] = peerIsn & 0xff;
+    syn[12] = 5 << 4;
+    syn[13] = TcpFlags.SYN;
+    syn[14] = seg.window >> 8;
+    syn[15] = seg.window & 0xff;
+    const synOpts = this.#cookieSynOptions;
+    synOpts.reset();
+    synOpts.mss = mss;
+    if (opts.hasTimestamps) {
+      const recovered = SynCookies.decodeTimestamp(opts.tsEcr, this.#cookieOptions);
+      synOpts.hasTimestamps = true;
+      synOpts.tsVal = opts.tsVal;
+      synOpts.windowScale = recovered.windowScale;
+      synOpts.sackPermitted = recovered.sackPermitted;
+    }
+    const c = new TcpConnection(this.#context, datagram.dst, seg.dstPort, datagram.src, seg.srcPort, true);
+    c.owner = listener;
+    listener.addHalfOpen(c, now);
+    this.#insert(c);
+    // The SYN,ACK went out with the cookie already: the one the connection makes now (its ISS the
+    // cookie) goes nowhere, and is not counted as sent.
+    c.openPassive(this.#cookieSyn.wrap(syn, 0, 20), synOpts, now, DISCARD, (seg.ack - 1) >>> 0);
+    this.stats.segmentsOut--;
+    try {
+      c.ingress(seg, opts, now, out);
+    } catch (error) {
+      this.#contain(c, error, out);
+    }
+    if (c.state === "CLOSED") this.#remove(c);
+    else this.#noteDeadline(c);
+    return true;
   }
 
   /**

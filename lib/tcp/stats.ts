@@ -71,6 +71,14 @@ export class TcpStats {
   resetsOut = 0;
   /** RSTs not sent in answer to segments for no connection, by the rate limit (`resetRateLimit`). */
   resetsRateLimited = 0;
+  /** SYN,ACKs sent with a SYN cookie (the backlog was full), keeping no state. */
+  syncookiesSent = 0;
+  /** ACKs that returned a valid cookie and became connections. */
+  syncookiesValidated = 0;
+  /** ACKs to a listener that sent cookies recently, with no connection and no valid cookie. */
+  syncookiesFailed = 0;
+  /** Half-open connections given up after `halfOpenTimeoutMs` (their SYN,ACK unanswered). */
+  halfOpenExpired = 0;
   /** RSTs received and accepted. */
   resetsIn = 0;
   /** Challenge ACKs sent (RFC 5961). */

@@ -72,3 +72,143 @@ export async function replayTopSpeed(
   if (sent === null) throw new Error(`tcpreplay said: ${out}`);
   return { sent: Number(sent[1]), packetsPerSecond: rate === null ? 0 : Number(rate[1]) };
 }
+
+/** The resident memory of process `pid`, in KiB (VmRSS). */
+export function rssKiB(pid: number): number {
+  const match = Deno.readTextFileSync(`/proc/${pid}/status`).match(/VmRSS:\s+(\d+) kB/);
+  if (match === null) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(match[1]);
+}
+
+/** Connections held open by `tests/helpers/abuse_client.py` inside a namespace. */
+export interface HeldConnections {
+  /** Connections established. */
+  connected: number;
+  /** Connections that failed or did not complete in time. */
+  failed: number;
+  /** Seconds it took. */
+  seconds: number;
+  /** Closes them all and waits for the client to exit. */
+  close(): Promise<number>;
+}
+
+const CLIENT = new URL("./abuse_client.py", import.meta.url).pathname;
+
+/**
+ * Opens `count` TCP connections from the host side of `ns` to `host:port`, spread over `sources`, and
+ * keeps them open (never reading) until `close`. Bounded by `timeoutS` for connecting.
+ */
+export async function holdConnections(
+  ns: Netns,
+  count: number,
+  host: string,
+  port: number,
+  sources: string[],
+  timeoutS = 60,
+): Promise<HeldConnections> {
+  const child = new Deno.Command("ip", {
+    args: [
+      ...ns.prefix().slice(1),
+      "python3",
+      CLIENT,
+      String(count),
+      host,
+      String(port),
+      sources.join(","),
+      String(timeoutS),
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  const nextLine = async (): Promise<string> => {
+    const deadline = Date.now() + (timeoutS + 30) * 1000;
+    while (!buffered.includes("\n")) {
+      if (Date.now() > deadline) throw new Error("the connection client did not answer");
+      const { value, done } = await lines.read();
+      if (done) throw new Error("the connection client exited early");
+      buffered += value;
+    }
+    const at = buffered.indexOf("\n");
+    const line = buffered.slice(0, at);
+    buffered = buffered.slice(at + 1);
+    return line;
+  };
+  const first = JSON.parse(await nextLine());
+  const writer = child.stdin.getWriter();
+  return {
+    ...first,
+    async close() {
+      await writer.write(new TextEncoder().encode("close\n"));
+      await writer.close();
+      const { closed } = JSON.parse(await nextLine());
+      lines.releaseLock();
+      await child.stdout.cancel().catch(() => {});
+      await child.status;
+      return closed;
+    },
+  };
+}
+
+/** Adds addresses to the host side of `iface` (sources for many connections). */
+export async function addHostAddresses(ns: Netns, iface: string, addresses: string[]): Promise<void> {
+  for (const address of addresses) await ns.exec(["ip", "addr", "add", `${address}/24`, "dev", iface]);
+}
+
+/**
+ * One HTTP GET of `/` (curl) and one echo exchange on port 7 (a Python client), each timed by the client
+ * itself, in seconds; a failure or a timeout (`limitS`) counts as `limitS`.
+ */
+export async function timedExchanges(ns: Netns, limitS = 3): Promise<{ http: number; echo: number }> {
+  const [http, echo] = await Promise.all([
+    ns.run([
+      "curl",
+      "-sS",
+      "-o",
+      "/dev/null",
+      "-m",
+      String(limitS),
+      "-w",
+      "%{time_total} %{http_code}",
+      "http://10.0.0.2/",
+    ], { timeoutMs: (limitS + 5) * 1000 }),
+    ns.run([
+      "python3",
+      "-c",
+      `import socket,time,sys
+t=time.monotonic()
+try:
+  s=socket.create_connection(("10.0.0.2",7),timeout=${limitS})
+  s.sendall(b"ping\\n"); got=b""
+  while len(got)<5: got+=s.recv(5-len(got)) or sys.exit(1)
+  print(time.monotonic()-t)
+except Exception: print(${limitS})`,
+    ], { timeoutMs: (limitS + 5) * 1000 }),
+  ]);
+  const [httpTime, code] = http.stdout.trim().split(" ");
+  return {
+    http: http.code === 0 && code === "200" ? Number(httpTime) : limitS,
+    echo: echo.code === 0 ? Math.min(limitS, Number(echo.stdout.trim())) : limitS,
+  };
+}
+
+/** A flood from hping3 inside `ns` (`args` such as `-S -p 80`), random sources, stopped after `seconds`. */
+export function flood(ns: Netns, args: string[], seconds: number): Promise<unknown> {
+  return ns.run(
+    [
+      "timeout",
+      "-s",
+      "INT",
+      String(seconds),
+      "hping3",
+      "--flood",
+      "--rand-source",
+      "-q",
+      ...args,
+      "10.0.0.2",
+    ],
+    { timeoutMs: (seconds + 10) * 1000 },
+  );
+}

@@ -389,11 +389,18 @@ Deno.test("tcp conformance: ACK in SYN-RECEIVED that acknowledges nothing we sen
 });
 
 Deno.test("tcp conformance: listener backlog bounds half-open connections", () => {
-  const rig = new TcpRig();
+  const rig = new TcpRig({ synCookies: false });
   rig.layer.listen(80, 2);
   for (let i = 0; i < 3; i++) rig.inject({ flags: "S", seq: 1000, srcPort: 41000 + i });
   assert.equal(rig.take().length, 2);
   assert.equal(rig.layer.stats.drops["listen-overflow"], 1);
+  // With SYN cookies (the default) the third SYN is answered too, but keeps no state.
+  const cookies = new TcpRig();
+  cookies.layer.listen(80, 2);
+  for (let i = 0; i < 3; i++) cookies.inject({ flags: "S", seq: 1000, srcPort: 41000 + i });
+  assert.equal(cookies.take().length, 3);
+  assert.equal(cookies.layer.connectionCount, 2);
+  assert.equal(cookies.layer.stats.syncookiesSent, 1);
 });
 
 Deno.test("tcp conformance: RFC 6528 ISNs are keyed by the 4-tuple and advance with a 4 µs clock", () => {

@@ -114,6 +114,7 @@ export class FuzzCore {
         segmentsIn: tcp.segmentsIn,
         toConnections: tcp.segmentsToConnections,
         passiveOpens: tcp.passiveOpens,
+        syncookiesSent: tcp.syncookiesSent,
         drops: { ...tcp.drops },
       },
     };

@@ -1,0 +1,187 @@
+/**
+ * `deno task bench:abuse [CASE...]`: the stack under abuse, full size, in namespaces it creates and deletes
+ * (needs root, hping3, tcpreplay, python3, curl). Cases: `replay` (top-speed tcpreplay of small UDP/TCP
+ * packets: share reaching the stack), `synflood` and `ackflood` (random-source floods with hping3: HTTP and
+ * echo exchange times during the flood, time until port 80 answers after it), `idle` (memory of 10,000
+ * idle connections, and after they close), `stalled` (memory of 500 chargen readers that never read).
+ * `--repo DIR` runs the stack of another checkout (e.g. for before/after figures). Prints one JSON line
+ * per case. The machine's load changes these figures a lot: say how loaded it was when you quote them.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { withNetns } from "../tests/helpers/netns.ts";
+import { REPO, StackProcess } from "../tests/helpers/stack_process.ts";
+import {
+  addHostAddresses,
+  flood,
+  holdConnections,
+  replayTopSpeed,
+  rssKiB,
+  stackStats,
+  timedExchanges,
+  writeFloodPcap,
+} from "../tests/helpers/abuse.ts";
+import type { Netns } from "../tests/helpers/netns.ts";
+
+const { values, positionals } = parseArgs({
+  args: Deno.args,
+  options: {
+    repo: { type: "string", default: REPO },
+    packets: { type: "string", default: "200000" },
+    seconds: { type: "string", default: "8" },
+    idle: { type: "string", default: "10000" },
+    stalled: { type: "string", default: "500" },
+    help: { type: "boolean", short: "h" },
+  },
+  allowPositionals: true,
+});
+if (values.help) {
+  console.log("usage: deno task bench:abuse [replay|synflood|ackflood|idle|stalled ...] [--repo DIR]");
+  Deno.exit(0);
+}
+const repo = values.repo.endsWith("/") ? values.repo : `${values.repo}/`;
+const cases = positionals.length > 0 ? positionals : ["replay", "synflood", "ackflood", "idle", "stalled"];
+
+async function startStack(ns: Netns): Promise<StackProcess> {
+  const child = new Deno.Command("ip", {
+    args: [
+      "netns",
+      "exec",
+      ns.name,
+      Deno.execPath(),
+      "run",
+      "--allow-all",
+      "--config",
+      `${repo}deno.json`,
+      `${repo}main.ts`,
+      "stack",
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stack = new StackProcess(child);
+  await stack.waitFor("ready", 30_000);
+  return stack;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function replay(ns: Netns, stack: StackProcess) {
+  const packets = Number(values.packets);
+  const pcap = `/tmp/netstack-bench-abuse-${Deno.pid}.pcap`;
+  writeFloodPcap(pcap, packets);
+  try {
+    const before = (await stackStats(ns)).device.rxPackets;
+    const { sent, packetsPerSecond } = await replayTopSpeed(ns, "tun0", pcap);
+    await sleep(1000);
+    const stats = await stackStats(ns);
+    const reached = stats.device.rxPackets - before; // includes a few packets of the /stats requests
+    return {
+      sent,
+      replayRate: Math.round(packetsPerSecond),
+      reached,
+      share: +(reached / sent).toFixed(3),
+      stackPid: stack.pid,
+    };
+  } finally {
+    Deno.removeSync(pcap);
+  }
+}
+
+async function floodCase(ns: Netns, kind: "syn" | "ack") {
+  const seconds = Number(values.seconds);
+  const args = kind === "syn" ? ["-S", "-p", "80"] : ["-A", "-p", "80"];
+  const floodDone = flood(ns, args, seconds);
+  const started = Date.now();
+  const http: number[] = [];
+  const echo: number[] = [];
+  await sleep(500);
+  while (Date.now() - started < (seconds - 0.5) * 1000) {
+    const t = await timedExchanges(ns, 3);
+    http.push(t.http);
+    echo.push(t.echo);
+    await sleep(200);
+  }
+  await floodDone;
+  // After the flood: how long until port 80 answers (bounded at 120 s).
+  const after = Date.now();
+  let recovered = -1;
+  while (Date.now() - after < 120_000) {
+    const t = await timedExchanges(ns, 1);
+    if (t.http < 1) {
+      recovered = (Date.now() - after) / 1000;
+      break;
+    }
+  }
+  const stats = await stackStats(ns);
+  const tcp = stats.tcp;
+  const round = (v: number[]) => v.map((x) => +x.toFixed(3));
+  return {
+    flood: kind,
+    seconds,
+    http: {
+      max: Math.max(...http),
+      over1s: http.filter((x) => x >= 1).length,
+      n: http.length,
+      all: round(http),
+    },
+    echo: { max: Math.max(...echo), over1s: echo.filter((x) => x >= 1).length, n: echo.length },
+    port80RecoveredAfterS: recovered,
+    segmentsIn: tcp.segmentsIn,
+    resetsOut: tcp.resetsOut,
+    resetsRateLimited: tcp.resetsRateLimited,
+    syncookiesSent: tcp.syncookiesSent,
+    drops: tcp.drops,
+    kernel: stats.device.kernel,
+  };
+}
+
+async function held(ns: Netns, stack: StackProcess, kind: "idle" | "stalled") {
+  const count = Number(kind === "idle" ? values.idle : values.stalled);
+  const sources = Array.from({ length: 8 }, (_, i) => `10.0.0.${101 + i}`);
+  await addHostAddresses(ns, "tun0", sources);
+  await sleep(2000);
+  const baseline = rssKiB(stack.pid);
+  const conns = await holdConnections(ns, count, "10.0.0.2", kind === "idle" ? 9 : 19, sources, 120);
+  await sleep(kind === "idle" ? 3000 : 8000); // stalled: until the send buffers are full
+  const loaded = rssKiB(stack.pid);
+  await conns.close();
+  const closedAt = Date.now();
+  const after: number[] = [];
+  while (Date.now() - closedAt < 10_000) {
+    await sleep(1000);
+    after.push(rssKiB(stack.pid));
+  }
+  return {
+    case: kind,
+    connected: conns.connected,
+    failed: conns.failed,
+    baselineMiB: +(baseline / 1024).toFixed(1),
+    loadedMiB: +(loaded / 1024).toFixed(1),
+    aboveBaselineMiB: +((loaded - baseline) / 1024).toFixed(1),
+    perConnectionKiB: +((loaded - baseline) / conns.connected).toFixed(1),
+    after10sMiB: +(after[after.length - 1] / 1024).toFixed(1),
+    after10sRatio: +(after[after.length - 1] / baseline).toFixed(2),
+  };
+}
+
+console.log(JSON.stringify({ repo, load: Deno.loadavg() }));
+for (const name of cases) {
+  const result = await withNetns(`ns-bench-${name}`, async (ns) => {
+    const stack = await startStack(ns);
+    try {
+      if (name === "replay") return await replay(ns, stack);
+      if (name === "synflood") return await floodCase(ns, "syn");
+      if (name === "ackflood") return await floodCase(ns, "ack");
+      if (name === "idle") return await held(ns, stack, "idle");
+      if (name === "stalled") return await held(ns, stack, "stalled");
+      throw new Error(`unknown case ${name}`);
+    } finally {
+      await stack.stop();
+    }
+  });
+  console.log(JSON.stringify({ case: name, ...result, load: Deno.loadavg() }));
+}

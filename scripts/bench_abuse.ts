@@ -96,22 +96,18 @@ async function floodCase(ns: Netns, kind: "syn" | "ack") {
   const args = kind === "syn" ? ["-S", "-p", "80"] : ["-A", "-p", "80"];
   const floodDone = flood(ns, args, seconds);
   const started = Date.now();
-  const http: number[] = [];
-  const echo: number[] = [];
-  await sleep(500);
-  while (Date.now() - started < (seconds - 0.5) * 1000) {
-    const t = await timedExchanges(ns, 3);
-    http.push(t.http);
-    echo.push(t.echo);
-    await sleep(200);
-  }
+  // An HTTP and an echo exchange every 300 ms during the flood, from one client process.
+  await sleep(300);
+  const results = await timedExchanges(ns, Math.floor((seconds - 0.8) / 0.3), 300, 3);
   await floodDone;
-  // After the flood: how long until port 80 answers (bounded at 120 s).
+  const http = results.http;
+  const echo = results.echo;
+  // After the flood: how long until port 80 answers within a second (bounded at 120 s).
   const after = Date.now();
   let recovered = -1;
   while (Date.now() - after < 120_000) {
-    const t = await timedExchanges(ns, 1);
-    if (t.http < 1) {
+    const t = await timedExchanges(ns, 1, 0, 1);
+    if (t.http[0] < 1) {
       recovered = (Date.now() - after) / 1000;
       break;
     }

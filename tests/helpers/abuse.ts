@@ -157,58 +157,45 @@ export async function addHostAddresses(ns: Netns, iface: string, addresses: stri
   for (const address of addresses) await ns.exec(["ip", "addr", "add", `${address}/24`, "dev", iface]);
 }
 
-/**
- * One HTTP GET of `/` (curl) and one echo exchange on port 7 (a Python client), each timed by the client
- * itself, in seconds; a failure or a timeout (`limitS`) counts as `limitS`.
- */
-export async function timedExchanges(ns: Netns, limitS = 3): Promise<{ http: number; echo: number }> {
-  const [http, echo] = await Promise.all([
-    ns.run([
-      "curl",
-      "-sS",
-      "-o",
-      "/dev/null",
-      "-m",
-      String(limitS),
-      "-w",
-      "%{time_total} %{http_code}",
-      "http://10.0.0.2/",
-    ], { timeoutMs: (limitS + 5) * 1000 }),
-    ns.run([
-      "python3",
-      "-c",
-      `import socket,time,sys
-t=time.monotonic()
-try:
-  s=socket.create_connection(("10.0.0.2",7),timeout=${limitS})
-  s.sendall(b"ping\\n"); got=b""
-  while len(got)<5: got+=s.recv(5-len(got)) or sys.exit(1)
-  print(time.monotonic()-t)
-except Exception: print(${limitS})`,
-    ], { timeoutMs: (limitS + 5) * 1000 }),
-  ]);
-  const [httpTime, code] = http.stdout.trim().split(" ");
-  return {
-    http: http.code === 0 && code === "200" ? Number(httpTime) : limitS,
-    echo: echo.code === 0 ? Math.min(limitS, Number(echo.stdout.trim())) : limitS,
-  };
+/** Exchanges timed by {@link timedExchanges}, in seconds each. */
+export interface Exchanges {
+  /** HTTP GET of `/`, connect to last byte. */
+  http: number[];
+  /** Echo of 5 bytes on port 7, connect to last byte. */
+  echo: number[];
+  /** What failed, if anything. */
+  errors: string[];
 }
 
-/** A flood from hping3 inside `ns` (`args` such as `-S -p 80`), random sources, stopped after `seconds`. */
-export function flood(ns: Netns, args: string[], seconds: number): Promise<unknown> {
+const EXCHANGES = new URL("./abuse_exchanges.py", import.meta.url).pathname;
+
+/**
+ * Starts `count` HTTP and echo exchanges with the stack, one of each every `intervalMs`, from one Python
+ * process inside `ns` (started now, so that no process start-up falls inside the measurement); each is
+ * timed by the client, a failure or a timeout counting as `limitS`. Resolves when all are done.
+ */
+export async function timedExchanges(
+  ns: Netns,
+  count: number,
+  intervalMs: number,
+  limitS = 3,
+): Promise<Exchanges> {
+  const result = await ns.run(
+    ["python3", EXCHANGES, "10.0.0.2", String(count), String(intervalMs), String(limitS)],
+    { timeoutMs: (count * intervalMs) / 1000 * 1000 + (limitS + 30) * 1000 },
+  );
+  if (result.code !== 0) throw new Error(`the exchange client failed: ${result.stderr}`);
+  return JSON.parse(result.stdout);
+}
+
+/**
+ * A flood from hping3 inside `ns` (`args` such as `-S -p 80`), random sources, stopped after `seconds`.
+ * `intervalMicros` 0 floods as fast as hping3 can (`--flood`); otherwise one packet per interval (`-i uN`).
+ */
+export function flood(ns: Netns, args: string[], seconds: number, intervalMicros = 0): Promise<unknown> {
+  const rate = intervalMicros > 0 ? ["-i", `u${intervalMicros}`] : ["--flood"];
   return ns.run(
-    [
-      "timeout",
-      "-s",
-      "INT",
-      String(seconds),
-      "hping3",
-      "--flood",
-      "--rand-source",
-      "-q",
-      ...args,
-      "10.0.0.2",
-    ],
+    ["timeout", "-s", "INT", String(seconds), "hping3", ...rate, "--rand-source", "-q", ...args, "10.0.0.2"],
     { timeoutMs: (seconds + 10) * 1000 },
   );
 }

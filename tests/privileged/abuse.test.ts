@@ -1,0 +1,116 @@
+/**
+ * The stack under abuse, with the kernel's tools as attackers and clients, in namespaces: a top-speed
+ * replay of small packets reaches the stack (the TUN queue is drained and sized for bursts, and its drops
+ * are reported); a random-source SYN flood and an ACK flood leave HTTP and echo answering within a second
+ * during the flood and port 80 healthy right after, with SYN cookies sent and RSTs rate-limited. Bounded
+ * variants; `deno task bench:abuse` runs the full-size ones.
+ */
+
+import assert from "node:assert/strict";
+import { privilegedTest } from "../helpers/privileged.ts";
+import { withNetns } from "../helpers/netns.ts";
+import { startStack } from "../helpers/stack_process.ts";
+import {
+  flood,
+  hostCounter,
+  replayTopSpeed,
+  stackStats,
+  timedExchanges,
+  writeFloodPcap,
+} from "../helpers/abuse.ts";
+
+/**
+ * The floods here send one packet every 40 µs (25,000 a second, 125,000 in all): a flood well beyond what
+ * any backlog or queue holds, yet a rate a loaded 2-core CI machine can both produce and drain, so that
+ * the test checks the stack's defences (cookies, rate limits) rather than the machine's speed. The
+ * full-speed `--flood` runs are `deno task bench:abuse synflood ackflood`.
+ */
+const FLOOD_INTERVAL_MICROS = 0;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+privilegedTest(
+  "abuse: a top-speed replay of 50,000 small packets reaches the stack (>= 90%), drops reported",
+  async () => {
+    const pcap = await Deno.makeTempFile({ suffix: ".pcap" });
+    writeFloodPcap(pcap, 50_000);
+    try {
+      await withNetns("ns-abuse-replay", async (ns) => {
+        const stack = await startStack(ns);
+        try {
+          const before = await stackStats(ns);
+          const { sent } = await replayTopSpeed(ns, "tun0", pcap);
+          assert.equal(sent, 50_000);
+          await sleep(500);
+          const after = await stackStats(ns);
+          const reached = after.device.rxPackets - before.device.rxPackets;
+          const share = reached / sent;
+          console.log(
+            `replay: ${reached} of ${sent} packets reached the stack (${(100 * share).toFixed(1)}%)`,
+          );
+          assert.ok(share >= 0.9, `only ${(100 * share).toFixed(1)}% of the packets reached the stack`);
+          // The kernel's own counters of the device, in /stats, are those of the host side.
+          const kernel = after.device.kernel!;
+          assert.equal(kernel.txDropped, await hostCounter(ns, "tun0", "tx_dropped"));
+          assert.ok(kernel.txPackets >= after.device.rxPackets - 2, "what the kernel queued, the stack read");
+          // Half were stray ACKs: their RSTs are rate-limited (a burst, then 1000/s), not one per ACK.
+          const tcp = after.tcp as Record<string, number>;
+          assert.ok(tcp.resetsRateLimited > 10_000, `RSTs limited: ${tcp.resetsRateLimited}`);
+          assert.ok(tcp.resetsOut < 5_000, `RSTs sent: ${tcp.resetsOut}`);
+        } finally {
+          assert.equal(await stack.stop(), 0, stack.stderr);
+        }
+      });
+    } finally {
+      await Deno.remove(pcap);
+    }
+  },
+);
+
+for (const kind of ["syn", "ack"] as const) {
+  privilegedTest(
+    `abuse: during a 5 s random-source ${kind.toUpperCase()} flood (25k/s) HTTP and echo answer within 1 s`,
+    async () => {
+      await withNetns(`ns-abuse-${kind}`, async (ns) => {
+        const stack = await startStack(ns);
+        try {
+          const done = flood(ns, [kind === "syn" ? "-S" : "-A", "-p", "80"], 5, FLOOD_INTERVAL_MICROS);
+          await sleep(300);
+          // Ten exchanges of each kind, one every 400 ms, while the flood goes on.
+          const during = timedExchanges(ns, 10, 400, 3);
+          const results = await during;
+          await done;
+          const stats = await stackStats(ns);
+          const tcp = stats.tcp as Record<string, number>;
+          const text = (v: number[]) => v.map((x) => x.toFixed(3)).join(",");
+          console.log(
+            `${kind} flood: ${tcp.segmentsIn} segments in; http ${text(results.http)}; echo ${
+              text(results.echo)
+            }; ` +
+              `cookies ${tcp.syncookiesSent} sent, ${tcp.syncookiesValidated} validated; ` +
+              `RSTs ${tcp.resetsOut} sent, ${tcp.resetsRateLimited} limited; kernel ${
+                JSON.stringify(stats.device.kernel)
+              }`,
+          );
+          assert.ok(tcp.segmentsIn > 10_000, "the flood reached the stack");
+          assert.deepEqual(results.errors, []);
+          assert.ok(Math.max(...results.http) < 1, `HTTP exchanges took ${text(results.http)} s`);
+          assert.ok(Math.max(...results.echo) < 1, `echo exchanges took ${text(results.echo)} s`);
+          if (kind === "syn") assert.ok(tcp.syncookiesSent > 1000, "SYN cookies answered the flood");
+          else {
+            // ACKs to port 80 (a listener, no connection): RSTs at most the burst plus 1000/s.
+            assert.ok(tcp.resetsRateLimited > 0 && tcp.resetsOut <= 200 + 1000 * 7, `RSTs: ${tcp.resetsOut}`);
+          }
+          // Port 80 healthy right after the flood.
+          const after = await timedExchanges(ns, 1, 0, 3);
+          assert.ok(
+            after.http[0] < 1 && after.echo[0] < 1,
+            `right after the flood: ${JSON.stringify(after)}`,
+          );
+        } finally {
+          assert.equal(await stack.stop(), 0, stack.stderr);
+        }
+      });
+    },
+  );
+}

@@ -19,7 +19,7 @@ import { TcpSegment } from "../../../lib/wire/tcp.ts";
 import { UdpDatagram } from "../../../lib/wire/udp.ts";
 import { Icmpv4Message } from "../../../lib/wire/icmpv4.ts";
 import { EthernetFrame, EtherType } from "../../../lib/wire/ethernet.ts";
-import { RxFlags } from "../../../lib/phy/device.ts";
+import { RxFlags, type TxOffload } from "../../../lib/wire/offload.ts";
 import type { Counters } from "./accounting.ts";
 
 /** Which core to build. */
@@ -63,8 +63,14 @@ export class FuzzCore {
       checkEmitted(bytes, setup !== "ip", gsoSize, this.ipv4.mtu);
       onSend(bytes.slice());
     };
-    this.#ipOut = { offloads: false, sendIpv4: (p: Uint8Array, _f = 0, gso = 0) => check(p, gso) };
-    this.#frameOut = { offloads: false, sendFrame: (f: Uint8Array, _f = 0, gso = 0) => check(f, gso) };
+    this.#ipOut = {
+      offloads: false,
+      sendIpv4: (p: Uint8Array, offload?: TxOffload | null) => check(p, offload?.gsoSize ?? 0),
+    };
+    this.#frameOut = {
+      offloads: false,
+      sendFrame: (f: Uint8Array, offload?: TxOffload | null) => check(f, offload?.gsoSize ?? 0),
+    };
     this.ipv4 = new Ipv4Interface({
       address: setup === "dhcp"
         ? { address: 0, prefixLength: 0 }

@@ -339,7 +339,12 @@ export class Stack {
       ...(this.ipv6?.snapshot() ??
         { ipv6: { disabled: true, drops: { "ipv6-disabled": this.#ipv6Disabled } } }),
       udp: this.udp.snapshot(),
-      tcp: { connections: this.tcp.countByState(), ...this.tcp.stats, drops: { ...this.tcp.stats.drops } },
+      tcp: {
+        connections: this.tcp.countByState(),
+        ...this.tcp.stats,
+        drops: { ...this.tcp.stats.drops },
+        memory: this.tcp.memory.stats(),
+      },
       ...(this.dhcp ? { dhcp: this.dhcp.snapshot() } : {}),
       services: this.#services?.snapshot() ?? {},
       ...Object.fromEntries([...this.#extraStats].map(([name, source]) => [name, source()])),

@@ -6,6 +6,10 @@
  * @module
  */
 
+import { type MemoryBudget, UNBOUNDED_BUDGET } from "./memory_budget.ts";
+
+const EMPTY = new Uint8Array(0);
+
 /** Smallest backing store allocated once data arrives. */
 const INITIAL_STORE = 16 * 1024;
 
@@ -14,15 +18,19 @@ export class ByteRing {
   /** Capacity in bytes (the bound; the backing store grows up to it). */
   readonly capacity: number;
   /** The backing store. */
-  protected data: Uint8Array = new Uint8Array(0);
+  protected data: Uint8Array = EMPTY;
   /** Index of the front byte in {@link ByteRing.data}. */
   protected head = 0;
   /** Bytes held from the front. */
   protected held = 0;
 
-  /** Creates an empty ring bounded by `capacity` bytes. */
-  constructor(capacity: number) {
+  /** The budget the store's bytes are taken from. */
+  protected readonly budget: MemoryBudget;
+
+  /** Creates an empty ring bounded by `capacity` bytes, its store charged to `budget`. */
+  constructor(capacity: number, budget: MemoryBudget = UNBOUNDED_BUDGET) {
     this.capacity = capacity;
+    this.budget = budget;
   }
 
   /** Bytes held from the front. */
@@ -42,18 +50,22 @@ export class ByteRing {
 
   /**
    * Makes the store hold at least `needed` bytes from the front, keeping the first `keep` of them;
-   * a new store is linearised from index 0.
+   * a new store is linearised from index 0. Returns false, leaving the store as it is, when the budget
+   * has no room for the growth.
    */
-  protected grow(needed: number, keep: number): void {
+  protected grow(needed: number, keep: number): boolean {
     const size = this.data.length;
-    if (needed <= size) return;
+    if (needed <= size) return true;
     let next = Math.max(size * 2, INITIAL_STORE);
     while (next < needed) next *= 2;
     next = Math.min(next, this.capacity);
+    // Only the growth is charged: the old store's bytes are already counted.
+    if (!this.budget.reserve(next - size)) return false;
     const data = new Uint8Array(next);
     if (keep > 0) this.copyFrom(0, data, 0, keep);
     this.data = data;
     this.head = 0;
+    return true;
   }
 
   /** Copies `n` bytes starting `offset` bytes after the front into `dst[dstOffset..]`. */
@@ -88,10 +100,11 @@ export class ByteRing {
     this.held -= n;
   }
 
-  /** Empties the ring and frees its backing store. */
+  /** Empties the ring and frees its backing store (its bytes go back to the budget). */
   release(): void {
+    this.budget.release(this.data.length);
     this.head = 0;
     this.held = 0;
-    this.data = new Uint8Array(0);
+    this.data = EMPTY;
   }
 }

@@ -74,6 +74,12 @@ export interface TcpConfig {
   /** Burst of such RSTs allowed at once (a port scan's worth). Default 200. */
   resetBurst: number;
   /**
+   * Bytes all connections' send and receive buffers may hold together (like Linux's tcp_mem). Buffers
+   * start empty and grow with use up to their size; past the budget growth is refused and new
+   * connections are refused (counted in `memory`). Default 256 MiB.
+   */
+  memoryBudget: number;
+  /**
    * Answer SYNs with SYN cookies when a listener's backlog is full (RFC 4987 §3.6), so that a SYN flood
    * does not lock legitimate clients out. Default true.
    */
@@ -129,6 +135,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = {
   challengeAckLimit: 1000,
   resetRateLimit: 1000,
   resetBurst: 200,
+  memoryBudget: 256 << 20,
   synCookies: true,
   halfOpenTimeoutMs: 7000,
   invalidAckIntervalMs: 500,
@@ -147,6 +154,7 @@ export function resolveTcpConfig(options: TcpLayerOptions = {}): TcpConfig {
   if (config.sendBufferSize < 1 || config.recvBufferSize < 1) throw new RangeError("tcp: bad buffer size");
   if (config.recvBufferSize > (1 << 30)) throw new RangeError("tcp: receive buffer above 1 GiB");
   if (config.rtoMinMs <= 0 || config.rtoMaxMs < config.rtoMinMs) throw new RangeError("tcp: bad RTO bounds");
+  if (!(config.memoryBudget > 0)) throw new RangeError("tcp: the memory budget must be positive");
   if (config.secret !== null && config.secret.length !== 16) {
     throw new RangeError("tcp: secret must be 16 bytes");
   }

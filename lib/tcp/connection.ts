@@ -21,6 +21,7 @@
  * @module
  */
 
+import type { MemoryBudget } from "./memory_budget.ts";
 import type { Ipv4Sink } from "../iface/protocol.ts";
 import { type Ipv6Handles, isIpv6Handle } from "../iface/ipv6_handles.ts";
 import { TcpFlags, type TcpOptions, type TcpSegment } from "../wire/tcp.ts";
@@ -47,6 +48,9 @@ import type { TcpStats } from "./stats.ts";
 export { TcpEvent, TcpStateError } from "./state.ts";
 export type { TcpCloseError, TcpConnectionDiagnostics, TcpState } from "./state.ts";
 
+/** Smallest autotuned send buffer (Linux's initial tcp_wmem is 16 KiB; a few segments more here). */
+const SEND_BUFFER_FLOOR = 64 * 1024;
+
 /** What a connection needs from its layer. */
 export interface TcpConnectionContext {
   /** Resolved configuration. */
@@ -67,6 +71,8 @@ export interface TcpConnectionContext {
   passiveEstablished(connection: TcpConnection): void;
   /** Whether another challenge ACK may be sent at `now` (RFC 5961 §7 rate limit). */
   allowChallengeAck(now: number): boolean;
+  /** The layer's buffer memory budget (absent: unbounded). */
+  readonly memory?: MemoryBudget;
 }
 
 /** A TCP connection; created by {@link TcpLayer.connect} or accepted from a {@link TcpListener}. */
@@ -131,9 +137,9 @@ export class TcpConnection {
     this.remoteAddress = remoteAddress;
     this.remotePort = remotePort;
     this.passive = passive;
-    this.#receiver = new TcpReceiver(config, ctx.stats);
+    this.#receiver = new TcpReceiver(config, ctx.stats, ctx.memory);
     this.#emitter = new SegmentEmitter(ctx.scratch, ctx.stats, this.#receiver, this, ctx.handles ?? null);
-    this.#sender = new TcpSender(config, ctx.stats, this.#emitter);
+    this.#sender = new TcpSender(config, ctx.stats, this.#emitter, ctx.memory);
     this.#keepalive = new KeepaliveTimer(config);
   }
 
@@ -208,7 +214,19 @@ export class TcpConnection {
 
   /** Bytes {@link send} would accept now (0 once the write side is shut). */
   get writableBytes(): number {
-    return this.#canSend() ? this.#sender.buffer.free : 0;
+    if (!this.#canSend()) return 0;
+    return Math.max(0, Math.min(this.#sender.buffer.free, this.#sendLimit() - this.#sender.buffer.length));
+  }
+
+  /**
+   * The send buffer's autotuned size (as Linux's tcp_sndbuf_expand): twice what the path can hold in
+   * flight (the larger of the congestion window and the peer's largest window), at least 64 KiB, at most
+   * the configured size. A peer that stops reading thus holds a small buffer, not the whole of it.
+   */
+  #sendLimit(): number {
+    const sender = this.#sender;
+    const inFlight = Math.max(sender.congestion.cwnd, sender.maxSndWnd);
+    return Math.min(this.#ctx.config.sendBufferSize, Math.max(SEND_BUFFER_FLOOR, 2 * inFlight));
   }
 
   /** Bytes queued and not yet acknowledged. */
@@ -263,7 +281,7 @@ export class TcpConnection {
         `tcp: cannot send in state ${this.state}${this.#sender.finQueued ? " after shutdown" : ""}`,
       );
     }
-    const n = this.#sender.buffer.write(data);
+    const n = this.#sender.buffer.write(data, this.#sendLimit());
     if (n > 0) this.#wake();
     return n;
   }
@@ -276,6 +294,7 @@ export class TcpConnection {
     const receiver = this.#receiver;
     const n = receiver.buffer.read(into);
     if (n > 0) {
+      receiver.buffer.shrinkIfEmpty(); // read to the end: the store goes back to the budget
       this.#maybeWindowUpdate();
       return n;
     }
@@ -314,7 +333,11 @@ export class TcpConnection {
   close(): void {
     if (this.#appClosed) return;
     this.#appClosed = true;
-    if (this.state === "CLOSED") return;
+    if (this.state === "CLOSED") {
+      // Unread bytes of a closed connection will never be read now: their store goes back.
+      this.#receiver.buffer.release();
+      return;
+    }
     if (this.state === "SYN_SENT") {
       this.#enterClosed(null); // RFC 9293 §3.10.4: CLOSE in SYN-SENT deletes the TCB
       return;

@@ -39,6 +39,7 @@ import { seqAdd } from "./seq.ts";
 import { TcpStats } from "./stats.ts";
 import { logger } from "../log.ts";
 import { TokenBucket } from "../iface/rate_limiter.ts";
+import { MemoryBudget } from "./memory_budget.ts";
 import { COOKIE_PERIOD_MS, type CookieOptions, SynCookies } from "./syn_cookie.ts";
 import { writeCookieSynAck } from "./syn_cookie_segment.ts";
 
@@ -142,6 +143,9 @@ export class TcpListener {
   }
 }
 
+/** Budget a new connection needs left over to be admitted: its first send and receive stores. */
+const ADMISSION_RESERVE = 64 * 1024;
+
 /** A sink that sends nothing (the SYN,ACK of a connection made from a cookie already went out). */
 const DISCARD: Ipv4Sink = { sendIpv4() {} };
 
@@ -183,6 +187,8 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
   readonly config: TcpConfig;
   /** Counters. */
   readonly stats: TcpStats = new TcpStats();
+  /** The buffers' shared memory budget (`memoryBudget`). */
+  readonly memory: MemoryBudget;
   /**
    * Called when the application queued output (send, recv opening the window, close) so the shell can
    * schedule a {@link poll} soon; the layer sends nothing outside `ingress`/`poll`.
@@ -239,6 +245,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     this.#isn = new IsnGenerator(secret);
     this.#resetLimiter = new TokenBucket(this.config.resetRateLimit, this.config.resetBurst);
     this.#cookies = new SynCookies(secret);
+    this.memory = new MemoryBudget(this.config.memoryBudget);
     this.#random = this.config.random ?? (() => crypto.getRandomValues(new Uint32Array(1))[0]);
     // One IP packet of up to 64 KiB: the largest TSO super-segment or configured maxSendSegment, with
     // room for IPv6's longer header.
@@ -268,6 +275,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       passiveEstablished: (c: TcpConnection) => {
         (c.owner as TcpListener | null)?.established(c);
       },
+      memory: this.memory,
       allowChallengeAck: (now: number) => {
         // A fixed one-second window, like Linux's tcp_challenge_ack_limit.
         if (now - this.#challengeWindowStart >= 1000) {
@@ -338,6 +346,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     } else if (this.#lookup(localAddress, port, remoteAddress, remotePort) !== null) {
       throw new Error("tcp: connection already exists");
     }
+    if (!this.memory.admit(ADMISSION_RESERVE)) throw new Error("tcp: the memory budget is exhausted");
     const c = new TcpConnection(this.#context, localAddress, port, remoteAddress, remotePort, false);
     this.#insert(c);
     c.openActive(now);
@@ -587,6 +596,10 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       stats.halfOpenExpired++;
       this.#remove(stale);
     }
+    if (!this.memory.admit(ADMISSION_RESERVE)) {
+      stats.drop("memory-pressure"); // no room for another connection's buffers: the peer retries
+      return;
+    }
     if (!listener.hasRoom()) {
       if (this.config.synCookies && listener.acceptRoom()) {
         this.#sendCookie(listener, datagram, seg, opts, now, out);
@@ -675,7 +688,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       (seg.ack - 1) >>> 0,
       now,
     );
-    if (mss < 0 || !listener.acceptRoom()) return false;
+    if (mss < 0 || !listener.acceptRoom() || !this.memory.admit(ADMISSION_RESERVE)) return false;
     this.stats.syncookiesValidated++;
     // The SYN the peer sent, rebuilt: its sequence number, and the options the cookie and TSecr carry.
     const syn = this.#cookieSynBytes;

@@ -13,6 +13,7 @@ import { MAX_SACK_BLOCKS, TCP_HEADER_LENGTH, type TcpOptions, writeSackOption } 
 import type { TcpConfig } from "./config.ts";
 import { ReassemblyQueue } from "./reassembly.ts";
 import { RecvBuffer } from "./recv_buffer.ts";
+import { type MemoryBudget, UNBOUNDED_BUDGET } from "./memory_budget.ts";
 import { seqAdd, seqGe, seqGt, seqLe, seqLt } from "./seq.ts";
 import type { TcpStats } from "./stats.ts";
 
@@ -79,9 +80,10 @@ export class TcpReceiver {
   readonly #sackOut = new Uint32Array(MAX_SACK_BLOCKS * 2);
   readonly #config: TcpConfig;
   readonly #stats: TcpStats;
+  readonly #budget: MemoryBudget;
 
   /** Sizes the buffers and the window scale from `config`. */
-  constructor(config: TcpConfig, stats: TcpStats) {
+  constructor(config: TcpConfig, stats: TcpStats, budget: MemoryBudget = UNBOUNDED_BUDGET) {
     this.#config = config;
     this.#stats = stats;
     this.advertisedMss = Math.min(65535, config.mtu - IPV4_HEADER_LENGTH - TCP_HEADER_LENGTH);
@@ -89,7 +91,8 @@ export class TcpReceiver {
     while ((config.recvBufferSize >> shift) > 65535 && shift < 14) shift++;
     this.rcvScale = config.windowScaling ? shift : 0;
     // Slack of one window-scale unit absorbs rounding of the advertised window (see windowField).
-    this.buffer = new RecvBuffer(config.recvBufferSize + (1 << shift));
+    this.buffer = new RecvBuffer(config.recvBufferSize + (1 << shift), budget);
+    this.#budget = budget;
     this.reassembly = new ReassemblyQueue(config.maxOutOfOrderRanges);
   }
 
@@ -218,12 +221,22 @@ export class TcpReceiver {
         this.ackNow = true;
         return false;
       }
-      buffer.writeAt(rel, bytes, offset, length);
+      if (!buffer.writeAt(rel, bytes, offset, length)) {
+        this.reassembly.clear();
+        stats.drop("memory-pressure");
+        this.ackNow = true;
+        return false;
+      }
       this.ackNow = true; // RFC 5681 §4.2: out-of-order data triggers an immediate (duplicate) ACK
       return false;
     }
     const hadHoles = this.reassembly.rangeCount > 0;
-    buffer.writeAt(0, bytes, offset, length);
+    if (!buffer.writeAt(0, bytes, offset, length)) {
+      // The budget refused the store: dropped (the peer retransmits), as Linux prunes under tcp_mem.
+      stats.drop("memory-pressure");
+      this.ackNow = true;
+      return false;
+    }
     const inOrderEnd = seqAdd(this.rcvNxt, length);
     const next = hadHoles ? this.reassembly.advance(inOrderEnd) : inOrderEnd;
     const delivered = (next - this.rcvNxt) >>> 0;
@@ -296,7 +309,14 @@ export class TcpReceiver {
 
   /** Free receive space we could advertise, bounded by what the window field can express. */
   freeWindow(): number {
-    const free = Math.max(0, this.#config.recvBufferSize - this.buffer.length);
+    // Never more than the store has room for plus what the budget could still give it.
+    const free = Math.max(
+      0,
+      Math.min(
+        this.#config.recvBufferSize - this.buffer.length,
+        this.buffer.storeRoom + this.#budget.available,
+      ),
+    );
     const max = 65535 * (1 << this.rcvScale);
     return free < max ? free : max;
   }

@@ -16,17 +16,28 @@ export class RecvBuffer extends ByteRing {
 
   /**
    * Writes `src[srcStart..srcStart+n)` at `offset` bytes after the end of the readable region.
-   * Requires `offset + n <= free`.
+   * Requires `offset + n <= free`. Returns false (nothing written) when the budget refuses the store growth.
    */
-  writeAt(offset: number, src: Uint8Array, srcStart: number, n: number): void {
+  writeAt(offset: number, src: Uint8Array, srcStart: number, n: number): boolean {
     if (offset < 0 || n < 0 || offset + n > this.capacity - this.held) {
       throw new RangeError("recv buffer: write out of range");
     }
-    if (n === 0) return;
+    if (n === 0) return true;
     // Growth keeps the readable bytes and any out-of-order bytes written beyond them.
-    this.grow(this.held + offset + n, this.held + this.#extent);
+    if (!this.grow(this.held + offset + n, this.held + this.#extent)) return false;
     if (offset + n > this.#extent) this.#extent = offset + n;
     this.copyInto(this.held + offset, src, srcStart, n);
+    return true;
+  }
+
+  /** Bytes the store can take after the readable region without growing. */
+  get storeRoom(): number {
+    return this.data.length - this.held;
+  }
+
+  /** Frees the store when nothing is held (read to the end, no out-of-order bytes): idle costs nothing. */
+  shrinkIfEmpty(): void {
+    if (this.held === 0 && this.#extent === 0 && this.data.length > 0) this.release();
   }
 
   /** Makes the next `n` written bytes readable. */

@@ -11,11 +11,16 @@ import { ByteRing } from "./byte_ring.ts";
 
 /** A bounded byte ring with append, copy-out-at-offset and consume-from-front. */
 export class SendBuffer extends ByteRing {
-  /** Appends as much of `src` as fits and returns the number of bytes taken. */
-  write(src: Uint8Array): number {
-    const n = Math.min(src.length, this.capacity - this.held);
-    if (n === 0) return 0;
-    this.grow(this.held + n, this.held);
+  /**
+   * Appends as much of `src` as fits (below `limit` bytes held, the autotuned size, and the capacity)
+   * and returns the number of bytes taken.
+   */
+  write(src: Uint8Array, limit: number = this.capacity): number {
+    let n = Math.min(src.length, Math.min(limit, this.capacity) - this.held);
+    if (n <= 0) return 0;
+    // Without budget for more store, take only what the store already has room for.
+    if (!this.grow(this.held + n, this.held)) n = Math.min(n, this.data.length - this.held);
+    if (n <= 0) return 0;
     this.copyInto(this.held, src, 0, n);
     this.held += n;
     return n;
@@ -33,6 +38,7 @@ export class SendBuffer extends ByteRing {
   consume(n: number): void {
     if (n < 0 || n > this.held) throw new RangeError("send buffer: consume out of range");
     this.advance(n);
-    if (this.held === 0) this.head = 0;
+    // Drained: the store goes back to the budget (an idle connection holds none).
+    if (this.held === 0) this.release();
   }
 }

@@ -20,6 +20,7 @@ import { RttEstimator } from "./rtt.ts";
 import { RetransmissionLog } from "./retransmission_log.ts";
 import { DUP_THRESH, SackScoreboard } from "./sack_scoreboard.ts";
 import { SendBuffer } from "./send_buffer.ts";
+import { type MemoryBudget, UNBOUNDED_BUDGET } from "./memory_budget.ts";
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from "./seq.ts";
 import type { TcpConnectionDiagnostics, TcpState } from "./state.ts";
 import type { TcpStats } from "./stats.ts";
@@ -128,13 +129,18 @@ export class TcpSender implements PayloadSource {
   readonly #emitter: SegmentEmitter;
 
   /** A sender sized by `config` that emits through `emitter` (and becomes its payload source). */
-  constructor(config: TcpConfig, stats: TcpStats, emitter: SegmentEmitter) {
+  constructor(
+    config: TcpConfig,
+    stats: TcpStats,
+    emitter: SegmentEmitter,
+    budget: MemoryBudget = UNBOUNDED_BUDGET,
+  ) {
     this.#config = config;
     this.#stats = stats;
     this.#emitter = emitter;
     emitter.source = this;
     this.noDelay = config.noDelay;
-    this.buffer = new SendBuffer(config.sendBufferSize);
+    this.buffer = new SendBuffer(config.sendBufferSize, budget);
     this.rtt = new RttEstimator(config.rtoInitialMs, config.rtoMinMs, config.rtoMaxMs);
     this.congestion = createCongestionControl(config.congestionControl, 536);
   }

@@ -23,7 +23,8 @@ export type TcpDropReason =
   | "after-close"
   | "broadcast"
   | "challenge-ack-limit"
-  | "internal-error";
+  | "internal-error"
+  | "memory-pressure";
 
 /** All drop reasons, for iteration. */
 export const TCP_DROP_REASONS: readonly TcpDropReason[] = [
@@ -45,6 +46,7 @@ export const TCP_DROP_REASONS: readonly TcpDropReason[] = [
   "broadcast",
   "challenge-ack-limit",
   "internal-error",
+  "memory-pressure",
 ];
 
 /** Counters of one {@link TcpLayer}; plain mutable numbers, read by the shell for status output. */

@@ -1,6 +1,7 @@
 /**
  * TCP under abuse, sans-I/O: RSTs for segments to no connection are rate-limited and counted; SYN cookies
- * when the backlog is full (made, checked, turned into connections); half-open connections given up.
+ * when the backlog is full (made, checked, turned into connections); half-open connections given up; the
+ * buffers' memory budget, and send buffers autotuned to what is in flight.
  */
 
 import assert from "node:assert/strict";
@@ -12,7 +13,10 @@ import { tcpPacket } from "../helpers/fuzz/build.ts";
 import { CollectingSink } from "../helpers/packets.ts";
 import { readLinkCounters } from "../../lib/phy/link_counters.ts";
 import { COOKIE_PERIOD_MS, SynCookies } from "../../lib/tcp/syn_cookie.ts";
-import { TcpRig } from "../helpers/tcp_packet.ts";
+import { RIG_LOCAL, RIG_REMOTE, TcpRig } from "../helpers/tcp_packet.ts";
+import { MemoryBudget } from "../../lib/tcp/memory_budget.ts";
+import { SendBuffer } from "../../lib/tcp/send_buffer.ts";
+import { RecvBuffer } from "../../lib/tcp/recv_buffer.ts";
 
 function deliver(layer: TcpLayer, packet: Uint8Array, now: number, out: CollectingSink): void {
   const ip = new Ipv4Packet(packet);
@@ -228,4 +232,52 @@ Deno.test("half-open connections unanswered for 7 s are given up, and make room"
   assert.equal(rig.layer.stats.halfOpenExpired, 2);
   assert.equal(listener.halfOpen, 1);
   rig.expectOne({ flags: "S.", dstPort: 1003 });
+});
+
+Deno.test("memory budget: stores grow with use, go back when drained, and growth past the budget is refused", () => {
+  const budget = new MemoryBudget(48 * 1024);
+  const send = new SendBuffer(1 << 20, budget);
+  assert.equal(send.allocated, 0, "an idle buffer holds no store");
+  assert.equal(send.write(new Uint8Array(10_000)), 10_000);
+  assert.equal(budget.used, 16 * 1024, "the first store is 16 KiB");
+  assert.equal(send.write(new Uint8Array(10_000)), 10_000);
+  assert.equal(budget.used, 32 * 1024, "doubled");
+  // Doubling again would need 64 KiB in all: refused, and only what the store holds is taken.
+  assert.equal(send.write(new Uint8Array(40_000)), 32 * 1024 - 20_000);
+  assert.equal(budget.growthRefused, 1);
+  send.consume(send.length);
+  assert.equal(send.allocated, 0);
+  assert.equal(budget.used, 0, "drained: the store went back");
+  const recv = new RecvBuffer(1 << 20, budget);
+  assert.equal(recv.writeAt(0, new Uint8Array(20_000), 0, 20_000), true);
+  assert.equal(recv.writeAt(20_000, new Uint8Array(40_000), 0, 40_000), false, "past the budget");
+  recv.commit(20_000);
+  recv.read(new Uint8Array(20_000));
+  recv.shrinkIfEmpty();
+  assert.equal(budget.used, 0);
+  assert.equal(budget.stats().peak, 32 * 1024);
+  assert.equal(budget.growthRefused, 2);
+});
+
+Deno.test("memory budget: a layer out of budget refuses new connections and counts them", () => {
+  const rig = new TcpRig({ memoryBudget: 32 * 1024 });
+  rig.layer.listen(80);
+  rig.inject({ srcPort: 1000, flags: "S", seq: 100 });
+  rig.expectNone("no SYN,ACK without room for the connection's buffers");
+  assert.equal(rig.layer.memory.connectionsRefused, 1);
+  assert.equal(rig.layer.stats.drops["memory-pressure"], 1);
+  assert.throws(() => rig.layer.connect(RIG_LOCAL, RIG_REMOTE, 80, rig.now), /memory budget/);
+});
+
+Deno.test("send buffer autotuning: a peer that stops reading holds a small buffer, not the configured one", () => {
+  const rig = new TcpRig({ sendBufferSize: 4 << 20 });
+  rig.layer.listen(80);
+  rig.inject({ srcPort: 1000, flags: "S", seq: 100, options: { mss: 1460 }, window: 8192 });
+  const synAck = rig.take()[0];
+  rig.inject({ srcPort: 1000, flags: ".", seq: 101, ack: synAck.seq + 1, window: 8192 });
+  const c = rig.layer.connections().next().value!;
+  const taken = c.send(new Uint8Array(4 << 20));
+  assert.ok(taken >= 64 * 1024 && taken <= 128 * 1024, `took ${taken} bytes, not 4 MiB`);
+  assert.equal(c.writableBytes, 0);
+  assert.ok(rig.layer.memory.used <= 256 * 1024, `buffers hold ${rig.layer.memory.used} bytes`);
 });

@@ -9,19 +9,28 @@
 
 import { seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from "./seq.ts";
 
+const NO_RANGES = new Uint32Array(0);
+const NO_STAMPS = new Float64Array(0);
+
 /** A bounded set of disjoint, non-adjacent sequence ranges ordered by sequence number. */
 export class ReassemblyQueue {
   /** Most ranges held; a segment that would need one more is refused. */
   readonly maxRanges: number;
-  readonly #starts: Uint32Array;
-  readonly #ends: Uint32Array;
-  readonly #stamps: Float64Array;
+  // Allocated at the first out-of-order segment: in-order connections never need them.
+  #starts: Uint32Array = NO_RANGES;
+  #ends: Uint32Array = NO_RANGES;
+  #stamps: Float64Array = NO_STAMPS;
   #count = 0;
   #clock = 0;
 
   /** Creates an empty queue holding at most `maxRanges` ranges. */
   constructor(maxRanges: number) {
     this.maxRanges = Math.max(1, maxRanges);
+  }
+
+  /** Allocates the range arrays on first use. */
+  #ensure(): void {
+    if (this.#starts !== NO_RANGES) return;
     this.#starts = new Uint32Array(this.maxRanges);
     this.#ends = new Uint32Array(this.maxRanges);
     this.#stamps = new Float64Array(this.maxRanges);
@@ -55,6 +64,7 @@ export class ReassemblyQueue {
    */
   add(seq: number, length: number): boolean {
     if (length <= 0) return true;
+    this.#ensure();
     let start = seq >>> 0;
     let end = (seq + length) >>> 0;
     const starts = this.#starts, ends = this.#ends;

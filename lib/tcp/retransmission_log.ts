@@ -14,11 +14,14 @@ import { seqAdd, seqGe, seqLt, seqMax } from "./seq.ts";
 /** How many retransmissions are remembered; beyond that the oldest is forgotten (the RTO finds it). */
 export const RETRANSMISSION_LOG_CAPACITY = 256;
 
+const NONE = new Uint32Array(0);
+
 /** A bounded FIFO of the retransmissions of one recovery episode. */
 export class RetransmissionLog {
-  readonly #start = new Uint32Array(RETRANSMISSION_LOG_CAPACITY);
-  readonly #end = new Uint32Array(RETRANSMISSION_LOG_CAPACITY);
-  readonly #sentAtNxt = new Uint32Array(RETRANSMISSION_LOG_CAPACITY);
+  // Allocated at the first retransmission: most connections never retransmit (3 KiB each saved).
+  #start = NONE;
+  #end = NONE;
+  #sentAtNxt = NONE;
   #head = 0;
   #count = 0;
   /** Whether the oldest logged retransmission was found lost (and not yet resent). */
@@ -38,6 +41,11 @@ export class RetransmissionLog {
   /** Logs a retransmission of [`start`, `end`) sent when SND.NXT was `sndNxt`. */
   record(start: number, end: number, sndNxt: number): void {
     const cap = RETRANSMISSION_LOG_CAPACITY;
+    if (this.#start === NONE) {
+      this.#start = new Uint32Array(cap);
+      this.#end = new Uint32Array(cap);
+      this.#sentAtNxt = new Uint32Array(cap);
+    }
     if (this.#count === cap) {
       // Full: forget the oldest record (its loss will then be found by the RTO instead).
       this.#head = (this.#head + 1) % cap;

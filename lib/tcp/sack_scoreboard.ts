@@ -10,20 +10,21 @@ import { seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from "./seq.ts";
 /** RFC 6675 §2 DupThresh. */
 export const DUP_THRESH = 3;
 
+const NO_RANGES = new Uint32Array(0);
+
 /** A bounded, sorted set of disjoint SACKed ranges inside (SND.UNA, SND.NXT]. */
 export class SackScoreboard {
   /** Most ranges kept; further disjoint blocks are ignored (less information, never wrong). */
   readonly maxRanges: number;
-  readonly #starts: Uint32Array;
-  readonly #ends: Uint32Array;
+  // Allocated at the first SACK block: connections without loss never need them.
+  #starts: Uint32Array = NO_RANGES;
+  #ends: Uint32Array = NO_RANGES;
   #count = 0;
   #sackedBytes = 0;
 
   /** Creates an empty scoreboard. */
   constructor(maxRanges = 64) {
     this.maxRanges = maxRanges;
-    this.#starts = new Uint32Array(maxRanges);
-    this.#ends = new Uint32Array(maxRanges);
   }
 
   /** Number of disjoint SACKed ranges. */
@@ -52,6 +53,10 @@ export class SackScoreboard {
    * `sndUna` is clipped. Returns the number of newly SACKed bytes.
    */
   update(blocks: Uint32Array, count: number, sndUna: number, sndNxt: number): number {
+    if (count > 0 && this.#starts === NO_RANGES) {
+      this.#starts = new Uint32Array(this.maxRanges);
+      this.#ends = new Uint32Array(this.maxRanges);
+    }
     const before = this.#sackedBytes;
     for (let k = 0; k < count; k++) {
       let left = blocks[2 * k];

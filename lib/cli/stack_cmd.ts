@@ -86,6 +86,8 @@ Options:
                           not the interface's own
   --promiscuous           pcap: receive frames for any MAC (needed on physical NICs)
   --mtu N                 tun/tap: interface MTU, 68..65535 (default 1500)
+  --mem-budget MIB        memory all TCP buffers may hold together, in MiB (default 256); past it
+                          buffers stop growing and new connections are refused (counted in /stats)
   --services LIST         comma list, or 'none' (default: ${AVAILABLE_SERVICES.join(",")})
                           echo = TCP+UDP 7, discard = TCP 9, chargen = TCP 19, http = TCP 80
   --connect HOST:PORT     open a TCP connection from the stack and bridge it to stdin/stdout
@@ -138,6 +140,8 @@ export interface StackConfig {
   forward?: { maxFlows: number; udpIdleMs: number };
   /** MTU. */
   mtu: number;
+  /** TCP buffers' memory budget in bytes. */
+  memoryBudget: number;
   /** Services to run. */
   services: ServiceName[];
   /** Capture file path. */
@@ -198,6 +202,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     dhcp: { type: "boolean", default: false },
     mac: { type: "string" },
     mtu: { type: "string", default: "1500" },
+    "mem-budget": { type: "string", default: "256" },
     services: { type: "string", default: AVAILABLE_SERVICES.join(",") },
     connect: { type: "string" },
     capture: { type: "string" },
@@ -382,6 +387,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
   } else if (v["max-flows"] !== undefined || v["udp-timeout"] !== undefined) {
     throw usage("--max-flows and --udp-timeout apply to --forward");
   }
+  const memoryBudget = parseIntegerFlag("stack", "mem-budget", v["mem-budget"], 1, 1 << 20) * (1 << 20);
   const services: ServiceName[] = [];
   if (v.services !== "none") {
     const names = v.services.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
@@ -412,6 +418,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     netns: v.netns,
     forward,
     mtu,
+    memoryBudget,
     services,
     capturePath: v.capture,
     captureFilter: checkCaptureFilter(v["capture-filter"], v.capture, backend),
@@ -525,6 +532,7 @@ export async function runStack(args: string[]): Promise<number> {
       dhcp: config.dhcp ? { onBound: (lease) => bound(lease) } : false,
       mtu: config.backend === "pcap" || config.backend === "packet" ? undefined : config.mtu,
       services: config.services,
+      tcp: { memoryBudget: config.memoryBudget },
       capturePath: config.capturePath,
       captureFilter: config.captureFilter,
       impairment: config.impairment,

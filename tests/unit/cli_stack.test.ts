@@ -20,6 +20,9 @@ Deno.test("cli: defaults follow docs/cli.md", () => {
   assert.equal(config.impairment, undefined);
   assert.equal(config.logLevel, "info");
   assert.equal(config.capturePath, undefined);
+  assert.equal(config.memoryBudget, 256 << 20);
+  assert.equal(parseStackArgs(["--mem-budget", "64"])!.memoryBudget, 64 << 20);
+  assert.throws(() => parseStackArgs(["--mem-budget", "0"]), /--mem-budget/);
 });
 
 Deno.test("cli: flags are parsed", () => {

@@ -95,7 +95,6 @@ async function floodCase(ns: Netns, kind: "syn" | "ack") {
   const seconds = Number(values.seconds);
   const args = kind === "syn" ? ["-S", "-p", "80"] : ["-A", "-p", "80"];
   const floodDone = flood(ns, args, seconds);
-  const started = Date.now();
   // An HTTP and an echo exchange every 300 ms during the flood, from one client process.
   await sleep(300);
   const results = await timedExchanges(ns, Math.floor((seconds - 0.8) / 0.3), 300, 3);

@@ -19,6 +19,8 @@ export interface Counters {
   arp: { rx: number; drops: Record<string, number> } | null;
   /** IPv4 layer. */
   ipv4: { rx: number; drops: Record<string, number>; fragmentsIn: number; reassembled: number };
+  /** IPv6 packets arriving on the same device, dropped (counted apart from IPv4). */
+  ipv6Drops: Record<string, number>;
   /** ICMP. */
   icmp: { rx: number; drops: Record<string, number> };
   /** UDP. */
@@ -91,9 +93,11 @@ export function unaccounted(c: Counters): string[] {
   const ip = c.ipv4;
   // A fragment ends at the IPv4 layer (counted in fragmentsIn); a reassembled datagram starts again.
   equal(
-    "ipv4 in + reassembled = ipv4 drops + fragments + ipv4 rx",
+    "ip in + reassembled = ipv4 drops + ipv6 drops + fragments + ipv4 rx",
     ipv4In + ip.reassembled,
-    sum(ip.drops, undefined, [...REASSEMBLY_DROP_REASONS, "protocol-error"]) + ip.fragmentsIn + ip.rx,
+    sum(ip.drops, undefined, [...REASSEMBLY_DROP_REASONS, "protocol-error"]) + sum(c.ipv6Drops) +
+      ip.fragmentsIn +
+      ip.rx,
   );
   equal(
     "ipv4 rx = icmp in + udp in + tcp in",

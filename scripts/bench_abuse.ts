@@ -143,6 +143,7 @@ async function held(ns: Netns, stack: StackProcess, kind: "idle" | "stalled") {
   const conns = await holdConnections(ns, count, "10.0.0.2", kind === "idle" ? 9 : 19, sources, 120);
   await sleep(kind === "idle" ? 3000 : 8000); // stalled: until the send buffers are full
   const loaded = rssKiB(stack.pid);
+  const tcp = (await stackStats(ns)).tcp;
   await conns.close();
   const closedAt = Date.now();
   const after: number[] = [];
@@ -160,6 +161,14 @@ async function held(ns: Netns, stack: StackProcess, kind: "idle" | "stalled") {
     perConnectionKiB: +((loaded - baseline) / conns.connected).toFixed(1),
     after10sMiB: +(after[after.length - 1] / 1024).toFixed(1),
     after10sRatio: +(after[after.length - 1] / baseline).toFixed(2),
+    tcp: {
+      syncookiesSent: tcp.syncookiesSent,
+      syncookiesValidated: tcp.syncookiesValidated,
+      syncookiesFailed: tcp.syncookiesFailed,
+      halfOpenExpired: tcp.halfOpenExpired,
+      drops: Object.fromEntries(Object.entries(tcp.drops).filter(([, n]) => n > 0)),
+      memory: tcp.memory,
+    },
   };
 }
 

@@ -61,7 +61,11 @@ export interface TcpConfig {
   timestamps: boolean;
   /** Offer/accept SACK (RFC 2018). */
   sack: boolean;
-  /** Pending plus accepted connections per listener when `listen` gives no backlog. */
+  /**
+   * Pending plus accepted connections per listener when `listen` gives no backlog. Default 1024: a burst
+   * of handshakes completes within one drained batch, before the application accepts any (Linux's
+   * somaxconn is 4096); past it SYN cookies answer, so a large backlog is not needed against floods.
+   */
   defaultBacklog: number;
   /** Challenge ACKs (RFC 5961 §7) the layer sends per second at most; Linux's default is 1000. */
   challengeAckLimit: number;
@@ -131,7 +135,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = {
   windowScaling: true,
   timestamps: true,
   sack: true,
-  defaultBacklog: 128,
+  defaultBacklog: 1024,
   challengeAckLimit: 1000,
   resetRateLimit: 1000,
   resetBurst: 200,

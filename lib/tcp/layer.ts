@@ -688,7 +688,13 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       (seg.ack - 1) >>> 0,
       now,
     );
-    if (mss < 0 || !listener.acceptRoom() || !this.memory.admit(ADMISSION_RESERVE)) return false;
+    if (mss < 0) return false;
+    if (!listener.acceptRoom() || !this.memory.admit(ADMISSION_RESERVE)) {
+      // A valid cookie, but no room to accept: dropped without a RST (the peer's retransmission of
+      // this ACK or of its data finds room later), as Linux does with a full accept queue.
+      this.stats.drop("listen-overflow");
+      return true;
+    }
     this.stats.syncookiesValidated++;
     // The SYN the peer sent, rebuilt: its sequence number, and the options the cookie and TSecr carry.
     const syn = this.#cookieSynBytes;

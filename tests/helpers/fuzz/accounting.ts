@@ -45,6 +45,7 @@ const ETHERNET_RX_REASONS = [
   "own-frame",
   "multicast-source",
   "ipv6",
+  "ipv6-disabled",
   "unsupported-ethertype",
 ];
 /** ARP drops of malformed packets (the others are decisions about valid ones, or unresolved sends). */

@@ -114,7 +114,8 @@ export class FuzzCore {
         fragmentsIn: this.ipv4.ipv4.fragmentsIn,
         reassembled: this.ipv4.ipv4.reassembled,
       },
-      ipv6Drops: this.ipv4.ipv6Drops.snapshot(),
+      // No IPv6 layer here yet: version-6 packets are the IPv4 layer's "bad-version" drops.
+      ipv6Drops: {},
       icmp: { rx: this.ipv4.icmp.rxPackets, drops: this.ipv4.icmp.drops.snapshot() },
       udp: { rx: this.udp.counters.rxPackets, drops: this.udp.counters.drops.snapshot() },
       tcp: {

@@ -561,7 +561,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       return;
     }
     if (flags & TcpFlags.ACK) {
-      if (!(flags & TcpFlags.SYN) && now < listener.cookiesUntil) {
+      if (!(flags & TcpFlags.SYN) && now < listener.cookiesUntil && !isIpv6Handle(datagram.src)) {
         if (this.#cookieInput(listener, datagram, seg, opts, now, out)) return;
         stats.syncookiesFailed++;
       }
@@ -601,7 +601,8 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       return;
     }
     if (!listener.hasRoom()) {
-      if (this.config.synCookies && listener.acceptRoom()) {
+      // Cookies over IPv4 only so far (their SYN,ACK is written as an IPv4 packet); IPv6 SYNs are dropped.
+      if (this.config.synCookies && listener.acceptRoom() && !isIpv6Handle(datagram.src)) {
         this.#sendCookie(listener, datagram, seg, opts, now, out);
         return;
       }

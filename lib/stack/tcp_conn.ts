@@ -36,8 +36,8 @@ const READ_CHUNK = 256 * 1024;
 export class TcpConn implements StreamConn {
   readonly localAddr: NetAddr;
   readonly remoteAddr: NetAddr;
-  #readable: ReadableStream<Uint8Array> | null = null;
-  #writable: WritableStream<Uint8Array> | null = null;
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
   /** The protocol connection underneath, for counters and state. */
   readonly connection: TcpConnection;
   #readWaiter: (() => void) | null = null;
@@ -65,22 +65,14 @@ export class TcpConn implements StreamConn {
       if (events & (TcpEvent.WRITABLE | TcpEvent.CLOSED)) this.#wakeWriter();
       if (events & (TcpEvent.OPEN | TcpEvent.CLOSED)) this.#wakeOpen();
     };
-  }
-
-  /** Bytes from the peer (made on first use: a stream costs memory that idle connections need not hold). */
-  get readable(): ReadableStream<Uint8Array> {
-    return this.#readable ??= new ReadableStream<Uint8Array>({
+    this.readable = new ReadableStream<Uint8Array>({
       pull: (controller) => this.#pull(controller),
       cancel: () => {
         // The application will not read any more: closing now resets if data is pending, like Linux.
         this.connection.close();
       },
     }, { highWaterMark: 0 });
-  }
-
-  /** Bytes to the peer (made on first use, like {@link readable}). */
-  get writable(): WritableStream<Uint8Array> {
-    return this.#writable ??= new WritableStream<Uint8Array>({
+    this.writable = new WritableStream<Uint8Array>({
       write: (chunk) => this.#write(chunk),
       close: () => this.connection.shutdownWrite(),
       abort: () => this.connection.abort(),
@@ -113,9 +105,8 @@ export class TcpConn implements StreamConn {
 
   /** Closes the sending side (FIN after the queued data); reading goes on. */
   async closeWrite(): Promise<void> {
-    // Never written to: no stream to close, only the connection's sending side.
-    if (this.#writable === null || this.#writable.locked) this.connection.shutdownWrite();
-    else await this.#writable.close();
+    if (!this.writable.locked) await this.writable.close();
+    else this.connection.shutdownWrite();
   }
 
   /** Closes both directions: FIN after the queued data (or RST when received data was left unread). */

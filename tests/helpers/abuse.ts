@@ -195,7 +195,22 @@ export async function timedExchanges(
 export function flood(ns: Netns, args: string[], seconds: number, intervalMicros = 0): Promise<unknown> {
   const rate = intervalMicros > 0 ? ["-i", `u${intervalMicros}`] : ["--flood"];
   return ns.run(
-    ["timeout", "-s", "INT", String(seconds), "hping3", ...rate, "--rand-source", "-q", ...args, "10.0.0.2"],
+    // hping3 does not always stop on SIGINT at these rates (seen: it flooded on for minutes, holding the
+    // pipe the test waits on), so timeout follows with SIGKILL two seconds later.
+    [
+      "timeout",
+      "-s",
+      "INT",
+      "-k",
+      "2",
+      String(seconds),
+      "hping3",
+      ...rate,
+      "--rand-source",
+      "-q",
+      ...args,
+      "10.0.0.2",
+    ],
     { timeoutMs: (seconds + 10) * 1000 },
   );
 }

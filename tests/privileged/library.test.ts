@@ -38,6 +38,16 @@ privilegedTest("library: a Deno program listens and connects over the stack with
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
+    // The app connects to the server as soon as its own client is served: start it only once the server
+    // listens (on a loaded machine python3 can start later than the app's first connection).
+    const serverLines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let serverText = "";
+    while (!serverText.includes("listening")) {
+      const { value, done } = await serverLines.read();
+      if (done) break;
+      serverText += value;
+    }
+    assert.match(serverText, /listening/, "the kernel-side server did not start");
     const app = new Deno.Command("ip", {
       args: [
         "netns",
@@ -57,7 +67,7 @@ privilegedTest("library: a Deno program listens and connects over the stack with
       stderr: "piped",
     }).spawn();
     const appOutput = app.output();
-    const serverOutput = server.output();
+    const serverOutput = server.status;
     try {
       // The app prints "ready" once its TUN device and listener exist; the client then connects.
       let answer = "";
@@ -80,7 +90,7 @@ privilegedTest("library: a Deno program listens and connects over the stack with
           child.kill("SIGKILL");
         } catch { /* exited */ }
       }
-      await Promise.allSettled([appOutput, serverOutput]);
+      await Promise.allSettled([appOutput, serverOutput, serverLines.cancel()]);
     }
   });
 });

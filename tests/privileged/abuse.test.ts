@@ -43,16 +43,25 @@ privilegedTest(
       await withNetns("ns-abuse-replay", async (ns) => {
         const stack = await startStack(ns);
         try {
-          const before = await stackStats(ns);
-          const { sent } = await replayTopSpeed(ns, "tun0", pcap);
-          assert.equal(sent, 20_000);
-          await sleep(500);
-          const after = await stackStats(ns);
-          const reached = after.device.rxPackets - before.device.rxPackets;
-          const share = reached / sent;
-          console.log(
-            `replay: ${reached} of ${sent} packets reached the stack (${(100 * share).toFixed(1)}%)`,
-          );
+          // The share depends on how much CPU the stack gets while tcpreplay runs, and the rest of the suite
+          // runs in parallel on two cores: a second replay is allowed when the first lands under 90%
+          // (both are logged); a stack that drains too slowly fails both.
+          let after = await stackStats(ns);
+          let share = 0;
+          for (let attempt = 1; attempt <= 2 && share < 0.9; attempt++) {
+            const before = after;
+            const { sent } = await replayTopSpeed(ns, "tun0", pcap);
+            assert.equal(sent, 20_000);
+            await sleep(500);
+            after = await stackStats(ns);
+            const reached = after.device.rxPackets - before.device.rxPackets;
+            share = reached / sent;
+            console.log(
+              `replay ${attempt}: ${reached} of ${sent} packets reached the stack (${
+                (100 * share).toFixed(1)
+              }%)`,
+            );
+          }
           assert.ok(share >= 0.9, `only ${(100 * share).toFixed(1)}% of the packets reached the stack`);
           // The kernel's own counters of the device, in /stats, are those of the host side.
           const kernel = after.device.kernel!;

@@ -44,6 +44,12 @@ privilegedTest(
           ),
         );
         assert.match(stack.stderr, /address fd00::2 is unique on the link/, "DAD ran before ready");
+        // The host side of a TAP device runs its own DAD (about a second) on fd00::1 and its link-local
+        // address; until then the kernel sends nothing from them, so ping only once they are usable.
+        await waitUntil(
+          async () => (await ns.exec(["ip", "-6", "addr", "show", "dev", "tap0", "tentative"])).trim() === "",
+          "the host side's IPv6 addresses to finish DAD",
+        );
         const ping = await ns.run(["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "fd00::2"]);
         assert.equal(ping.code, 0, ping.stdout + ping.stderr + stack.stderr);
         const neigh = await ns.exec(["ip", "-6", "neigh", "show", "dev", "tap0"]);

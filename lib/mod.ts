@@ -18,7 +18,10 @@
  * @module
  */
 
-export { AVAILABLE_SERVICES, type ServiceName, Stack, type StackOptions } from "./stack/stack.ts";
+// The public API, and only it: the stack's protocol layers (IPv4, Ethernet, UDP, TCP, DHCP) stay internal.
+
+export { Stack, type StackOptions } from "./stack/stack.ts";
+export type { ForwardOptions } from "./forward/forwarder.ts";
 export {
   type Backend,
   type OpenedStack,
@@ -28,8 +31,21 @@ export {
   type TunStackOptions,
 } from "./stack/open.ts";
 export { DatagramEndpoint, type NetAddr, type ReceivedDatagram } from "./stack/datagram.ts";
-export { closeError, TcpConn, TcpConnListener } from "./stack/tcp_conn.ts";
-export type { StreamConn } from "./services/conn.ts";
+export { TcpConn, TcpConnListener } from "./stack/tcp_conn.ts";
+export type { StreamConn } from "./stack/stream_conn.ts";
+export type { DatagramAnswer, DatagramResponder } from "./udp/responder.ts";
+export {
+  type RunningServices,
+  SERVICE_NAMES as AVAILABLE_SERVICES,
+  type ServiceHost,
+  type ServiceListener,
+  type ServiceName,
+  type ServicesOptions,
+  startServices,
+} from "./services/mod.ts";
+export { RuntimeError } from "./errors.ts";
+export { SystemError } from "./ffi/errno.ts";
+// Device.send takes a TxOffload descriptor, so a library user's own device needs it and its GsoType.
 export {
   type Device,
   GsoType,
@@ -43,15 +59,35 @@ export { TunDevice, type TunOptions } from "./phy/tun.ts";
 export { PcapDevice, type PcapDeviceOptions } from "./phy/pcap_device.ts";
 export { PacketDevice, type PacketDeviceOptions } from "./phy/packet_device.ts";
 export { InterfaceError } from "./phy/link.ts";
+export type { PcapStats } from "./ffi/libpcap.ts";
 export { MemoryDevice, type MemoryDeviceOptions } from "./phy/memory.ts";
 export { DeviceMiddleware } from "./phy/middleware.ts";
 export { CaptureDevice } from "./phy/capture.ts";
-export { ImpairedDevice, type ImpairmentSpec, parseImpairment } from "./phy/impair.ts";
-export type { TcpConfig, TcpLayerOptions } from "./tcp/mod.ts";
-export type { DhcpLease } from "./dhcp/mod.ts";
+export {
+  ImpairedDevice,
+  type ImpairmentCounters,
+  type ImpairmentSpec,
+  parseImpairment,
+} from "./phy/impair.ts";
+export type { CongestionControlName, TcpConfig, TcpLayerOptions } from "./tcp/config.ts";
+export type {
+  AddressCheck,
+  AttachDhcpOptions,
+  DhcpClientOptions,
+  DhcpLease,
+  DhcpLossReason,
+} from "./dhcp/mod.ts";
 export { formatMac, type MacAddress, parseMac, randomLocalMac } from "./wire/ethernet.ts";
-export { LinkType, PcapWriter, type PcapWriterOptions } from "./pcap/writer.ts";
-export * from "./wire/ipv4_address.ts";
+export { LinkType, PcapWriter, type PcapWriterOptions, type SyncWriter } from "./pcap/writer.ts";
+export {
+  formatIpv4,
+  formatIpv4Cidr,
+  inSubnet,
+  type Ipv4Address,
+  type Ipv4Cidr,
+  parseIpv4,
+  parseIpv4Cidr,
+} from "./wire/ipv4_address.ts";
 export {
   formatIpv6,
   formatIpv6Cidr,

@@ -11,6 +11,7 @@
 import type { Ipv4Datagram, Ipv4Sink } from "../lib/iface/protocol.ts";
 import { TcpLayer } from "../lib/tcp/layer.ts";
 import { Ipv4Packet } from "../lib/wire/ipv4.ts";
+import { Prng } from "../lib/prng.ts";
 
 /** A one-way FIFO of packets copied into reused slots. */
 class Wire implements Ipv4Sink {
@@ -52,8 +53,8 @@ export function transfer(
   maxSendSegment: number,
 ): { seconds: number; a: TcpLayer; b: TcpLayer } {
   const secret = new Uint8Array(16).fill(3);
-  let r = 1;
-  const random = () => (r = (Math.imul(r, 1103515245) + 12345) >>> 0);
+  const prng = new Prng(1);
+  const random = () => prng.nextU32();
   const a = new TcpLayer({ secret, random, maxSendSegment, timeWaitMs: 1 });
   const b = new TcpLayer({ secret, random, maxSendSegment, timeWaitMs: 1 });
   const aToB = new Wire(), bToA = new Wire();
@@ -120,7 +121,7 @@ if (import.meta.main) {
   const maxSendSegment = Number(Deno.args[1] ?? 0);
   transfer(16 << 20, maxSendSegment); // JIT warm-up
   const { seconds, a, b } = transfer(mib << 20, maxSendSegment);
-  const sa = a.stats, sb = b.stats;
+  const sa = a.stats(), sb = b.stats();
   console.log(
     `${mib} MiB A→B, maxSendSegment=${maxSendSegment || "MSS"}: ${seconds.toFixed(3)} s wall, ` +
       `${(((mib << 20) * 8) / seconds / 1e9).toFixed(2)} Gbit/s, ` +

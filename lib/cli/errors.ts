@@ -6,6 +6,8 @@
 
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 
+export { RuntimeError } from "../errors.ts";
+
 /** A mistake in how the command was called: exit code 2, with a hint to `--help`. */
 export class UsageError extends Error {
   /** The subcommand whose `--help` the hint names, e.g. `stack`. */
@@ -15,15 +17,6 @@ export class UsageError extends Error {
     super(message);
     this.name = "UsageError";
     this.command = command;
-  }
-}
-
-/** A failure at run time the user can act on (no privileges, device missing): exit code 1. */
-export class RuntimeError extends Error {
-  /** Creates a runtime error; `message` names the cause and, where there is one, the remedy. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "RuntimeError";
   }
 }
 

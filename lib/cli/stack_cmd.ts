@@ -21,7 +21,12 @@ import {
 import { formatMac, isMulticastMac, type MacAddress, parseMac } from "../wire/ethernet.ts";
 import { type ImpairmentSpec, parseImpairment } from "../phy/impair.ts";
 import type { Stack } from "../stack/stack.ts";
-import { AVAILABLE_SERVICES, type ServiceName } from "../stack/stack.ts";
+import {
+  type RunningServices,
+  SERVICE_NAMES as AVAILABLE_SERVICES,
+  type ServiceName,
+  startServices,
+} from "../services/mod.ts";
 import { type Backend, type OpenedStack, openStack } from "../stack/open.ts";
 import type { DhcpLease } from "../dhcp/mod.ts";
 import { SystemError } from "../ffi/errno.ts";
@@ -467,7 +472,7 @@ function addresses6(stack: Stack): string[] {
 
 /** The `addr6-link=` field of the ready line on Ethernet: the link-local address. */
 function linkLocal6(stack: Stack): string {
-  const linkLocal = stack.ipv6?.linkLocal ?? null;
+  const linkLocal = stack.linkLocal6;
   return linkLocal !== null && isLinkLocalAt(linkLocal.address, 0)
     ? `addr6-link=${formatIpv6Cidr(linkLocal)}`
     : "";
@@ -531,7 +536,6 @@ export async function runStack(args: string[]): Promise<number> {
       promiscuous: config.promiscuous,
       dhcp: config.dhcp ? { onBound: (lease) => bound(lease) } : false,
       mtu: config.backend === "pcap" || config.backend === "packet" ? undefined : config.mtu,
-      services: config.services,
       tcp: { memoryBudget: config.memoryBudget },
       capturePath: config.capturePath,
       captureFilter: config.captureFilter,
@@ -545,6 +549,8 @@ export async function runStack(args: string[]): Promise<number> {
     throw openFailure(error, config);
   }
   const { stack } = opened;
+  // The application runs the services, on the stack's public API (the stack knows nothing of them).
+  const services: RunningServices = startServices(stack, config.services);
   let signalled: (signal: string) => void = () => {};
   const stop = new Promise<string>((resolve) => (signalled = resolve));
   const onInt = () => signalled("SIGINT");
@@ -560,10 +566,10 @@ export async function runStack(args: string[]): Promise<number> {
       config.backend !== "pcap" && config.backend !== "packet"
         ? `host=${config.hostAddress ? formatIpv4Cidr(config.hostAddress) : "unconfigured"}`
         : "",
-      stack.ethernet ? `mac=${formatMac(stack.ethernet.mac)}` : "",
-      stack.ethernet?.gateway ? `gateway=${formatIpv4(stack.ethernet.gateway)}` : "",
+      stack.mac !== null ? `mac=${formatMac(stack.mac)}` : "",
+      stack.gateway !== null ? `gateway=${formatIpv4(stack.gateway)}` : "",
       linkLocal6(stack),
-      `mtu=${stack.iface.mtu}`,
+      `mtu=${stack.mtu}`,
       config.forward ? `forward=on max-flows=${config.forward.maxFlows}` : "",
       `services=${config.services.join(",") || "none"}`,
     ];
@@ -577,16 +583,17 @@ export async function runStack(args: string[]): Promise<number> {
       Deno.removeSignalListener("SIGINT", onInt);
       Deno.removeSignalListener("SIGTERM", onTerm);
       await opened.close();
+      await services.close();
       log.info("stopped before a lease was obtained ({reason})", { reason: first });
-      log.info("stats {stats}", { stats: stack.stats() });
+      log.info("stats {stats}", { stats: { ...stack.stats(), services: services.stats() } });
       return 0;
     }
   }
-  if (stack.ipv6Link !== null) {
+  if (stack.dadPending) {
     // On Ethernet every address goes through DAD first (RFC 4862 §5.4, about a second): wait for it so that
     // the ready line shows usable addresses, and refuse a static address another node holds.
     let conflict: string | null = null;
-    stack.ipv6Link.onDadConflict = (address, by) => {
+    stack.onDadConflict = (address, by) => {
       if (config.address6 !== null && ipv6Equals(address, config.address6.address)) {
         conflict = `${formatIpv6(address)} is already used on ${stack.deviceName}${
           by >= 0 ? ` by ${formatMac(by)}` : ""
@@ -594,14 +601,15 @@ export async function runStack(args: string[]): Promise<number> {
       }
     };
     const deadline = Date.now() + 5000;
-    while (stack.ipv6Link.dadPending && conflict === null && Date.now() < deadline) {
+    while (stack.dadPending && conflict === null && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    stack.ipv6Link.onDadConflict = null;
+    stack.onDadConflict = null;
     if (conflict !== null) {
       Deno.removeSignalListener("SIGINT", onInt);
       Deno.removeSignalListener("SIGTERM", onTerm);
       await opened.close();
+      await services.close();
       throw new RuntimeError(`duplicate address detection: ${conflict}; choose another --addr6`);
     }
   }
@@ -623,8 +631,9 @@ export async function runStack(args: string[]): Promise<number> {
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
     await opened.close();
+    await services.close();
   }
-  log.info("stats {stats}", { stats: stack.stats() });
+  log.info("stats {stats}", { stats: { ...stack.stats(), services: services.stats() } });
   return code;
 }
 

@@ -403,7 +403,7 @@ export async function runTrace(args: string[]): Promise<number> {
   if (options.durationSeconds !== undefined) timers.push(setTimeout(stop, options.durationSeconds * 1000));
   if (options.statsIntervalSeconds !== undefined) {
     timers.push(setInterval(() => {
-      for (const c of tracer.counters()) console.error(`stats ${formatCounters(c)}`);
+      for (const c of tracer.stats()) console.error(`stats ${formatCounters(c)}`);
     }, options.statsIntervalSeconds * 1000));
   }
   for (const a of attachments) console.error(`tracing ${a.iface} ${a.direction} (${a.hook})`);
@@ -487,7 +487,7 @@ export async function runTrace(args: string[]): Promise<number> {
     flushText();
     let counters: HookCounters[] = [];
     try {
-      counters = tracer.counters();
+      counters = tracer.stats();
     } finally {
       watcher?.close();
       tracer.close();
@@ -513,7 +513,7 @@ function closeCapture(capture: CaptureFiles | undefined, counters: HookCounters[
   const wall = Date.now();
   const seconds = Math.floor(wall / 1000);
   try {
-    // counters() lists the hooks in attachment order, which is also the interface ids' order.
+    // stats() lists the hooks in attachment order, which is also the interface ids' order.
     capture.close((id) => {
       const c = counters[id];
       return c === undefined

@@ -21,7 +21,7 @@
  */
 
 import type { Ipv4Sink } from "../iface/protocol.ts";
-import { LayerCounters } from "../iface/stats.ts";
+import { LayerCounters, type LayerStats } from "../iface/stats.ts";
 import type { UdpReceived } from "../udp/layer.ts";
 import {
   BootpOp,
@@ -115,6 +115,34 @@ export interface DhcpClientOptions {
   onLost?: (reason: DhcpLossReason, lease: DhcpLease, now: number) => void;
 }
 
+/** What {@link DhcpClient.stats} returns: the state, the lease and the counters. */
+export interface DhcpClientStats extends LayerStats {
+  /** The client's state (RFC 2131 §4.4, Figure 5). */
+  state: string;
+  /** The current lease, in text form. */
+  lease: {
+    address: string;
+    prefixLength: number;
+    router: string | null;
+    leaseSeconds: number;
+    server: string;
+  } | null;
+  /** DISCOVERs sent (retransmissions included). */
+  discovers: number;
+  /** REQUESTs sent. */
+  requests: number;
+  /** OFFERs accepted. */
+  offers: number;
+  /** ACKs accepted. */
+  acks: number;
+  /** NAKs accepted. */
+  naks: number;
+  /** RELEASEs sent. */
+  releases: number;
+  /** DECLINEs sent. */
+  declines: number;
+}
+
 /** DHCP counters beyond the common ones. */
 export class DhcpCounters extends LayerCounters {
   /** DISCOVERs sent (retransmissions included). */
@@ -133,9 +161,9 @@ export class DhcpCounters extends LayerCounters {
   declines = 0;
 
   /** The counters as a plain object for JSON. */
-  override snapshot(): Record<string, number | Record<string, number>> {
+  override stats(): Omit<DhcpClientStats, "state" | "lease"> {
     return {
-      ...super.snapshot(),
+      ...super.stats(),
       discovers: this.discovers,
       requests: this.requests,
       offers: this.offers,
@@ -188,7 +216,7 @@ function isUsableUnicast(address: Ipv4Address): boolean {
 /** The DHCPv4 client of one interface. */
 export class DhcpClient {
   /** Message counters and drops by reason. */
-  readonly counters = new DhcpCounters();
+  readonly #counters = new DhcpCounters();
   readonly #mac: MacAddress;
   readonly #random: () => number;
   readonly #hostname: Uint8Array | null;
@@ -255,39 +283,39 @@ export class DhcpClient {
    */
   ingress(datagram: UdpReceived, now: number, out: Ipv4Sink): void {
     if (datagram.srcPort !== DHCP_SERVER_PORT) {
-      this.counters.drops.count("bad-source-port");
+      this.#counters.drops.count("bad-source-port");
       return;
     }
     const message = this.#view.wrap(datagram.data);
     const error = message.check();
     if (error !== null) {
-      this.counters.drops.count(error);
+      this.#counters.drops.count(error);
       return;
     }
     if (message.op !== BootpOp.REPLY) {
-      this.counters.drops.count("not-reply");
+      this.#counters.drops.count("not-reply");
       return;
     }
     if (message.xid !== this.#xid) {
-      this.counters.drops.count("wrong-xid");
+      this.#counters.drops.count("wrong-xid");
       return;
     }
     if (message.chaddr !== this.#mac) {
-      this.counters.drops.count("wrong-chaddr");
+      this.#counters.drops.count("wrong-chaddr");
       return;
     }
     const options = new DhcpOptions(message.options());
     if (options.malformed) {
-      this.counters.drops.count("malformed-options");
+      this.#counters.drops.count("malformed-options");
       return;
     }
     const type = options.messageType;
     if (type === null) {
-      this.counters.drops.count("no-message-type");
+      this.#counters.drops.count("no-message-type");
       return;
     }
-    this.counters.rxPackets++;
-    this.counters.rxBytes += datagram.data.length;
+    this.#counters.rxPackets++;
+    this.#counters.rxBytes += datagram.data.length;
     const state = this.#state;
     if (state === "selecting" && type === DhcpMessageType.OFFER) {
       this.#acceptOffer(message, options, now, out);
@@ -298,13 +326,13 @@ export class DhcpClient {
       const server = options.serverId;
       // In REQUESTING the reply must come from the server we chose (RFC 2131 §4.3.2: the others release).
       if (state === "requesting" && server !== null && server !== this.#offerServer) {
-        this.counters.drops.count("other-server");
+        this.#counters.drops.count("other-server");
         return;
       }
       if (type === DhcpMessageType.ACK) this.#acceptAck(message, options, now);
       else this.#acceptNak(options, now);
     } else {
-      this.counters.drops.count(`unexpected-type-${type}-in-${state}`);
+      this.#counters.drops.count(`unexpected-type-${type}-in-${state}`);
     }
   }
 
@@ -327,7 +355,7 @@ export class DhcpClient {
       this.#xid = this.#newXid();
       const w = this.#message(now, lease.address, 0, DhcpMessageType.RELEASE);
       w.u32(DhcpOption.SERVER_ID, lease.server);
-      this.counters.releases++;
+      this.#counters.releases++;
       this.#send(w, lease.address, lease.server, out);
       log.info("released {address}", { address: formatIpv4(lease.address) });
     }
@@ -341,8 +369,8 @@ export class DhcpClient {
     this.#state = "stopped";
   }
 
-  /** Counters and state as a plain object. */
-  snapshot(): Record<string, unknown> {
+  /** Counters and state as a JSON-able object. */
+  stats(): DhcpClientStats {
     return {
       state: this.#state,
       lease: this.#lease === null ? null : {
@@ -352,7 +380,7 @@ export class DhcpClient {
         leaseSeconds: this.#lease.leaseSeconds,
         server: formatIpv4(this.#lease.server),
       },
-      ...this.counters.snapshot(),
+      ...this.#counters.stats(),
     };
   }
 
@@ -379,7 +407,7 @@ export class DhcpClient {
         if (now < this.#nextAt) return false;
         if (this.#attempts >= this.#maxRequestAttempts) {
           // RFC 2131 §4.4.1: no ACK or NAK after the retransmissions: back to INIT.
-          this.counters.drops.count("request-timeout");
+          this.#counters.drops.count("request-timeout");
           log.info("no answer to the request for {address}; starting over", {
             address: formatIpv4(this.#offeredAddress),
           });
@@ -477,15 +505,15 @@ export class DhcpClient {
     const offered = message.yiaddr;
     const server = options.serverId;
     if (!isUsableUnicast(offered)) {
-      this.counters.drops.count("bad-offered-address");
+      this.#counters.drops.count("bad-offered-address");
       return;
     }
     if (server === null) {
       // RFC 2131 table 3: an OFFER MUST carry the server identifier, and the REQUEST must name it.
-      this.counters.drops.count("offer-without-server-id");
+      this.#counters.drops.count("offer-without-server-id");
       return;
     }
-    this.counters.offers++;
+    this.#counters.offers++;
     this.#offeredAddress = offered;
     this.#offerServer = server;
     this.#state = "requesting";
@@ -501,13 +529,13 @@ export class DhcpClient {
   #acceptAck(message: DhcpMessage, options: DhcpOptions, now: number): void {
     const address = message.yiaddr;
     if (!isUsableUnicast(address)) {
-      this.counters.drops.count("bad-assigned-address");
+      this.#counters.drops.count("bad-assigned-address");
       return;
     }
     const leaseTime = options.leaseTime;
     if (leaseTime === null) {
       // RFC 2131 table 3: lease time is MUST in an ACK to a REQUEST.
-      this.counters.drops.count("ack-without-lease-time");
+      this.#counters.drops.count("ack-without-lease-time");
       return;
     }
     const server = options.serverId ?? this.#lease?.server ?? this.#offerServer;
@@ -532,7 +560,7 @@ export class DhcpClient {
       server,
       startedAt: this.#requestSentAt,
     };
-    this.counters.acks++;
+    this.#counters.acks++;
     this.#consecutiveNaks = 0;
     if (this.#addressCheck !== null && this.#state === "requesting") {
       // RFC 2131 §4.4.1: probe a new address before using it; bound (or declined) at the next poll after.
@@ -579,7 +607,7 @@ export class DhcpClient {
 
   /** DHCPDECLINE (RFC 2131 §4.4.1): broadcast, options 50 and 54; then INIT after 10 s (§3.1.5). */
   #decline(lease: DhcpLease, now: number, out: Ipv4Sink): void {
-    this.counters.declines++;
+    this.#counters.declines++;
     log.warning("{address} is already in use on the link; declining it", {
       address: formatIpv4(lease.address),
     });
@@ -592,7 +620,7 @@ export class DhcpClient {
   }
 
   #acceptNak(options: DhcpOptions, now: number): void {
-    this.counters.naks++;
+    this.#counters.naks++;
     this.#consecutiveNaks++;
     const text = options.message;
     log.warning("the server refused the request (NAK){why}", { why: text ? `: ${text}` : "" });
@@ -632,8 +660,8 @@ export class DhcpClient {
     writeUdpHeader(buf, IPV4_HEADER_LENGTH, src, dst, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, length);
     writeIpv4Header(buf, 0, src, dst, IpProtocol.UDP, UDP_HEADER_LENGTH + length);
     const total = IPV4_HEADER_LENGTH + UDP_HEADER_LENGTH + length;
-    this.counters.txPackets++;
-    this.counters.txBytes += length;
+    this.#counters.txPackets++;
+    this.#counters.txBytes += length;
     out.sendIpv4(buf.subarray(0, total));
   }
 
@@ -643,7 +671,7 @@ export class DhcpClient {
     const w = this.#message(now, 0, DHCP_FLAG_BROADCAST, DhcpMessageType.DISCOVER);
     if (this.#requestedHint !== null) w.u32(DhcpOption.REQUESTED_ADDRESS, this.#requestedHint);
     this.#finishRequestOptions(w);
-    this.counters.discovers++;
+    this.#counters.discovers++;
     this.#send(w, 0, 0xffffffff, out);
   }
 
@@ -655,7 +683,7 @@ export class DhcpClient {
     w.u32(DhcpOption.REQUESTED_ADDRESS, this.#offeredAddress);
     w.u32(DhcpOption.SERVER_ID, this.#offerServer);
     this.#finishRequestOptions(w);
-    this.counters.requests++;
+    this.#counters.requests++;
     this.#send(w, 0, 0xffffffff, out);
   }
 
@@ -665,7 +693,7 @@ export class DhcpClient {
     this.#nextAt = Math.min(this.#t2At, now + Math.max(MIN_RENEW_RETRANSMIT_MS, (this.#t2At - now) / 2));
     const w = this.#message(now, lease.address, 0, DhcpMessageType.REQUEST);
     this.#finishRequestOptions(w);
-    this.counters.requests++;
+    this.#counters.requests++;
     this.#send(w, lease.address, lease.server, out);
   }
 
@@ -678,7 +706,7 @@ export class DhcpClient {
     );
     const w = this.#message(now, lease.address, 0, DhcpMessageType.REQUEST);
     this.#finishRequestOptions(w);
-    this.counters.requests++;
+    this.#counters.requests++;
     this.#send(w, lease.address, 0xffffffff, out);
   }
 }

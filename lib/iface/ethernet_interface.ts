@@ -18,7 +18,7 @@
 import { ArpCache, type ArpCacheOptions } from "./arp_cache.ts";
 import type { Ipv4Interface } from "./ipv4_interface.ts";
 import type { Ipv4Sink } from "./protocol.ts";
-import { LayerCounters } from "./stats.ts";
+import { LayerCounters, type LayerStats } from "./stats.ts";
 import { ARP_LENGTH, ArpOperation, ArpPacket, writeArp } from "../wire/arp.ts";
 import {
   BROADCAST_MAC,
@@ -108,9 +108,9 @@ export class ArpCounters extends LayerCounters {
   probesSent = 0;
 
   /** The counters as a plain object for JSON. */
-  override snapshot(): Record<string, number | Record<string, number>> {
+  override stats(): LayerStats & Record<string, number | Record<string, number>> {
     return {
-      ...super.snapshot(),
+      ...super.stats(),
       requestsSent: this.requestsSent,
       repliesSent: this.repliesSent,
       announcementsSent: this.announcementsSent,
@@ -142,7 +142,7 @@ class AdapterSink implements Ipv4Sink {
 /** The Ethernet layer for one interface: ARP, routing to the next hop, IPv4 above. */
 export class EthernetInterface {
   /** Ethernet counters (frames in and out, drops by reason). */
-  readonly ethernet = new LayerCounters();
+  readonly ethernet: LayerCounters = new LayerCounters();
   /** ARP counters; packets dropped for want of resolution are counted here (`unresolved`, `arp-queue-full`). */
   readonly arp = new ArpCounters();
   /** The ARP cache. */
@@ -438,12 +438,12 @@ export class EthernetInterface {
     this.#sendFrame(mac, EtherType.IPV4, packet, out, offload);
   }
 
-  /** Counters of the Ethernet and ARP layers (the IPv4 layer has its own snapshot). */
-  snapshot(): Record<string, unknown> {
+  /** Counters of the Ethernet and ARP layers (the IPv4 layer has its own). */
+  stats(): Record<string, unknown> {
     return {
-      ethernet: this.ethernet.snapshot(),
+      ethernet: this.ethernet.stats(),
       arp: {
-        ...this.arp.snapshot(),
+        ...this.arp.stats(),
         cacheEntries: this.cache.size,
         pendingResolutions: this.cache.pendingCount,
         queuedPackets: this.cache.queuedPackets,

@@ -22,7 +22,7 @@ import {
   type TransportProtocol,
   type UnreachableReporter,
 } from "./protocol.ts";
-import { DropCounters, LayerCounters } from "./stats.ts";
+import { DropCounters, LayerCounters, type LayerStats } from "./stats.ts";
 import { TokenBucket } from "./rate_limiter.ts";
 import { logger } from "../log.ts";
 import { completePartialChecksum, completeTxChecksum, RxFlags, type TxOffload } from "../wire/offload.ts";
@@ -52,9 +52,9 @@ export class IcmpCounters extends LayerCounters {
   errorsRateLimited = 0;
 
   /** The counters as a plain object for JSON. */
-  override snapshot(): Record<string, number | Record<string, number>> {
+  override stats(): LayerStats & Record<string, number | Record<string, number>> {
     return {
-      ...super.snapshot(),
+      ...super.stats(),
       echoReplies: this.echoReplies,
       unreachableSent: this.unreachableSent,
       errorsRateLimited: this.errorsRateLimited,
@@ -117,9 +117,9 @@ export class Ipv4Counters extends LayerCounters {
   fragmentsOut = 0;
 
   /** The counters as a plain object for JSON. */
-  override snapshot(): Record<string, number | Record<string, number>> {
+  override stats(): LayerStats & Record<string, number | Record<string, number>> {
     return {
-      ...super.snapshot(),
+      ...super.stats(),
       fragmentsIn: this.fragmentsIn,
       reassembled: this.reassembled,
       fragmentsOut: this.fragmentsOut,
@@ -323,10 +323,10 @@ export class Ipv4Interface implements UnreachableReporter {
   }
 
   /** Counters of the IPv4 and ICMP layers. */
-  snapshot(): Record<string, unknown> {
+  stats(): Record<string, unknown> {
     return {
-      ipv4: this.ipv4.snapshot(),
-      icmp: this.icmp.snapshot(),
+      ipv4: this.ipv4.stats(),
+      icmp: this.icmp.stats(),
     };
   }
 

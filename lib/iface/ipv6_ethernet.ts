@@ -63,7 +63,7 @@ import {
 import { MLD_QUERY_ADDRESS_OFFSET, MldRecordType, writeMldv2Report } from "../wire/mld.ts";
 import type { Ipv6Interface, NdpHandler } from "./ipv6_interface.ts";
 import type { Ipv6Datagram, Ipv6Sink } from "./protocol.ts";
-import { LayerCounters } from "./stats.ts";
+import { LayerCounters, type LayerStats } from "./stats.ts";
 import { type NeighborActions, NeighborCache, type NeighborCacheOptions } from "./neighbor_cache.ts";
 import { completeTxChecksum, GsoType, type TxOffload } from "../wire/offload.ts";
 import { logger } from "../log.ts";
@@ -116,9 +116,9 @@ export class NdpCounters extends LayerCounters {
   mldReportsSent = 0;
 
   /** The counters as a plain object for JSON. */
-  override snapshot(): Record<string, number | Record<string, number>> {
+  override stats(): LayerStats & Record<string, number | Record<string, number>> {
     return {
-      ...super.snapshot(),
+      ...super.stats(),
       solicitationsSent: this.solicitationsSent,
       advertisementsSent: this.advertisementsSent,
       routerSolicitationsSent: this.routerSolicitationsSent,
@@ -308,14 +308,14 @@ export class Ipv6Ethernet<Out> implements NdpHandler {
   }
 
   /** Counters and tables for `/stats`. */
-  snapshot(): Record<string, unknown> {
+  stats(): Record<string, unknown> {
     const neighbors: Record<string, string> = {};
     for (const n of this.neighbors.entries()) {
       neighbors[formatIpv6(n.address)] = n.mac < 0 ? n.state : `${n.state} ${formatMac(n.mac)}`;
     }
     return {
       ndp: {
-        ...this.ndp.snapshot(),
+        ...this.ndp.stats(),
         neighbors,
         neighborFailures: this.neighbors.failures,
         neighborsUnreachable: this.neighbors.unreachable,

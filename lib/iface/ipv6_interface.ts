@@ -49,7 +49,7 @@ import {
   type Ipv6Sink,
   type TransportProtocol6,
 } from "./protocol.ts";
-import { LayerCounters } from "./stats.ts";
+import { LayerCounters, type LayerStats } from "./stats.ts";
 import { TokenBucket } from "./rate_limiter.ts";
 import { fragmentIpv6, Ipv6Reassembler } from "./ipv6_reassembly.ts";
 import type { ReassemblyOptions } from "./ipv4_reassembly.ts";
@@ -104,9 +104,9 @@ export class Icmp6Counters extends LayerCounters {
   errorsSuppressed = 0;
 
   /** The counters as a plain object for JSON. */
-  override snapshot(): Record<string, number | Record<string, number>> {
+  override stats(): LayerStats & Record<string, number | Record<string, number>> {
     return {
-      ...super.snapshot(),
+      ...super.stats(),
       echoReplies: this.echoReplies,
       errorsSent: this.errorsSent,
       errorsRateLimited: this.errorsRateLimited,
@@ -127,9 +127,9 @@ export class Ipv6Counters extends LayerCounters {
   fragmentsOut = 0;
 
   /** The counters as a plain object for JSON. */
-  override snapshot(): Record<string, number | Record<string, number>> {
+  override stats(): LayerStats & Record<string, number | Record<string, number>> {
     return {
-      ...super.snapshot(),
+      ...super.stats(),
       fragmentsIn: this.fragmentsIn,
       reassembled: this.reassembled,
       atomicFragments: this.atomicFragments,
@@ -546,8 +546,8 @@ export class Ipv6Interface implements Ipv6Services {
   }
 
   /** Counters of the IPv6 and ICMPv6 layers. */
-  snapshot(): Record<string, unknown> {
-    return { ipv6: this.ipv6.snapshot(), icmp6: this.icmp6.snapshot() };
+  stats(): Record<string, unknown> {
+    return { ipv6: this.ipv6.stats(), icmp6: this.icmp6.stats() };
   }
 
   readonly #onReassemblyTimeout = (first: Uint8Array): void => {

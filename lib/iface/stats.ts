@@ -26,9 +26,23 @@ export class DropCounters {
   }
 
   /** A plain object of reason → count, sorted by reason. */
-  snapshot(): Record<string, number> {
+  stats(): Record<string, number> {
     return Object.fromEntries([...this.#counts].sort(([a], [b]) => a.localeCompare(b)));
   }
+}
+
+/** The counters every packet layer has, as {@link LayerCounters.stats} returns them. */
+export interface LayerStats {
+  /** Packets accepted by this layer (after validation). */
+  rxPackets: number;
+  /** Bytes of the accepted packets, this layer's header included. */
+  rxBytes: number;
+  /** Packets sent by this layer. */
+  txPackets: number;
+  /** Bytes sent, this layer's header included. */
+  txBytes: number;
+  /** Packets dropped, by reason (only reasons seen). */
+  drops: Record<string, number>;
 }
 
 /** The counters every packet layer has. */
@@ -45,13 +59,13 @@ export class LayerCounters {
   readonly drops = new DropCounters();
 
   /** The counters as a plain object for JSON. */
-  snapshot(): Record<string, number | Record<string, number>> {
+  stats(): LayerStats {
     return {
       rxPackets: this.rxPackets,
       rxBytes: this.rxBytes,
       txPackets: this.txPackets,
       txBytes: this.txBytes,
-      drops: this.drops.snapshot(),
+      drops: this.drops.stats(),
     };
   }
 }

@@ -43,11 +43,13 @@ export class CaptureDevice extends DeviceMiddleware {
     return this.#writer.packets;
   }
 
+  /** Receives through the inner device, recording each packet. */
   override receive(onPacket: PacketHandler, max: number): number {
     this.#handler = onPacket;
     return this.inner.receive(this.#record, max);
   }
 
+  /** Records the packet, then sends it through the inner device. */
   override send(packet: Uint8Array, offload: TxOffload | null = null): boolean {
     this.#write(packet, offload !== null && offload.checksumPartial, offload);
     return this.inner.send(packet, offload);
@@ -78,17 +80,19 @@ export class CaptureDevice extends DeviceMiddleware {
     this.#writer.write(bytes, wallClockMicros());
   }
 
+  /** Flushes buffered records before the device waits. */
   protected override prepareWait(): boolean {
     // Buffered records reach the file whenever the stack goes idle, so a capture is readable while running.
     this.#writer.flush();
     return true;
   }
 
-  /** Flushes the capture and closes the inner device; closing the sink is the caller's job. */
-  override counters(): Record<string, unknown> {
-    return { ...super.counters(), captured: this.captured, captureFiltered: this.#filtered };
+  /** The inner device's counters, the number of packets captured and of those the filter left out. */
+  override stats(): Record<string, unknown> {
+    return { ...super.stats(), captured: this.captured, captureFiltered: this.#filtered };
   }
 
+  /** Flushes the capture and closes the inner device; closing the sink is the caller's job. */
   override close(): void {
     this.#writer.close();
     this.inner.close();

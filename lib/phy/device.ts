@@ -1,6 +1,7 @@
 /**
  * The device contract: how the stack's shell exchanges packets with TUN, TAP, an AF_PACKET socket, libpcap
  * or an in-memory link. Batches, not Promises per packet: wait for readiness once, then drain what is ready.
+ * The offload flags are wire-level facts shared with the protocols, so they live in lib/wire/offload.ts.
  *
  * @module
  */
@@ -13,7 +14,7 @@ export { GsoType, RxFlags, TxFlags, TxOffload } from "../wire/offload.ts";
 /** What one packet of a device holds: IP packets (TUN) or Ethernet frames (TAP, AF_PACKET, libpcap). */
 export type Medium = "ip" | "ethernet";
 
-/** Called for each received packet with its `RxFlags`; `packet` is valid only during the call. */
+/** Called for each received packet with its {@link RxFlags}; `packet` is valid only during the call. */
 export type PacketHandler = (packet: Uint8Array, flags?: number) => void;
 
 /** A network device seen from the stack. */
@@ -55,6 +56,6 @@ export interface Device {
   wake(): void;
   /** Releases the device; a created TUN/TAP device disappears. Call once no wait is pending. */
   close(): void;
-  /** The device's own counters (errors, kernel drops, what middleware did), for `stats`. */
-  counters?(): Record<string, unknown>;
+  /** The device's own counters (errors, kernel drops, what middleware did), as a JSON-able object. */
+  stats?(): Record<string, unknown>;
 }

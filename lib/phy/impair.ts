@@ -1,15 +1,20 @@
 /**
  * Device middleware that impairs traffic on purpose — seeded loss, duplication and reordering in either
  * direction — for testing TCP on the real TUN path (this kernel has no netem). Deterministic for a seed.
+ * The model itself (shared with the TCP simulator) is in impairment.ts.
  *
  * @module
  */
 
 import type { Device, PacketHandler } from "./device.ts";
-import { TxOffload } from "../wire/offload.ts";
+import type { TxOffload } from "../wire/offload.ts";
 import { DeviceMiddleware } from "./middleware.ts";
+import { Prng } from "../prng.ts";
+import { type Deliver, Impairment, type ImpairmentCounters } from "./impairment.ts";
 
-/** What to impair, as probabilities per packet (0..1). */
+export type { ImpairmentCounters } from "./impairment.ts";
+
+/** What to impair on a real device, as probabilities per packet (0..1), with the seed and the direction. */
 export interface ImpairmentSpec {
   /** Probability that a packet is lost. */
   loss: number;
@@ -21,16 +26,6 @@ export interface ImpairmentSpec {
   seed: number;
   /** Which traffic: packets the stack receives (`in`), sends (`out`), or `both`. */
   direction: "in" | "out" | "both";
-}
-
-/** Counters of what the impairment did. */
-export interface ImpairmentCounters {
-  /** Packets dropped on purpose. */
-  lost: number;
-  /** Packets delivered twice. */
-  duplicated: number;
-  /** Packets held back and delivered late. */
-  reordered: number;
 }
 
 /**
@@ -63,73 +58,14 @@ export function parseImpairment(text: string): ImpairmentSpec {
   return spec;
 }
 
-/** A small seeded PRNG (mulberry32): fast, and enough for test decisions. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Delivers a packet with its device flags (received) or its offload descriptor (sent). */
-type Deliver = (packet: Uint8Array, flags: number, offload: TxOffload | null) => void;
-
-/** One direction's impairment: decides per packet, holds at most one packet back. */
-class Impairer {
-  held: Uint8Array | null = null;
-  heldFlags = 0;
-  /** A copy of the held packet's descriptor (the sender's is reused for its next packet). */
-  readonly heldOffload = new TxOffload();
-  heldHasOffload = false;
-  constructor(
-    private readonly spec: ImpairmentSpec,
-    private readonly random: () => number,
-    readonly counters: ImpairmentCounters,
-  ) {}
-
-  /** Passes `packet` through `deliver` zero, one or two times, maybe after the next packet. */
-  apply(packet: Uint8Array, flags: number, offload: TxOffload | null, deliver: Deliver): void {
-    if (this.random() < this.spec.loss) {
-      this.counters.lost++;
-      return;
-    }
-    if (this.held === null && this.random() < this.spec.reorder) {
-      this.held = packet.slice();
-      this.heldFlags = flags;
-      this.heldHasOffload = offload !== null;
-      if (offload !== null) this.heldOffload.copyFrom(offload);
-      this.counters.reordered++;
-      return;
-    }
-    deliver(packet, flags, offload);
-    if (this.random() < this.spec.duplicate) {
-      this.counters.duplicated++;
-      deliver(packet, flags, offload);
-    }
-    this.release(deliver);
-  }
-
-  /** Delivers the held packet, if any. */
-  release(deliver: Deliver): void {
-    const held = this.held;
-    if (held === null) return;
-    this.held = null;
-    deliver(held, this.heldFlags, this.heldHasOffload ? this.heldOffload : null);
-  }
-}
-
-/** A device whose traffic is impaired as specified. */
+/**
+ * A device whose traffic is impaired as specified, by the project's one impairment model
+ * ({@link Impairment}, one per direction, sharing one seeded PRNG). A real device has no virtual clock, so
+ * only the untimed impairments apply: a reordered packet is held back until the next one got through.
+ */
 export class ImpairedDevice extends DeviceMiddleware {
-  /** What was done to received packets. */
-  readonly inbound: ImpairmentCounters = { lost: 0, duplicated: 0, reordered: 0 };
-  /** What was done to sent packets. */
-  readonly outbound: ImpairmentCounters = { lost: 0, duplicated: 0, reordered: 0 };
-  readonly #in: Impairer | null;
-  readonly #out: Impairer | null;
+  readonly #in: Impairment | null;
+  readonly #out: Impairment | null;
   readonly #sendInner: Deliver;
   #handler: PacketHandler = () => {};
   readonly #receiveOne: PacketHandler;
@@ -138,39 +74,55 @@ export class ImpairedDevice extends DeviceMiddleware {
   /** Wraps `inner`. */
   constructor(inner: Device, spec: ImpairmentSpec) {
     super(inner);
-    const random = seededRandom(spec.seed);
-    this.#in = spec.direction === "out" ? null : new Impairer(spec, random, this.inbound);
-    this.#out = spec.direction === "in" ? null : new Impairer(spec, random, this.outbound);
+    const random = new Prng(spec.seed);
+    const link = { loss: spec.loss, reorder: spec.reorder, duplicate: spec.duplicate };
+    this.#in = spec.direction === "out" ? null : new Impairment(link, random);
+    this.#out = spec.direction === "in" ? null : new Impairment(link, random);
     this.#sendInner = (p, _flags, offload) => void inner.send(p, offload);
     this.#deliverIn = (p, flags) => this.#handler(p, flags);
-    this.#receiveOne = (p, flags = 0) => this.#in!.apply(p, flags, null, this.#deliverIn);
+    // Untimed: every packet is offered at time 0 and so is due at once (unless held back).
+    this.#receiveOne = (p, flags = 0) => this.#in!.offer(p, flags, null, 0, this.#deliverIn);
   }
 
+  /** What was done to received packets. */
+  get inbound(): ImpairmentCounters {
+    return this.#in?.stats() ?? { lost: 0, duplicated: 0, reordered: 0 };
+  }
+
+  /** What was done to sent packets. */
+  get outbound(): ImpairmentCounters {
+    return this.#out?.stats() ?? { lost: 0, duplicated: 0, reordered: 0 };
+  }
+
+  /** Receives through the inner device, impairing what comes in. */
   override receive(onPacket: PacketHandler, max: number): number {
     if (this.#in === null) return this.inner.receive(onPacket, max);
     this.#handler = onPacket;
     const count = this.inner.receive(this.#receiveOne, max);
     // A packet held back is late by at most one loop turn, so a quiet link cannot strand it.
-    if (count === 0 && this.#in.held !== null) {
-      this.#in.release(this.#deliverIn);
+    if (count === 0 && this.#in.holding) {
+      this.#in.flush(this.#deliverIn);
       return 1;
     }
     return count;
   }
 
+  /** Sends through the inner device, impairing what goes out. */
   override send(packet: Uint8Array, offload: TxOffload | null = null): boolean {
     if (this.#out === null) return this.inner.send(packet, offload);
-    this.#out.apply(packet, 0, offload, this.#sendInner);
+    // A packet held back keeps a copy of its descriptor (the sender reuses its own).
+    this.#out.offer(packet, 0, offload, 0, this.#sendInner);
     return true;
   }
 
-  override counters(): Record<string, unknown> {
-    return { ...super.counters(), impairedIn: { ...this.inbound }, impairedOut: { ...this.outbound } };
+  /** The inner device's counters and what the impairment did in each direction. */
+  override stats(): Record<string, unknown> {
+    return { ...super.stats(), impairedIn: this.inbound, impairedOut: this.outbound };
   }
 
+  /** Releases a packet held back outbound; with one held back inbound, no wait (come back to release it). */
   protected override prepareWait(): boolean {
-    this.#out?.release(this.#sendInner);
-    // With a packet held back inbound, come straight back to release it.
-    return !this.#in?.held;
+    this.#out?.flush(this.#sendInner);
+    return !this.#in?.holding;
   }
 }

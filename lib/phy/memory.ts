@@ -6,6 +6,7 @@
  */
 
 import type { Device, Medium, PacketHandler } from "./device.ts";
+import type { TxOffload } from "../wire/offload.ts";
 
 /** Options of {@link MemoryDevice}. */
 export interface MemoryDeviceOptions {
@@ -15,8 +16,16 @@ export interface MemoryDeviceOptions {
   medium?: Medium;
   /** MTU; default 1500. */
   mtu?: number;
-  /** Called with a copy of each packet the stack sends; when absent, packets collect in `sent`. */
-  onSend?: (packet: Uint8Array) => void;
+  /**
+   * Whether the device takes checksum-partial packets and TCP super-segments (see `Device.offloads`):
+   * `onSend` then gets each packet's `TxOffload` descriptor, to complete or cut it as a NIC would.
+   */
+  offloads?: boolean;
+  /**
+   * Called with a copy of each packet the stack sends and its offload descriptor (`null`: none; valid
+   * only during the call); when absent, packets collect in `sent`.
+   */
+  onSend?: (packet: Uint8Array, offload: TxOffload | null) => void;
 }
 
 /** A device backed by arrays. */
@@ -24,10 +33,11 @@ export class MemoryDevice implements Device {
   readonly name: string;
   readonly medium: Medium;
   readonly mtu: number;
+  readonly offloads: boolean;
   /** Packets the stack sent, oldest first (when no `onSend` was given). */
   readonly sent: Uint8Array[] = [];
   readonly #inbox: Uint8Array[] = [];
-  readonly #onSend?: (packet: Uint8Array) => void;
+  readonly #onSend?: (packet: Uint8Array, offload: TxOffload | null) => void;
   #wakeUp: (() => void) | null = null;
   #closed = false;
 
@@ -36,6 +46,7 @@ export class MemoryDevice implements Device {
     this.name = options.name ?? "mem0";
     this.medium = options.medium ?? "ip";
     this.mtu = options.mtu ?? 1500;
+    this.offloads = options.offloads === true;
     this.#onSend = options.onSend;
   }
 
@@ -59,10 +70,10 @@ export class MemoryDevice implements Device {
     return count;
   }
 
-  send(packet: Uint8Array): boolean {
+  send(packet: Uint8Array, offload: TxOffload | null = null): boolean {
     if (this.#closed) return false;
     const copy = packet.slice();
-    if (this.#onSend) this.#onSend(copy);
+    if (this.#onSend) this.#onSend(copy, offload);
     else this.sent.push(copy);
     return true;
   }

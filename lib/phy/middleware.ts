@@ -56,7 +56,8 @@ export class DeviceMiddleware implements Device {
   close(): void {
     this.inner.close();
   }
-  counters(): Record<string, unknown> {
-    return this.inner.counters?.() ?? {};
+  /** The wrapped device's counters. */
+  stats(): Record<string, unknown> {
+    return this.inner.stats?.() ?? {};
   }
 }

@@ -318,7 +318,7 @@ export class PacketDevice implements Device {
   }
 
   /** Send and receive errors, drops by reason, and the kernel's socket counters. */
-  counters(): Record<string, unknown> {
+  stats(): Record<string, unknown> {
     return {
       sendErrors: this.sendErrors,
       receiveErrors: this.receiveErrors,

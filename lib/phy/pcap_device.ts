@@ -168,7 +168,7 @@ export class PcapDevice implements Device {
   }
 
   /** Send and receive errors, and libpcap's kernel counters (received, dropped). */
-  counters(): Record<string, unknown> {
+  stats(): Record<string, unknown> {
     return {
       sendErrors: this.sendErrors,
       receiveErrors: this.receiveErrors,

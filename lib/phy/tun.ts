@@ -430,7 +430,8 @@ export class TunDevice implements Device {
     this.#waiter.wake();
   }
 
-  counters(): Record<string, unknown> {
+  /** Send and receive errors, whether offloads are on, and the kernel's counters of the device. */
+  stats(): Record<string, unknown> {
     return {
       sendErrors: this.sendErrors,
       receiveErrors: this.receiveErrors,

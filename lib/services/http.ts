@@ -68,7 +68,7 @@ export class HttpCounters {
   http2Refused = 0;
 
   /** The counters as a plain object for JSON. */
-  snapshot(): Record<string, number> {
+  stats(): Record<string, number> {
     return {
       requests: this.requests,
       errors: this.errors,

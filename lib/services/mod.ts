@@ -1,15 +1,16 @@
 /**
- * The stack's built-in services, started on the public API like any application would:
- * echo (TCP and UDP 7, RFC 862), discard (TCP 9, RFC 863), chargen (TCP 19, RFC 864), http (TCP 80).
+ * The stack's built-in services, started by the application (the command line) on the public API like any
+ * other application would: echo (TCP and UDP 7, RFC 862), discard (TCP 9, RFC 863), chargen (TCP 19,
+ * RFC 864), http (TCP 80). They see the stack only through {@link ServiceHost}.
  * Each TCP service holds at most a bounded number of connections ({@link ConnectionPool}): HTTP makes room
  * by closing its longest-idle keep-alive connection, and a connection that finds no room is reset.
  *
  * @module
  */
 
-import type { Stack } from "../stack/stack.ts";
-import type { TcpConn, TcpConnListener } from "../stack/tcp_conn.ts";
-import { bindUdpEcho, ECHO_PORT } from "./udp_echo.ts";
+import type { StreamConn } from "./conn.ts";
+import type { DatagramResponder } from "../udp/responder.ts";
+import { ECHO_PORT, serveUdpEcho } from "./udp_echo.ts";
 import { serveEcho } from "./echo.ts";
 import { DISCARD_PORT, serveDiscard } from "./discard.ts";
 import { CHARGEN_PORT, serveChargen } from "./chargen.ts";
@@ -26,12 +27,26 @@ export type ServiceName = typeof SERVICE_NAMES[number];
 
 const log = logger("services");
 
+/** A listening TCP port, like `Deno.Listener`: iterate to accept, close to stop. */
+export interface ServiceListener extends AsyncIterable<StreamConn> {
+  /** Stops listening. */
+  close(): void;
+}
+
+/** What the services need from a stack: TCP listeners, UDP answers and the counters (for `/stats`). */
+export interface ServiceHost extends DatagramResponder {
+  /** Listens on a TCP port. */
+  listen(options: { port: number }): ServiceListener;
+  /** Every counter, as a JSON-able object. */
+  stats(): Record<string, unknown>;
+}
+
 /** Running services; {@link RunningServices.close} stops listening and waits for open connections. */
 export interface RunningServices {
   /** Stops accepting and resolves when every connection's handler has finished. */
   close(): Promise<void>;
   /** Counters per service: connections (bound, active, accepted, refused, idle closed), HTTP requests. */
-  snapshot(): Record<string, unknown>;
+  stats(): Record<string, unknown>;
 }
 
 /** Options of {@link startServices}. */
@@ -42,20 +57,21 @@ export interface ServicesOptions {
   wallClock?: () => number;
 }
 
-/** Starts `names` on `stack`. */
+/** Starts `names` on `stack`. HTTP's `/stats` shows the stack's counters and the services' own. */
 export function startServices(
-  stack: Stack,
+  stack: ServiceHost,
   names: readonly ServiceName[],
   options: ServicesOptions = {},
 ): RunningServices {
-  const listeners: TcpConnListener[] = [];
+  const listeners: ServiceListener[] = [];
+  const unbinds: (() => void)[] = [];
   const active = new Set<Promise<unknown>>();
   const pools: Record<string, ConnectionPool> = {};
   const httpCounters = new HttpCounters();
   const serve = (
     name: ServiceName,
     port: number,
-    handler: (conn: TcpConn, slot: PoolSlot) => Promise<unknown>,
+    handler: (conn: StreamConn, slot: PoolSlot) => Promise<unknown>,
   ) => {
     const pool = pools[name] = new ConnectionPool(options.maxConnections ?? 256);
     const listener = stack.listen({ port });
@@ -76,10 +92,26 @@ export function startServices(
       }
     })().catch((error) => log.error("service on port {port} stopped: {error}", { port, error }));
   };
+  const running: RunningServices = {
+    stats() {
+      const out: Record<string, unknown> = {};
+      for (const [name, pool] of Object.entries(pools)) {
+        out[name] = name === "http"
+          ? { connections: pool.stats(), ...httpCounters.stats() }
+          : { connections: pool.stats() };
+      }
+      return out;
+    },
+    async close() {
+      for (const listener of listeners) listener.close();
+      for (const unbind of unbinds) unbind();
+      await Promise.allSettled([...active]);
+    },
+  };
   for (const name of names) {
     switch (name) {
       case "echo":
-        bindUdpEcho(stack.udp, () => stack.address.address, ECHO_PORT);
+        unbinds.push(serveUdpEcho(stack, ECHO_PORT));
         serve(name, ECHO_PORT, serveEcho);
         break;
       case "discard":
@@ -89,7 +121,7 @@ export function startServices(
         serve(name, CHARGEN_PORT, (conn) => serveChargen(conn));
         break;
       case "http": {
-        const site = statusSite(() => stack.stats());
+        const site = statusSite(() => ({ ...stack.stats(), services: running.stats() }));
         const wallClock = options.wallClock ?? Date.now;
         serve(
           name,
@@ -100,20 +132,5 @@ export function startServices(
       }
     }
   }
-  return {
-    snapshot() {
-      const out: Record<string, unknown> = {};
-      for (const [name, pool] of Object.entries(pools)) {
-        out[name] = name === "http"
-          ? { connections: pool.snapshot(), ...httpCounters.snapshot() }
-          : { connections: pool.snapshot() };
-      }
-      return out;
-    },
-    async close() {
-      for (const listener of listeners) listener.close();
-      if (names.includes("echo")) stack.udp.unbind(ECHO_PORT);
-      await Promise.allSettled([...active]);
-    },
-  };
+  return running;
 }

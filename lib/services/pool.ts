@@ -87,7 +87,7 @@ export class ConnectionPool {
   }
 
   /** The counters as a plain object for JSON. */
-  snapshot(): Record<string, number> {
+  stats(): Record<string, number> {
     return {
       max: this.max,
       active: this.active,

@@ -5,18 +5,15 @@
  * @module
  */
 
-import type { UdpLayer } from "../udp/layer.ts";
-import type { Ipv4Address } from "../wire/ipv4_address.ts";
+import type { DatagramResponder } from "../udp/responder.ts";
 
 /** The echo port (RFC 862). */
 export const ECHO_PORT = 7;
 
 /**
- * Binds UDP echo on `udp`. The reply is sent from inside the receive path, with no copy and no queue.
- * `localAddress` gives the stack's address, used as the reply's source even for broadcast requests.
+ * Serves UDP echo on `port` of `host`. The reply is sent from inside the receive path, with no copy and
+ * no queue. Returns a function that stops it.
  */
-export function bindUdpEcho(udp: UdpLayer, localAddress: () => Ipv4Address, port = ECHO_PORT): void {
-  udp.bind(port, (d, _now, out) => {
-    udp.reply(out, d, d.data, localAddress());
-  });
+export function serveUdpEcho(host: DatagramResponder, port = ECHO_PORT): () => void {
+  return host.answerDatagrams(port, (data) => data);
 }

@@ -55,7 +55,7 @@ export class DatagramEndpoint implements AsyncIterable<ReceivedDatagram> {
     const bound = hostname === undefined ? null : parseBoundAddress(hostname);
     host.udp.bind(port, (d) => {
       if (bound !== null && !accepts(bound, d)) {
-        host.udp.counters.drops.count("not-bound-address");
+        host.udp.countDrop("not-bound-address");
         return;
       }
       const datagram: ReceivedDatagram = [
@@ -71,7 +71,7 @@ export class DatagramEndpoint implements AsyncIterable<ReceivedDatagram> {
       else if (this.#queue.length < this.#maxQueued) this.#queue.push(datagram);
       else {
         this.dropped++;
-        host.udp.counters.drops.count("receive-queue-full");
+        host.udp.countDrop("receive-queue-full");
       }
     });
     const shown = bound === null
@@ -131,6 +131,7 @@ export class DatagramEndpoint implements AsyncIterable<ReceivedDatagram> {
     for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error("the datagram endpoint is closed"));
   }
 
+  /** Receives datagrams until the endpoint is closed. */
   async *[Symbol.asyncIterator](): AsyncIterator<ReceivedDatagram> {
     while (!this.#closed || this.#queue.length > 0) {
       try {

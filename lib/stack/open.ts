@@ -20,8 +20,8 @@ import type { Ipv4Address, Ipv4Cidr } from "../wire/ipv4_address.ts";
 import type { MacAddress } from "../wire/ethernet.ts";
 import type { Ipv6Address, Ipv6Cidr } from "../wire/ipv6_address.ts";
 import type { AttachDhcpOptions } from "../dhcp/mod.ts";
-import { type ServiceName, Stack } from "./stack.ts";
-import { Forwarder, type ForwardOptions } from "../forward/forwarder.ts";
+import type { ForwardOptions } from "../forward/forwarder.ts";
+import { Stack } from "./stack.ts";
 
 /** Where the stack's packets go: see docs/cli.md `--backend`. */
 export type Backend = "tun" | "tap" | "packet" | "pcap";
@@ -64,8 +64,6 @@ export interface OpenStackOptions {
   promiscuous?: boolean;
   /** tun/tap: MTU; default 1500 (packet and pcap take the interface's). */
   mtu?: number;
-  /** Services to run. */
-  services?: readonly ServiceName[];
   /** Path of a pcap file receiving every packet in and out (link type raw IP for tun, Ethernet else). */
   capturePath?: string;
   /**
@@ -88,10 +86,8 @@ export type TunStackOptions = Omit<OpenStackOptions, "backend" | "gateway" | "dh
 
 /** A stack and what it opened, so that closing it closes everything. */
 export interface OpenedStack {
-  /** The running stack. */
+  /** The running stack (in forwarding mode, with its relay). */
   stack: Stack;
-  /** The relay, in forwarding mode. */
-  forwarder: Forwarder | null;
   /** Closes the stack, the device and the capture file. */
   close(): Promise<void>;
 }
@@ -143,27 +139,16 @@ export function openStack(options: OpenStackOptions): OpenedStack {
       ipv6: options.ipv6,
       address6: options.address6,
       gateway6: options.gateway6,
-      services: options.services,
       tcp: options.tcp,
       mac,
       gateway: options.gateway,
       dhcp: options.dhcp,
       wait: options.wait,
+      forward: options.forward,
     });
-    let forwarder: Forwarder | null = null;
-    if (options.forward) {
-      try {
-        forwarder = new Forwarder(stack, options.forward === true ? {} : options.forward);
-      } catch (error) {
-        stack.close().finally(() => file?.close());
-        throw error;
-      }
-    }
     return {
       stack,
-      forwarder,
       async close() {
-        await forwarder?.close();
         await stack.close();
         file?.close();
       },

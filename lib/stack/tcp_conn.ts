@@ -11,7 +11,7 @@ import { type TcpCloseError, type TcpConnection, TcpEvent } from "../tcp/connect
 import type { TcpListener } from "../tcp/layer.ts";
 import { formatIpv4 } from "../wire/ipv4_address.ts";
 import type { NetAddr } from "./datagram.ts";
-import type { StreamConn } from "../services/conn.ts";
+import type { StreamConn } from "./stream_conn.ts";
 
 /** The typed error for how a connection ended abnormally. */
 export function closeError(error: TcpCloseError | null): Error {
@@ -38,8 +38,8 @@ export class TcpConn implements StreamConn {
   readonly remoteAddr: NetAddr;
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
-  /** The protocol connection underneath, for counters and state. */
-  readonly connection: TcpConnection;
+  /** The protocol connection underneath. */
+  readonly #connection: TcpConnection;
   #readWaiter: (() => void) | null = null;
   #writeWaiter: (() => void) | null = null;
   #openWaiter: (() => void) | null = null;
@@ -49,7 +49,7 @@ export class TcpConn implements StreamConn {
    * (IPv6 connections carry handles, see `TcpLayer.formatAddress`).
    */
   constructor(connection: TcpConnection, formatAddress: (address: number) => string = formatIpv4) {
-    this.connection = connection;
+    this.#connection = connection;
     this.localAddr = {
       transport: "tcp",
       hostname: formatAddress(connection.localAddress),
@@ -69,19 +69,19 @@ export class TcpConn implements StreamConn {
       pull: (controller) => this.#pull(controller),
       cancel: () => {
         // The application will not read any more: closing now resets if data is pending, like Linux.
-        this.connection.close();
+        this.#connection.close();
       },
     }, { highWaterMark: 0 });
     this.writable = new WritableStream<Uint8Array>({
       write: (chunk) => this.#write(chunk),
-      close: () => this.connection.shutdownWrite(),
-      abort: () => this.connection.abort(),
+      close: () => this.#connection.shutdownWrite(),
+      abort: () => this.#connection.abort(),
     }, { highWaterMark: 1 });
   }
 
   /** Resolves once the handshake completed; rejects with the typed error when it failed. */
   async opened(): Promise<void> {
-    const c = this.connection;
+    const c = this.#connection;
     while (c.state === "SYN_SENT" || c.state === "SYN_RECEIVED") {
       await new Promise<void>((resolve) => (this.#openWaiter = resolve));
     }
@@ -94,7 +94,7 @@ export class TcpConn implements StreamConn {
    */
   async finished(lingerMs = 10_000): Promise<boolean> {
     const deadline = Date.now() + lingerMs;
-    const c = this.connection;
+    const c = this.#connection;
     // The state changes inside the stack's loop; checking every few ms is cheap on this exit path.
     while (c.state !== "CLOSED" && c.state !== "TIME_WAIT") {
       if (Date.now() >= deadline) return false;
@@ -106,23 +106,23 @@ export class TcpConn implements StreamConn {
   /** Closes the sending side (FIN after the queued data); reading goes on. */
   async closeWrite(): Promise<void> {
     if (!this.writable.locked) await this.writable.close();
-    else this.connection.shutdownWrite();
+    else this.#connection.shutdownWrite();
   }
 
   /** Closes both directions: FIN after the queued data (or RST when received data was left unread). */
   close(): void {
-    this.connection.close();
+    this.#connection.close();
     this.#wakeReader();
     this.#wakeWriter();
   }
 
   /** Sets or clears TCP_NODELAY (Nagle's algorithm off when true). */
   setNoDelay(noDelay = true): void {
-    this.connection.noDelay = noDelay;
+    this.#connection.noDelay = noDelay;
   }
 
   async #pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
-    const c = this.connection;
+    const c = this.#connection;
     while (true) {
       const available = c.readableBytes;
       if (available > 0) {
@@ -141,7 +141,7 @@ export class TcpConn implements StreamConn {
   }
 
   async #write(chunk: Uint8Array): Promise<void> {
-    const c = this.connection;
+    const c = this.#connection;
     let offset = 0;
     while (offset < chunk.length) {
       if (c.state === "CLOSED") throw closeError(c.error);
@@ -215,6 +215,7 @@ export class TcpConnListener implements AsyncIterable<TcpConn> {
     waiter?.();
   }
 
+  /** Accepts connections until the listener is closed. */
   async *[Symbol.asyncIterator](): AsyncIterator<TcpConn> {
     while (!this.#closed) {
       try {

@@ -38,7 +38,7 @@ import { seqAdd, seqGt, seqLe } from "./seq.ts";
 import {
   SYNCHRONIZED_SEND_STATES,
   type TcpCloseError,
-  type TcpConnectionDiagnostics,
+  type TcpConnectionStats,
   TcpEvent,
   type TcpState,
   TcpStateError,
@@ -46,7 +46,7 @@ import {
 import type { TcpStats } from "./stats.ts";
 
 export { TcpEvent, TcpStateError } from "./state.ts";
-export type { TcpCloseError, TcpConnectionDiagnostics, TcpState } from "./state.ts";
+export type { TcpCloseError, TcpConnectionStats, TcpState } from "./state.ts";
 
 /** Smallest autotuned send buffer (Linux's initial tcp_wmem is 16 KiB; a few segments more here). */
 const SEND_BUFFER_FLOOR = 64 * 1024;
@@ -260,9 +260,9 @@ export class TcpConnection {
   }
 
   /** A snapshot of sender internals for status output and debugging (allocates; not for hot paths). */
-  diagnostics(): TcpConnectionDiagnostics {
+  stats(): TcpConnectionStats {
     const receiver = this.#receiver;
-    return this.#sender.diagnostics(this.state, receiver.window, receiver.reassembly.rangeCount);
+    return this.#sender.stats(this.state, receiver.window, receiver.reassembly.rangeCount);
   }
 
   #canSend(): boolean {

@@ -36,7 +36,7 @@ import { TcpConnection, type TcpConnectionContext, type TcpState } from "./conne
 import { IsnGenerator } from "./isn.ts";
 import { sendReset } from "./reset.ts";
 import { seqAdd } from "./seq.ts";
-import { TcpStats } from "./stats.ts";
+import { type TcpLayerStats, TcpStats } from "./stats.ts";
 import { logger } from "../log.ts";
 import { TokenBucket } from "../iface/rate_limiter.ts";
 import { MemoryBudget } from "./memory_budget.ts";
@@ -185,8 +185,8 @@ class Ipv6Adapter implements Ipv4Sink, Ipv6Sink {
 export class TcpLayer implements TransportProtocol, TransportProtocol6 {
   /** Resolved configuration. */
   readonly config: TcpConfig;
-  /** Counters. */
-  readonly stats: TcpStats = new TcpStats();
+  /** Counters (read them with {@link TcpLayer.stats}). */
+  readonly #stats: TcpStats = new TcpStats();
   /** The buffers' shared memory budget (`memoryBudget`). */
   readonly memory: MemoryBudget;
   /**
@@ -198,7 +198,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
    * IPv6 addresses as numbers: an IPv6 connection's `localAddress`/`remoteAddress` are handles from here
    * (see `lib/iface/ipv6_handles.ts`); {@link TcpLayer.formatAddress} turns either family into text.
    */
-  readonly handles = new Ipv6Handles();
+  readonly handles: Ipv6Handles = new Ipv6Handles();
   readonly #listeners = new Map<number, TcpListener>();
   readonly #adapter6 = new Ipv6Adapter();
   /** The IPv6 datagram seen as an IPv4 one with handles for addresses (reused). */
@@ -264,7 +264,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       config: this.config,
       config6,
       handles: this.handles,
-      stats: this.stats,
+      stats: this.#stats,
       scratch: this.#scratch,
       isn: this.#isn,
       requestPoll: (c: TcpConnection) => {
@@ -392,13 +392,13 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       this.config.verifyChecksums && datagram.checksumTrusted !== true,
     );
     if (error !== null) {
-      this.stats.segmentsIn++;
-      this.stats.drop(error);
+      this.#stats.segmentsIn++;
+      this.#stats.drop(error);
       return;
     }
     if (datagram.multicast) {
-      this.stats.segmentsIn++;
-      this.stats.drop("broadcast");
+      this.#stats.segmentsIn++;
+      this.#stats.drop("broadcast");
       return;
     }
     // References for the duration of the call; a connection created meanwhile holds its own.
@@ -436,7 +436,18 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     return this.#all.size;
   }
 
-  /** Connections per state, for status output. */
+  /** The counters and the connections by state, as a JSON-able object. */
+  stats(): TcpLayerStats {
+    const stats = this.#stats;
+    return {
+      connections: this.countByState(),
+      ...stats,
+      drops: { ...stats.drops },
+      memory: this.memory.stats(),
+    };
+  }
+
+  /** The number of connections in each state. */
   countByState(): Partial<Record<TcpState, number>> {
     const counts: Partial<Record<TcpState, number>> = {};
     for (const c of this.#all) counts[c.state] = (counts[c.state] ?? 0) + 1;
@@ -445,7 +456,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
 
   /** See {@link TransportProtocol.ingress}. */
   ingress(datagram: Ipv4Datagram, now: number, out: Ipv4Sink): void {
-    const stats = this.stats;
+    const stats = this.#stats;
     stats.segmentsIn++;
     const seg = this.#segment.wrap(datagram.bytes, datagram.payloadOffset, datagram.payloadEnd);
     const error = seg.check(
@@ -501,13 +512,13 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
   /** Whether an RST answering a segment for no connection may go out at `now`; counts the refusals. */
   #mayReset(now: number): boolean {
     if (this.#resetLimiter.take(now)) return true;
-    this.stats.resetsRateLimited++;
+    this.#stats.resetsRateLimited++;
     return false;
   }
 
   /** RFC 9293 §3.10.7.1: a segment for a connection that does not exist. */
   #closedPortInput(datagram: Ipv4Datagram, seg: TcpSegment, now: number, out: Ipv4Sink): void {
-    const stats = this.stats;
+    const stats = this.#stats;
     stats.drop("no-socket");
     const flags = seg.flags;
     if (flags & TcpFlags.RST) return; // an incoming RST is discarded
@@ -554,7 +565,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     out: Ipv4Sink,
     issOverride: number | null,
   ): void {
-    const stats = this.stats;
+    const stats = this.#stats;
     const flags = seg.flags;
     if (flags & TcpFlags.RST) {
       stats.drop("listen-bad-segment"); // first: an incoming RST is ignored
@@ -650,8 +661,8 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       )
       : 0;
     listener.cookiesUntil = now + 2 * COOKIE_VALIDITY_MS;
-    this.stats.syncookiesSent++;
-    this.stats.segmentsOut++;
+    this.#stats.syncookiesSent++;
+    this.#stats.segmentsOut++;
     writeCookieSynAck(this.#scratch, out, config, {
       src: datagram.dst,
       srcPort: seg.dstPort,
@@ -693,10 +704,10 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     if (!listener.acceptRoom() || !this.memory.admit(ADMISSION_RESERVE)) {
       // A valid cookie, but no room to accept: dropped without a RST (the peer's retransmission of
       // this ACK or of its data finds room later), as Linux does with a full accept queue.
-      this.stats.drop("listen-overflow");
+      this.#stats.drop("listen-overflow");
       return true;
     }
-    this.stats.syncookiesValidated++;
+    this.#stats.syncookiesValidated++;
     // The SYN the peer sent, rebuilt: its sequence number, and the options the cookie and TSecr carry.
     const syn = this.#cookieSynBytes;
     syn.fill(0);
@@ -729,7 +740,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     // The SYN,ACK went out with the cookie already: the one the connection makes now (its ISS the
     // cookie) goes nowhere, and is not counted as sent.
     c.openPassive(this.#cookieSyn.wrap(syn, 0, 20), synOpts, now, DISCARD, (seg.ack - 1) >>> 0);
-    this.stats.segmentsOut--;
+    this.#stats.segmentsOut--;
     try {
       c.ingress(seg, opts, now, out);
     } catch (error) {
@@ -746,7 +757,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
    * connection; the rest of the stack carries on.
    */
   #contain(c: TcpConnection, error: unknown, out: Ipv4Sink): void {
-    this.stats.drop("internal-error");
+    this.#stats.drop("internal-error");
     log.debug("connection {port} reset after an exception: {error}", { port: c.localPort, error });
     try {
       c.onEvent = null;

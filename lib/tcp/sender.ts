@@ -22,7 +22,7 @@ import { DUP_THRESH, SackScoreboard } from "./sack_scoreboard.ts";
 import { SendBuffer } from "./send_buffer.ts";
 import { type MemoryBudget, UNBOUNDED_BUDGET } from "./memory_budget.ts";
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from "./seq.ts";
-import type { TcpConnectionDiagnostics, TcpState } from "./state.ts";
+import type { TcpConnectionStats, TcpState } from "./state.ts";
 import type { TcpStats } from "./stats.ts";
 
 /** RFC 8985 §7.2 WCDelAckT: the worst-case delayed-ACK time assumed of the peer. */
@@ -215,7 +215,7 @@ export class TcpSender implements PayloadSource {
   }
 
   /** A snapshot for status output, completed with the connection's `state` and receive side. */
-  diagnostics(state: TcpState, rcvWnd: number, outOfOrderRanges: number): TcpConnectionDiagnostics {
+  stats(state: TcpState, rcvWnd: number, outOfOrderRanges: number): TcpConnectionStats {
     const recovery = this.recovery;
     return {
       state,

@@ -32,8 +32,8 @@ export const TcpEvent = {
   CLOSED: 16,
 } as const;
 
-/** See `TcpConnection.diagnostics()`. */
-export interface TcpConnectionDiagnostics {
+/** See `TcpConnection.stats()`. */
+export interface TcpConnectionStats {
   /** Connection state. */
   state: TcpState;
   /** Loss recovery phase. */

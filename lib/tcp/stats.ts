@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { MemoryBudgetStats } from "./memory_budget.ts";
+
 /** Why a received segment was dropped; each reason has a counter in {@link TcpStats.drops}. */
 export type TcpDropReason =
   | "truncated"
@@ -49,7 +51,17 @@ export const TCP_DROP_REASONS: readonly TcpDropReason[] = [
   "memory-pressure",
 ];
 
-/** Counters of one {@link TcpLayer}; plain mutable numbers, read by the shell for status output. */
+/** What `TcpLayer.stats()` returns: every counter of {@link TcpStats}, the connections by state, the memory budget. */
+export type TcpLayerStats = Omit<TcpStats, "drop" | "drops"> & {
+  /** Connections by state (RFC 9293 §3.3.2 names). */
+  connections: Partial<Record<string, number>>;
+  /** Dropped segments by reason. */
+  drops: Record<TcpDropReason, number>;
+  /** The buffers' shared memory budget: limit, use, refusals. */
+  memory: MemoryBudgetStats;
+};
+
+/** Counters of one TCP layer; plain mutable numbers the layer and its connections increment. */
 export class TcpStats {
   /** Segments received (before validation). */
   segmentsIn = 0;

@@ -26,7 +26,7 @@
 import { AttachType, linkCreate, tcAttach, TcAttachPoint, tcDetach, XdpFlags } from "../ffi/libbpf.ts";
 import { isRoot, libc } from "../ffi/libc.ts";
 import { Errno, SystemError } from "../ffi/errno.ts";
-import { RuntimeError } from "../cli/errors.ts";
+import { RuntimeError } from "../errors.ts";
 import type { Direction } from "./record.ts";
 
 /** `--mode`. */

@@ -29,7 +29,7 @@ import {
 } from "../ffi/libbpf.ts";
 import { interfaceIndex, isRoot, lastError, Libc, libc } from "../ffi/libc.ts";
 import { Errno, SystemError } from "../ffi/errno.ts";
-import { RuntimeError } from "../cli/errors.ts";
+import { RuntimeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import {
   attachEgress,
@@ -454,7 +454,7 @@ export class Tracer {
   }
 
   /** The counters of every attached hook (kernel counters summed over CPUs). */
-  counters(): HookCounters[] {
+  stats(): HookCounters[] {
     const value = new Uint8Array(this.#cpus * COUNTERS_BYTES);
     return this.#attachments.map((a) => {
       const place = this.#counterPlaces.get(a.ifindex * 2 + (a.direction === "ingress" ? 0 : 1))!;

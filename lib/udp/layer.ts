@@ -20,7 +20,7 @@ import type {
   UnreachableReporter,
 } from "../iface/protocol.ts";
 import { IPV6_HEADER_LENGTH, NextHeader, writeIpv6Header } from "../wire/ipv6.ts";
-import { LayerCounters } from "../iface/stats.ts";
+import { LayerCounters, type LayerStats } from "../iface/stats.ts";
 
 /**
  * A received datagram as handed to a port's handler. The object and `data` are reused for the next
@@ -75,8 +75,8 @@ interface QueuedDatagram {
 
 /** The UDP layer: a handler per bound port, and a bounded queue of datagrams to send. */
 export class UdpLayer implements TransportProtocol, TransportProtocol6 {
-  /** UDP counters. */
-  readonly counters = new LayerCounters();
+  /** UDP counters (read them with {@link UdpLayer.stats}). */
+  readonly #counters = new LayerCounters();
   readonly #handlers = new Map<number, UdpHandler>();
   readonly #view = new UdpDatagram();
   readonly #received: UdpReceived = {
@@ -163,13 +163,13 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
     const udp = this.#view.wrap(d.bytes.subarray(d.payloadOffset, d.payloadEnd));
     const error = udp.check(d.src, d.dst, !d.checksumTrusted);
     if (error !== null) {
-      this.counters.drops.count(error);
+      this.#counters.drops.count(error);
       return;
     }
     if (d.transit === true) {
       const transit = this.#transitHandler;
       if (transit === null) {
-        this.counters.drops.count("no-transit-handler");
+        this.#counters.drops.count("no-transit-handler");
         return;
       }
       this.#deliver(d, udp, transit, now, out);
@@ -178,7 +178,7 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
     const handler = this.#handlers.get(udp.dstPort);
     if (handler === undefined) {
       // A drop, not received too: every datagram in ends in exactly one counter.
-      this.counters.drops.count("port-closed");
+      this.#counters.drops.count("port-closed");
       this.#unreachable.portUnreachable(d, now, out);
       return;
     }
@@ -187,8 +187,8 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
 
   /** Hands a datagram to its handler, counting it received (only now: every datagram in ends once). */
   #deliver(d: Ipv4Datagram, udp: UdpDatagram, handler: UdpHandler, now: number, out: Ipv4Sink): void {
-    this.counters.rxPackets++;
-    this.counters.rxBytes += udp.length;
+    this.#counters.rxPackets++;
+    this.#counters.rxBytes += udp.length;
     const r = this.#received;
     r.family = 4;
     r.src = d.src;
@@ -204,14 +204,14 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
     const udp = this.#view.wrap(d.bytes.subarray(d.payloadOffset, d.payloadEnd));
     const error = udp.checkIpv6(d.bytes, !d.checksumTrusted);
     if (error !== null) {
-      this.counters.drops.count(error);
+      this.#counters.drops.count(error);
       return;
     }
-    this.counters.rxPackets++;
-    this.counters.rxBytes += udp.length;
+    this.#counters.rxPackets++;
+    this.#counters.rxBytes += udp.length;
     const handler = this.#handlers.get(udp.dstPort);
     if (handler === undefined) {
-      this.counters.drops.count("port-closed");
+      this.#counters.drops.count("port-closed");
       if (!d.multicast) this.#ipv6?.portUnreachable6(d, now, out);
       return;
     }
@@ -235,7 +235,7 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
     if (d.family === 6) {
       const source = d.dst6![0] === 0xff ? this.sourceFor6(d.src6!) : d.dst6!;
       if (source === null) {
-        this.counters.drops.count("no-source-address");
+        this.#counters.drops.count("no-source-address");
         return;
       }
       this.sendNow6(out, source, d.dstPort, d.src6!, d.srcPort, data);
@@ -254,7 +254,7 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
       );
     }
     if (this.#queue.length >= this.#maxQueued) {
-      this.counters.drops.count("send-queue-full");
+      this.#counters.drops.count("send-queue-full");
       return false;
     }
     this.#queue.push({ src, srcPort, dst, dstPort, data: data.slice() });
@@ -279,12 +279,12 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
       );
     }
     if (this.#queue.length + this.#queue6.length >= this.#maxQueued) {
-      this.counters.drops.count("send-queue-full");
+      this.#counters.drops.count("send-queue-full");
       return false;
     }
     const source = src ?? this.sourceFor6(dst);
     if (source === null) {
-      this.counters.drops.count("no-source-address");
+      this.#counters.drops.count("no-source-address");
       return false;
     }
     this.#queue6.push({ src: source.slice(), srcPort, dst: dst.slice(), dstPort, data: data.slice() });
@@ -306,7 +306,7 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
     data: Uint8Array,
   ): void {
     if (data.length > MAX_UDP6_PAYLOAD) {
-      this.counters.drops.count("too-big");
+      this.#counters.drops.count("too-big");
       return;
     }
     const buf = this.#scratch6;
@@ -314,8 +314,8 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
     buf.set(data, IPV6_HEADER_LENGTH + UDP_HEADER_LENGTH);
     writeIpv6Header(buf, 0, src, dst, NextHeader.UDP, udpLength);
     writeUdpHeaderIpv6(buf, IPV6_HEADER_LENGTH, 0, srcPort, dstPort, data.length);
-    this.counters.txPackets++;
-    this.counters.txBytes += udpLength;
+    this.#counters.txPackets++;
+    this.#counters.txBytes += udpLength;
     out.sendIpv6(buf.subarray(0, IPV6_HEADER_LENGTH + udpLength));
   }
 
@@ -337,7 +337,7 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
     data: Uint8Array,
   ): void {
     if (data.length > this.maxPayload) {
-      this.counters.drops.count("too-big");
+      this.#counters.drops.count("too-big");
       return;
     }
     const buf = this.#scratch;
@@ -345,8 +345,8 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
     buf.set(data, IPV4_HEADER_LENGTH + UDP_HEADER_LENGTH);
     writeUdpHeader(buf, IPV4_HEADER_LENGTH, src, dst, srcPort, dstPort, data.length);
     writeIpv4Header(buf, 0, src, dst, IpProtocol.UDP, udpLength);
-    this.counters.txPackets++;
-    this.counters.txBytes += udpLength;
+    this.#counters.txPackets++;
+    this.#counters.txBytes += udpLength;
     out.sendIpv4(buf.subarray(0, IPV4_HEADER_LENGTH + udpLength));
   }
 
@@ -358,8 +358,16 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
     return null;
   }
 
-  /** UDP counters as a plain object. */
-  snapshot(): Record<string, unknown> {
-    return this.counters.snapshot();
+  /**
+   * Counts a datagram dropped above this layer under `reason` (e.g. an application's full receive queue),
+   * so that every UDP drop shows in one place.
+   */
+  countDrop(reason: string): void {
+    this.#counters.drops.count(reason);
+  }
+
+  /** UDP counters as a JSON-able object. */
+  stats(): LayerStats {
+    return this.#counters.stats();
   }
 }

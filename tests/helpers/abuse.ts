@@ -8,7 +8,7 @@
 
 import { LinkType, PcapWriter } from "../../lib/pcap/writer.ts";
 import { TcpFlags } from "../../lib/wire/tcp.ts";
-import { seededRandom } from "../../lib/phy/impair.ts";
+import { Prng } from "../../lib/prng.ts";
 import { tcpPacket, udpPacket } from "./fuzz/build.ts";
 import type { Netns } from "./netns.ts";
 import type { LinkCounters } from "../../lib/phy/link_counters.ts";
@@ -18,7 +18,8 @@ import type { LinkCounters } from "../../lib/phy/link_counters.ts";
  * to a closed port and stray TCP ACKs to a port with no listener, from many source addresses, half each.
  */
 export function writeFloodPcap(path: string, count: number, seed = 1): void {
-  const random = seededRandom(seed);
+  const prng = new Prng(seed);
+  const random = (): number => prng.next();
   const file = Deno.openSync(path, { write: true, create: true, truncate: true });
   try {
     const writer = new PcapWriter(file, { linkType: LinkType.RAW });

@@ -26,6 +26,7 @@ import {
   writeTimestampsOption,
   writeWindowScaleOption,
 } from "../../lib/wire/tcp.ts";
+import { Prng } from "../../lib/prng.ts";
 
 /** Options of a crafted segment. */
 export interface OptionSpec {
@@ -246,10 +247,10 @@ export class TcpRig {
    * segments before they are captured.
    */
   constructor(options: TcpLayerOptions = {}, offloads = false) {
-    let r = 12345;
+    const prng = new Prng(12345);
     this.layer = new TcpLayer({
       secret: new Uint8Array(16).fill(7),
-      random: () => (r = (r * 1103515245 + 12345) >>> 0),
+      random: () => prng.nextU32(),
       ...options,
     });
     this.#sink = offloads

@@ -1,140 +1,53 @@
 /**
- * Deterministic network simulation for TCP tests: hosts running {@link TcpLayer}s joined by an in-memory
- * link with a virtual clock and seeded impairments (loss, duplication, reordering, delay, jitter, a rate
- * limit with a drop-tail queue). Everything derives from one seed, so a failure replays exactly.
+ * Deterministic network simulation for TCP tests: two hosts, each the stack's own core ({@link StackCore})
+ * on an in-memory device stepped like the real I/O loop, joined by a link with a virtual clock and the
+ * project's impairment model (loss, duplication, reordering, delay, jitter, a rate limit with a drop-tail
+ * queue). Everything derives from one seed, so a failure replays exactly.
  *
  * @module
  */
 
-import { emptyIpv4Datagram, type Ipv4Datagram, type Ipv4Sink } from "../../lib/iface/protocol.ts";
 import { TcpConnection, TcpEvent } from "../../lib/tcp/connection.ts";
-import { TcpLayer } from "../../lib/tcp/layer.ts";
+import type { TcpLayer } from "../../lib/tcp/layer.ts";
 import type { TcpLayerOptions } from "../../lib/tcp/config.ts";
 import { Ipv4Packet } from "../../lib/wire/ipv4.ts";
+import { StackCore } from "../../lib/stack/core.ts";
+import { DeviceLoop } from "../../lib/stack/loop.ts";
+import { MemoryDevice } from "../../lib/phy/memory.ts";
+import { Impairment, type LinkImpairment, PERFECT_LINK } from "../../lib/phy/impairment.ts";
+import { Prng } from "../../lib/prng.ts";
 import { emulateOffload } from "./tcp_packet.ts";
+import type { TxOffload } from "../../lib/wire/offload.ts";
 
-/** A small, fast, seedable PRNG (mulberry32). */
-export class Prng {
-  #state: number;
-
-  /** Seeds the generator. */
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  /** The next unsigned 32-bit value. */
-  nextU32(): number {
-    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-
-  /** A float in [0, 1). */
-  next(): number {
-    return this.nextU32() / 4294967296;
-  }
-
-  /** 16 random bytes (ISN secrets). */
-  bytes16(): Uint8Array {
-    const b = new Uint8Array(16);
-    for (let i = 0; i < 16; i++) b[i] = this.nextU32() & 0xff;
-    return b;
-  }
-}
-
-/** Impairments of one direction of the link. */
-export interface LinkProfile {
-  /** One-way base delay in ms. */
-  delayMs: number;
-  /** Extra uniform random delay in [0, jitterMs) (reorders packets when larger than their spacing). */
-  jitterMs: number;
-  /** Probability a packet is dropped. */
-  loss: number;
-  /** Probability a packet is delivered twice. */
-  duplicate: number;
-  /** Probability a packet is held back by `reorderDelayMs` (overtaken by later ones). */
-  reorder: number;
-  /** How long a reordered packet is held. */
-  reorderDelayMs: number;
-  /** Serialization rate in bytes per ms (0: infinite). 12500 ≈ 100 Mbit/s. */
-  rateBytesPerMs: number;
-  /** Drop-tail queue limit in packets when rate-limited. */
-  queuePackets: number;
-}
+/** Impairments of one direction of the link: the project's one model (lib/phy/impairment.ts). */
+export type LinkProfile = LinkImpairment;
 
 /** A perfect link with 1 ms delay. */
-export const CLEAN_LINK: LinkProfile = {
-  delayMs: 1,
-  jitterMs: 0,
-  loss: 0,
-  duplicate: 0,
-  reorder: 0,
-  reorderDelayMs: 0,
-  rateBytesPerMs: 0,
-  queuePackets: 1000,
-};
+export const CLEAN_LINK: LinkProfile = { ...PERFECT_LINK, delayMs: 1 };
 
-interface InFlight {
-  time: number;
-  order: number;
-  to: SimHost;
-  bytes: Uint8Array;
-}
+/** The simulated hosts share one /24 (10.0.0.1 and 10.0.0.2): on-link, no gateway. */
+const SIM_PREFIX = 24;
+/**
+ * The link carries any IPv4 packet whole (nothing is fragmented), while TCP's MTU stays 1500 unless the
+ * options say otherwise: segments above the MSS (`maxSendSegment`) cross as they are, as a TSO sender's
+ * would to a device that cuts them.
+ */
+const SIM_LINK_MTU = 65535;
+const SIM_TCP_MTU = 1500;
 
-/** A min-heap of packets in flight ordered by (time, order). */
-class EventHeap {
-  readonly items: InFlight[] = [];
-
-  push(item: InFlight): void {
-    const a = this.items;
-    a.push(item);
-    let i = a.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!EventHeap.less(a[i], a[p])) break;
-      [a[i], a[p]] = [a[p], a[i]];
-      i = p;
-    }
-  }
-
-  peek(): InFlight | undefined {
-    return this.items[0];
-  }
-
-  pop(): InFlight | undefined {
-    const a = this.items;
-    if (a.length === 0) return undefined;
-    const top = a[0];
-    const last = a.pop()!;
-    if (a.length > 0) {
-      a[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1, r = l + 1;
-        let m = i;
-        if (l < a.length && EventHeap.less(a[l], a[m])) m = l;
-        if (r < a.length && EventHeap.less(a[r], a[m])) m = r;
-        if (m === i) break;
-        [a[i], a[m]] = [a[m], a[i]];
-        i = m;
-      }
-    }
-    return top;
-  }
-
-  static less(x: InFlight, y: InFlight): boolean {
-    return x.time < y.time || (x.time === y.time && x.order < y.order);
-  }
-}
-
-/** One simulated host: an address, a TCP layer and its poll deadline. */
+/**
+ * One simulated host: a whole stack core ({@link StackCore}) on an in-memory device ({@link MemoryDevice}),
+ * stepped by the same {@link DeviceLoop} turn as the real I/O loop, with a virtual clock. What it sends
+ * crosses an impaired link ({@link Impairment}) to the peer's device.
+ */
 export class SimHost {
   /** The host's IPv4 address. */
   readonly address: number;
-  /** Its TCP layer. */
-  readonly tcp: TcpLayer;
-  /** Packets this host sent (IPv4 bytes), when capture is on. */
+  /** The core: IPv4, UDP and TCP wired as in the real stack. */
+  readonly core: StackCore;
+  /** The in-memory device the core runs on. */
+  readonly device: MemoryDevice;
+  /** Packets this host sent (IPv4 bytes, after segmentation offload), when capture is on. */
   readonly sent: Uint8Array[] = [];
   /** Virtual send time of each captured packet. */
   readonly sentAt: number[] = [];
@@ -142,97 +55,130 @@ export class SimHost {
   capture = false;
   /** The next deadline returned by poll. */
   deadline: number | null = null;
-  /** Per-direction link to the peer host. */
-  link: LinkProfile = CLEAN_LINK;
   /** The other end. */
   peer: SimHost | null = null;
-  /** Packets sent. */
+  /** Packets sent (after segmentation offload). */
   packetsSent = 0;
-  /** Packets dropped by the link (loss or full queue). */
-  packetsDropped = 0;
-  /** The sink the layer writes into. */
-  sink: Ipv4Sink;
-  #busyUntil = 0;
-  #queued = 0;
+  readonly #loop: DeviceLoop;
+  readonly #clock: () => number;
+  readonly #view = new Ipv4Packet();
+  #link: Impairment;
+  #offloads = false;
+  #lossPerSuperSegment = false;
+
+  constructor(readonly net: SimNetwork, address: number, options: TcpLayerOptions, offloads = false) {
+    this.address = address;
+    this.#offloads = offloads;
+    this.#link = new Impairment(CLEAN_LINK, net.rng);
+    this.device = new MemoryDevice({
+      name: `sim${address & 0xff}`,
+      mtu: SIM_LINK_MTU,
+      offloads,
+      onSend: (packet, offload) => this.#transmit(packet, offload),
+    });
+    this.#loop = new DeviceLoop(this.device, { batchSize: Number.MAX_SAFE_INTEGER });
+    this.#clock = () => net.now;
+    this.core = new StackCore(
+      {
+        medium: "ip",
+        mtu: this.device.mtu,
+        offloads,
+        address: { address, prefixLength: SIM_PREFIX },
+        tcp: { mtu: SIM_TCP_MTU, ...options },
+      },
+      this.#loop.transmit,
+      net.now,
+    );
+    this.#loop.attach(this.core);
+    // The application queued output: poll this host in the current step.
+    this.core.onWake = () => net.markDirty(this);
+  }
+
+  /** The host's TCP layer. */
+  get tcp(): TcpLayer {
+    return this.core.tcp;
+  }
+
+  /** The impairment of what this host sends. */
+  get link(): Readonly<LinkProfile> {
+    return this.#link.spec;
+  }
+
+  /** Sets the impairment of what this host sends (drawing from the network's PRNG). */
+  setLink(profile: Partial<LinkProfile>): void {
+    this.#link = new Impairment({ ...CLEAN_LINK, ...profile }, this.net.rng);
+  }
+
+  /** Packets lost on the way out (loss or a full queue), super-segments lost whole counted once. */
+  get packetsDropped(): number {
+    return this.#link.stats().lost;
+  }
 
   /**
-   * Advertises checksum and segmentation offload to the layer and cuts its super-segments into wire
-   * segments the way a TSO device would ({@link emulateOffload}).
+   * Advertises checksum and segmentation offload to the core; what it sends is cut into wire segments the
+   * way a TSO device would ({@link emulateOffload}). Call before any traffic.
    */
   enableOffloads(lossPerSuperSegment = false): void {
-    this.sink = {
-      offloads: true,
-      sendIpv4: (packet, offload = null) => {
-        // Like an impairment layer above the device: one loss decision for the whole super-segment.
-        const link = this.link;
-        if (lossPerSuperSegment && link.loss > 0 && this.net.rng.next() < link.loss) {
-          this.packetsDropped++;
-          return;
-        }
-        for (const piece of emulateOffload(packet, offload)) {
-          this.#transmit(piece, lossPerSuperSegment);
-        }
-      },
-    };
+    if (!this.#offloads) throw new Error("sim: create the network with offloads for this host");
+    this.#lossPerSuperSegment = lossPerSuperSegment;
   }
 
-  constructor(readonly net: SimNetwork, address: number, options: TcpLayerOptions) {
-    this.address = address;
-    this.tcp = new TcpLayer(options);
-    this.tcp.onPollRequested = () => net.markDirty(this);
-    this.sink = { sendIpv4: (packet) => this.#transmit(packet) };
+  /** One turn of the host's loop at the network's time: reads what arrived, polls; keeps the deadline. */
+  turn(): void {
+    this.deadline = this.#loop.turn(this.#clock).deadline;
   }
 
-  #transmit(packet: Uint8Array, lossDecided = false): void {
-    const net = this.net;
+  /** The earliest time a packet on the way out is due at the peer, or `null`. */
+  nextArrival(): number | null {
+    return this.#link.nextDue();
+  }
+
+  /** Hands what is due now on the way out to the peer's device; returns how many. */
+  arrive(now: number): number {
+    return this.#link.deliverDue(now, this.#toPeer);
+  }
+
+  readonly #toPeer = (packet: Uint8Array): void => {
+    const peer = this.peer;
+    if (peer === null) return;
+    this.net.delivered++;
+    peer.device.inject(packet);
+    this.net.markDirty(peer);
+  };
+
+  #transmit(packet: Uint8Array, offload: TxOffload | null): void {
+    if (!this.#offloads) {
+      this.#send(packet, false);
+      return;
+    }
+    // Like an impairment layer above the device: one loss decision for the whole super-segment.
+    const lossDecided = this.#lossPerSuperSegment;
+    if (lossDecided && this.#link.losesGroup()) return;
+    for (const piece of emulateOffload(packet, offload)) this.#send(piece, lossDecided);
+  }
+
+  #send(packet: Uint8Array, lossDecided: boolean): void {
+    if (this.#view.wrap(packet).check() !== null) throw new Error("sim: malformed IPv4 packet emitted");
     this.packetsSent++;
     if (this.capture) {
       this.sent.push(packet.slice());
-      this.sentAt.push(net.now);
+      this.sentAt.push(this.net.now);
     }
-    const peer = this.peer;
-    if (peer === null) return;
-    const link = this.link;
-    const rng = net.rng;
-    if (!lossDecided && link.loss > 0 && rng.next() < link.loss) {
-      this.packetsDropped++;
-      return;
-    }
-    let departure = net.now;
-    if (link.rateBytesPerMs > 0) {
-      if (this.#busyUntil < net.now) {
-        this.#busyUntil = net.now;
-        this.#queued = 0;
-      }
-      if (this.#queued >= link.queuePackets) {
-        this.packetsDropped++;
-        return;
-      }
-      this.#busyUntil += packet.length / link.rateBytesPerMs;
-      this.#queued++;
-      departure = this.#busyUntil;
-      net.scheduleDequeue(this, departure);
-    }
-    const copies = link.duplicate > 0 && rng.next() < link.duplicate ? 2 : 1;
-    for (let k = 0; k < copies; k++) {
-      let time = departure + link.delayMs;
-      if (link.jitterMs > 0) time += rng.next() * link.jitterMs;
-      if (link.reorder > 0 && rng.next() < link.reorder) time += link.reorderDelayMs;
-      net.enqueue({ time, order: 0, to: peer, bytes: packet.slice() });
-    }
+    this.#link.offer(packet, 0, null, this.net.now, this.#toPeer, lossDecided);
   }
+}
 
-  /** Called when a queued packet finished serializing. @internal */
-  dequeued(): void {
-    if (this.#queued > 0) this.#queued--;
-  }
+/** Options of {@link SimNetwork} beyond the TCP options. */
+export interface SimNetworkOptions {
+  /** Give A's device checksum and segmentation offload (see {@link SimHost.enableOffloads}). */
+  offloadA?: boolean;
 }
 
 /** Two hosts joined by a link, driven by a virtual clock. */
 export class SimNetwork {
   /** Virtual time in ms. */
   now = 0;
-  /** The seeded random source of the link. */
+  /** The seeded random source of the link (both directions). */
   readonly rng: Prng;
   /** The seed, printed on failure. */
   readonly seed: number;
@@ -246,15 +192,15 @@ export class SimNetwork {
   packetLimit = Infinity;
   /** Whether {@link run} stopped at {@link packetLimit}. */
   stormed = false;
-  readonly #heap = new EventHeap();
-  #order = 0;
   readonly #dirty = new Set<SimHost>();
-  readonly #dequeues: { time: number; host: SimHost }[] = [];
-  readonly #view = new Ipv4Packet();
-  readonly #datagram: Ipv4Datagram = emptyIpv4Datagram();
 
   /** Creates the network; both layers get secrets and random sources derived from `seed`. */
-  constructor(seed: number, options: TcpLayerOptions = {}, optionsB: TcpLayerOptions = options) {
+  constructor(
+    seed: number,
+    options: TcpLayerOptions = {},
+    optionsB: TcpLayerOptions = options,
+    networkOptions: SimNetworkOptions = {},
+  ) {
     this.seed = seed;
     this.rng = new Prng(seed);
     const rngA = new Prng(seed ^ 0x5a5a5a5a), rngB = new Prng(seed ^ 0xa5a5a5a5);
@@ -262,7 +208,7 @@ export class SimNetwork {
       secret: rngA.bytes16(),
       random: () => rngA.nextU32(),
       ...options,
-    });
+    }, networkOptions.offloadA === true);
     this.b = new SimHost(this, 0x0a000002, {
       secret: rngB.bytes16(),
       random: () => rngB.nextU32(),
@@ -274,54 +220,29 @@ export class SimNetwork {
 
   /** Sets the link profile of both directions. */
   setLink(profile: Partial<LinkProfile>, profileBtoA: Partial<LinkProfile> = profile): void {
-    this.a.link = { ...CLEAN_LINK, ...profile };
-    this.b.link = { ...CLEAN_LINK, ...profileBtoA };
+    this.a.setLink(profile);
+    this.b.setLink(profileBtoA);
   }
 
-  /** Queues a packet for delivery. @internal */
-  enqueue(item: InFlight): void {
-    item.order = this.#order++;
-    this.#heap.push(item);
-  }
-
-  /** Tracks the end of a packet's serialization. @internal */
-  scheduleDequeue(host: SimHost, time: number): void {
-    this.#dequeues.push({ time, host });
-  }
-
-  /** Marks a host whose application asked for a poll. @internal */
+  /** Marks a host to be stepped in the current step (input arrived, or the application asked). @internal */
   markDirty(host: SimHost): void {
     this.#dirty.add(host);
   }
 
-  /** Injects raw IPv4 bytes into `host` now (conformance tests). */
+  /** Injects raw IPv4 bytes into `host` now and steps it (conformance tests). */
   inject(host: SimHost, bytes: Uint8Array): void {
-    this.#deliver(host, bytes);
-    this.#flushDirty();
-  }
-
-  #deliver(host: SimHost, bytes: Uint8Array): void {
-    const ip = this.#view.wrap(bytes);
-    if (ip.check() !== null) throw new Error("sim: malformed IPv4 packet emitted");
-    const d = this.#datagram;
-    d.src = ip.src;
-    d.dst = ip.dst;
-    d.protocol = ip.protocol;
-    d.ttl = ip.ttl;
-    d.bytes = bytes;
-    d.payloadOffset = ip.headerLength;
-    d.payloadEnd = ip.totalLength;
+    if (new Ipv4Packet(bytes).check() !== null) throw new Error("sim: malformed IPv4 packet injected");
     this.delivered++;
-    host.tcp.ingress(d, this.now, host.sink);
-    host.deadline = null; // recomputed by the next poll
+    host.device.inject(bytes);
     this.#dirty.add(host);
+    this.#flushDirty();
   }
 
   #flushDirty(): void {
     while (this.#dirty.size > 0) {
       const hosts = [...this.#dirty];
       this.#dirty.clear();
-      for (const h of hosts) h.deadline = h.tcp.poll(this.now, h.sink);
+      for (const h of hosts) h.turn();
     }
   }
 
@@ -338,15 +259,16 @@ export class SimNetwork {
    */
   run(done: () => boolean, untilMs: number): boolean {
     this.pollAll();
+    const hosts = [this.a, this.b];
     while (!done()) {
       if (this.delivered > this.packetLimit) {
         this.stormed = true;
         return false;
       }
       let next = Infinity;
-      const top = this.#heap.peek();
-      if (top !== undefined) next = top.time;
-      for (const h of [this.a, this.b]) {
+      for (const h of hosts) {
+        const arrival = h.nextArrival();
+        if (arrival !== null && arrival < next) next = arrival;
         if (h.deadline !== null && h.deadline < next) next = h.deadline;
       }
       if (next === Infinity || next > untilMs) {
@@ -354,21 +276,8 @@ export class SimNetwork {
         return done();
       }
       if (next > this.now) this.now = next;
-      if (this.#dequeues.length > 0) {
-        let w = 0;
-        for (const q of this.#dequeues) {
-          if (q.time <= this.now) q.host.dequeued();
-          else this.#dequeues[w++] = q;
-        }
-        this.#dequeues.length = w;
-      }
-      while (true) {
-        const p = this.#heap.peek();
-        if (p === undefined || p.time > this.now) break;
-        this.#heap.pop();
-        this.#deliver(p.to, p.bytes);
-      }
-      for (const h of [this.a, this.b]) {
+      for (const h of hosts) h.arrive(this.now);
+      for (const h of hosts) {
         if (h.deadline !== null && h.deadline <= this.now) this.#dirty.add(h);
       }
       this.#flushDirty();
@@ -503,6 +412,7 @@ export function runTransfer(seed: number, spec: TransferSpec): TransferResult {
     seed,
     { timeWaitMs: 1000, ...spec.options },
     { timeWaitMs: 1000, ...(spec.optionsB ?? spec.options) },
+    { offloadA: spec.offloadA },
   );
   net.setLink(spec.link ?? {});
   if (spec.offloadA) net.a.enableOffloads(spec.burstLossA === true);

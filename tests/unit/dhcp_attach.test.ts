@@ -5,10 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { attachDhcpClient } from "../../lib/dhcp/mod.ts";
-import { EthernetInterface, type FrameSink } from "../../lib/iface/ethernet_interface.ts";
-import { Ipv4Interface } from "../../lib/iface/ipv4_interface.ts";
-import { UdpLayer } from "../../lib/udp/layer.ts";
+import { ethernetCore } from "../helpers/core.ts";
 import { ARP_LENGTH, ArpOperation, ArpPacket, writeArp } from "../../lib/wire/arp.ts";
 import {
   BootpOp,
@@ -36,16 +33,6 @@ const MAC = 0x02000000aa01;
 const SERVER_MAC = 0x0a000000bb01;
 const SERVER = ip("192.168.77.1");
 const OFFERED = ip("192.168.77.50");
-
-class FrameCollector implements FrameSink {
-  readonly frames: Uint8Array[] = [];
-  sendFrame(frame: Uint8Array): void {
-    this.frames.push(frame.slice());
-  }
-  take(): Uint8Array[] {
-    return this.frames.splice(0);
-  }
-}
 
 /** A DHCP reply from the server as an Ethernet broadcast frame to 255.255.255.255:68. */
 function serverFrame(type: number, xid: number, lease = 120): Uint8Array {
@@ -90,17 +77,17 @@ function dhcpOf(
 }
 
 Deno.test("dhcp attach: DORA over Ethernet, ARP probes, then the interface is configured, announced, pingable", () => {
-  const ipv4 = new Ipv4Interface({ address: { address: 0, prefixLength: 0 }, mtu: 1500 });
-  const udp = new UdpLayer(ipv4);
-  ipv4.register(IpProtocol.UDP, udp);
-  const ethernet = new EthernetInterface({ mac: MAC, ipv4 });
-  const out = new FrameCollector();
   const events: string[] = [];
-  const client = attachDhcpClient(ethernet, udp, 0, {
-    random: () => 0.5,
-    onBound: (lease) => events.push(`bound ${lease.address}`),
-    onLost: (reason) => events.push(`lost ${reason}`),
+  const { core, out } = ethernetCore({
+    mac: MAC,
+    dhcp: {
+      random: () => 0.5,
+      onBound: (lease) => events.push(`bound ${lease.address}`),
+      onLost: (reason) => events.push(`lost ${reason}`),
+    },
   });
+  const { ipv4, udp } = core;
+  const ethernet = core.ethernet!, client = core.dhcp!;
 
   assert.equal(ethernet.poll(0, out), 4000);
   const [discover] = out.take().map(dhcpOf);
@@ -154,7 +141,7 @@ Deno.test("dhcp attach: DORA over Ethernet, ARP probes, then the interface is co
   const pongFrame = new EthernetFrame(pong);
   assert.equal(pongFrame.dst, SERVER_MAC);
   expectIcmp(pongFrame.payload(), { src: "192.168.77.50", dst: "192.168.77.1", type: Icmpv4Type.ECHO_REPLY });
-  assert.equal(udp.counters.drops.total, 0);
+  assert.deepEqual(udp.stats().drops, {});
   assert.equal(client.state, "bound");
 
   // No server any more: at expiry (lease 120 s from the REQUEST at t=100) the interface is unconfigured.
@@ -173,16 +160,12 @@ Deno.test("dhcp attach: DORA over Ethernet, ARP probes, then the interface is co
 });
 
 Deno.test("dhcp attach: an address another host answers for is declined, and acquisition restarts later", () => {
-  const ipv4 = new Ipv4Interface({ address: { address: 0, prefixLength: 0 }, mtu: 1500 });
-  const udp = new UdpLayer(ipv4);
-  ipv4.register(IpProtocol.UDP, udp);
-  const ethernet = new EthernetInterface({ mac: MAC, ipv4 });
-  const out = new FrameCollector();
   const events: string[] = [];
-  const client = attachDhcpClient(ethernet, udp, 0, {
-    random: () => 0.5,
-    onBound: (lease) => events.push(`bound ${lease.address}`),
+  const { core, out } = ethernetCore({
+    mac: MAC,
+    dhcp: { random: () => 0.5, onBound: (lease) => events.push(`bound ${lease.address}`) },
   });
+  const ethernet = core.ethernet!, client = core.dhcp!;
   ethernet.poll(0, out);
   const xid = dhcpOf(out.take()[0]).message.xid;
   ethernet.ingress(serverFrame(DhcpMessageType.OFFER, xid), 10, out);
@@ -206,7 +189,7 @@ Deno.test("dhcp attach: an address another host answers for is declined, and acq
   assert.equal(options.serverId, SERVER);
   assert.deepEqual(events, []);
   assert.equal(ethernet.configured, false);
-  assert.equal(client.counters.declines, 1);
+  assert.equal(client.stats().declines, 1);
   ethernet.poll(11_020, out);
   assert.equal(dhcpOf(out.take()[0]).type, DhcpMessageType.DISCOVER);
 });

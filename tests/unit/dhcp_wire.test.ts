@@ -14,6 +14,7 @@ import {
   writeDhcpHeader,
 } from "../../lib/wire/dhcp.ts";
 import { ip } from "../helpers/packets.ts";
+import { Prng } from "../../lib/prng.ts";
 
 Deno.test("dhcp wire: header writer and view agree; end pads to 300 bytes", () => {
   const buf = new Uint8Array(600).fill(0xee);
@@ -110,8 +111,8 @@ Deno.test("dhcp wire: malformed options are flagged, and typed getters reject wr
 });
 
 Deno.test("dhcp wire: random option bytes never throw", () => {
-  let seed = 99;
-  const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 0x1_0000_0000;
+  const prng = new Prng(99);
+  const rand = () => prng.next();
   for (let i = 0; i < 5000; i++) {
     const bytes = new Uint8Array(Math.floor(rand() * 64));
     for (let j = 0; j < bytes.length; j++) {

@@ -1,10 +1,8 @@
 /** The Ethernet layer driven with frames and a virtual clock: ARP, routing, resolution, filtering. */
 
 import assert from "node:assert/strict";
-import { EthernetInterface, type FrameSink } from "../../lib/iface/ethernet_interface.ts";
-import { Ipv4Interface } from "../../lib/iface/ipv4_interface.ts";
-import { UdpLayer } from "../../lib/udp/layer.ts";
-import { bindUdpEcho } from "../../lib/services/udp_echo.ts";
+import { serveUdpEcho } from "../../lib/services/udp_echo.ts";
+import { ethernetCore } from "../helpers/core.ts";
 import { ARP_LENGTH, ArpOperation, ArpPacket, writeArp } from "../../lib/wire/arp.ts";
 import {
   BROADCAST_MAC,
@@ -14,34 +12,20 @@ import {
   type MacAddress,
   writeEthernetHeader,
 } from "../../lib/wire/ethernet.ts";
-import { IpProtocol } from "../../lib/wire/ipv4.ts";
 import { Icmpv4Type } from "../../lib/wire/icmpv4.ts";
-import { parseIpv4Cidr } from "../../lib/wire/ipv4_address.ts";
 import { echoRequest, expectIcmp, expectIpv4, ip, udpPacket } from "../helpers/packets.ts";
+import { Prng } from "../../lib/prng.ts";
 import { partialTcpPacket, tcpChecksumValid } from "../helpers/partial_tcp.ts";
 
 const OUR_MAC = 0x020000000002;
 const HOST_MAC = 0x0a0000000001;
 const GATEWAY_MAC = 0x0a00000000fe;
 
-class FrameCollector implements FrameSink {
-  readonly frames: Uint8Array[] = [];
-  sendFrame(frame: Uint8Array): void {
-    this.frames.push(frame.slice());
-  }
-  take(): Uint8Array[] {
-    return this.frames.splice(0);
-  }
-}
-
 function makeStack(options: { address?: string; gateway?: string | null } = {}) {
-  const ipv4 = new Ipv4Interface({ address: parseIpv4Cidr(options.address ?? "10.0.0.2/24")!, mtu: 1500 });
-  const udp = new UdpLayer(ipv4);
-  ipv4.register(IpProtocol.UDP, udp);
-  bindUdpEcho(udp, () => ipv4.address.address);
   const gateway = options.gateway === undefined || options.gateway === null ? null : ip(options.gateway);
-  const ethernet = new EthernetInterface({ mac: OUR_MAC, ipv4, gateway });
-  return { ipv4, udp, ethernet, out: new FrameCollector() };
+  const { core, out } = ethernetCore({ address: options.address, mac: OUR_MAC, gateway });
+  serveUdpEcho(core);
+  return { ipv4: core.ipv4, udp: core.udp, ethernet: core.ethernet!, out };
 }
 
 function frame(dst: MacAddress, src: MacAddress, etherType: number, payload: Uint8Array): Uint8Array {
@@ -170,14 +154,12 @@ Deno.test("ethernet iface: unanswered resolution sends 3 requests 1 s apart, the
   assert.equal(out.frames.length, 0);
   assert.equal(ethernet.arp.drops.get("unresolved"), 3);
   assert.equal(ethernet.arp.requestsSent, 3);
-  assert.deepEqual((ethernet.snapshot().arp as Record<string, unknown>).failedResolutions, 1);
+  assert.deepEqual((ethernet.stats().arp as Record<string, unknown>).failedResolutions, 1);
 });
 
 Deno.test("ethernet iface: the waiting queue per destination is bounded and overflow is counted", () => {
-  const ipv4 = new Ipv4Interface({ address: parseIpv4Cidr("10.0.0.2/24")!, mtu: 1500 });
-  const udp = new UdpLayer(ipv4);
-  const ethernet = new EthernetInterface({ mac: OUR_MAC, ipv4, arp: { maxQueuedPerDestination: 4 } });
-  const out = new FrameCollector();
+  const { core, out } = ethernetCore({ mac: OUR_MAC, ethernet: { arp: { maxQueuedPerDestination: 4 } } });
+  const udp = core.udp, ethernet = core.ethernet!;
   const sink = ethernet.ipv4Sink(0, out);
   for (let i = 0; i < 10; i++) {
     udp.sendNow(sink, ip("10.0.0.2"), 5000, ip("10.0.0.9"), 9, new Uint8Array([i]));
@@ -318,7 +300,7 @@ Deno.test("ethernet iface: frames it does not use are dropped under named reason
   ethernet.ingress(frame(OUR_MAC, BROADCAST_MAC, EtherType.IPV4, ping), 0, out);
   ethernet.ingress(frame(OUR_MAC, HOST_MAC, EtherType.ARP, new Uint8Array(20)), 0, out);
   assert.equal(out.frames.length, 0);
-  assert.deepEqual(ethernet.ethernet.drops.snapshot(), {
+  assert.deepEqual(ethernet.ethernet.drops.stats(), {
     "ipv6-disabled": 1,
     "multicast": 1,
     "multicast-source": 1,
@@ -333,8 +315,8 @@ Deno.test("ethernet iface: frames it does not use are dropped under named reason
 
 Deno.test("ethernet iface: random and mutated frames never throw", () => {
   const { ethernet, out } = makeStack({ gateway: "10.0.0.254" });
-  let seed = 12345;
-  const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 0x1_0000_0000;
+  const prng = new Prng(12345);
+  const rand = () => prng.next();
   const seeds = [
     arpFrame(ArpOperation.REQUEST, HOST_MAC, "10.0.0.1", 0, "10.0.0.2"),
     frame(OUR_MAC, HOST_MAC, EtherType.IPV4, echoRequest("10.0.0.1", "10.0.0.2", 1, 1, new Uint8Array(8))),

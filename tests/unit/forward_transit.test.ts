@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { Ipv4Interface } from "../../lib/iface/ipv4_interface.ts";
 import type { Ipv4Datagram, Ipv4Sink, TransportProtocol } from "../../lib/iface/protocol.ts";
 import { UdpLayer, type UdpReceived } from "../../lib/udp/layer.ts";
-import { bindUdpEcho } from "../../lib/services/udp_echo.ts";
+import { bindResponder } from "../../lib/udp/responder.ts";
 import { IpProtocol } from "../../lib/wire/ipv4.ts";
 import { Icmpv4Type, UnreachableCode } from "../../lib/wire/icmpv4.ts";
 import { parseIpv4Cidr } from "../../lib/wire/ipv4_address.ts";
@@ -20,7 +20,7 @@ function makeCore(transit: boolean) {
   const iface = new Ipv4Interface({ address: parseIpv4Cidr("10.0.0.2/24")!, mtu: 1500 });
   const udp = new UdpLayer(iface);
   iface.register(IpProtocol.UDP, udp);
-  bindUdpEcho(udp, () => iface.address.address);
+  bindResponder(udp, () => iface.address.address, 7, (data) => data); // UDP echo
   iface.acceptTransit = transit;
   const seen: { src: number; srcPort: number; dst: number; dstPort: number; data: Uint8Array }[] = [];
   udp.bindTransit((d: UdpReceived) =>

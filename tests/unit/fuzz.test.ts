@@ -67,14 +67,14 @@ Deno.test("fuzz: the accounting notices a packet lost, or counted twice", () => 
   const core = new FuzzCore("ip", 0, () => 0.5, () => {});
   core.ingress(udpPacket(0x0a000001, 1000, 0x0a000002, 7, new Uint8Array(4)), 1, false);
   core.ingress(udpPacket(0x0a000001, 1000, 0x0a000002, 99, new Uint8Array(4)), 2, false);
-  assert.deepEqual(unaccounted(core.counters()), []);
-  const lost = core.counters();
+  assert.deepEqual(unaccounted(core.stats()), []);
+  const lost = core.stats();
   lost.deviceIn++;
   assert.equal(unaccounted(lost).length, 1);
-  const twice = core.counters();
+  const twice = core.stats();
   twice.udp.drops["port-closed"]++;
   assert.equal(unaccounted(twice).length, 1);
-  const caught = core.counters();
+  const caught = core.stats();
   caught.tcp.drops["internal-error"] = 1;
   assert.match(unaccounted(caught).join(), /caught exception/);
 });

@@ -202,7 +202,7 @@ Deno.test("pool: admits up to the bound, evicts the longest idle first, refuses 
   assert.equal(pool.active, 2);
   pool.release(c);
   assert.equal(pool.active, 1);
-  assert.deepEqual(pool.snapshot(), { max: 2, active: 1, accepted: 3, refused: 1, idleClosed: 1 });
+  assert.deepEqual(pool.stats(), { max: 2, active: 1, accepted: 3, refused: 1, idleClosed: 1 });
 });
 
 Deno.test("http: an idle keep-alive connection evicted from the pool is closed without a response", async () => {

@@ -2,14 +2,12 @@
 
 import assert from "node:assert/strict";
 import { fragmentIpv4, Ipv4Reassembler } from "../../lib/iface/ipv4_reassembly.ts";
-import { Ipv4Interface } from "../../lib/iface/ipv4_interface.ts";
 import { DropCounters } from "../../lib/iface/stats.ts";
-import { UdpLayer } from "../../lib/udp/layer.ts";
-import { bindUdpEcho } from "../../lib/services/udp_echo.ts";
-import { IpProtocol, Ipv4Packet } from "../../lib/wire/ipv4.ts";
-import { parseIpv4Cidr } from "../../lib/wire/ipv4_address.ts";
+import { serveUdpEcho } from "../../lib/services/udp_echo.ts";
+import { ipCore } from "../helpers/core.ts";
+import { Ipv4Packet } from "../../lib/wire/ipv4.ts";
 import { internetChecksum } from "../../lib/wire/checksum.ts";
-import { CollectingSink, echoRequest, expectIcmp, expectUdp, udpPacket } from "../helpers/packets.ts";
+import { echoRequest, expectIcmp, expectUdp, udpPacket } from "../helpers/packets.ts";
 
 /** Fragments `packet` for `mtu` with identification `id` (copies, in order). */
 function fragments(packet: Uint8Array, mtu: number, id = 0x4242): Uint8Array[] {
@@ -120,8 +118,8 @@ Deno.test("reassembly: a non-final fragment not a multiple of 8 bytes is refused
 });
 
 Deno.test("interface: a fragmented 4000-byte ping is reassembled and its reply fragmented to the MTU", () => {
-  const iface = new Ipv4Interface({ address: parseIpv4Cidr("10.0.0.2/24")!, mtu: 1500 });
-  const out = new CollectingSink();
+  const { core, out } = ipCore();
+  const iface = core.ipv4;
   const request = bigEcho(4000);
   for (const piece of fragments(request, 1500)) iface.ingress(piece, 0, out);
   const replies = out.take();
@@ -138,11 +136,9 @@ Deno.test("interface: a fragmented 4000-byte ping is reassembled and its reply f
 });
 
 Deno.test("interface: UDP echo of an 8000-byte datagram over fragments", () => {
-  const iface = new Ipv4Interface({ address: parseIpv4Cidr("10.0.0.2/24")!, mtu: 1500 });
-  const udp = new UdpLayer(iface);
-  iface.register(IpProtocol.UDP, udp);
-  bindUdpEcho(udp, () => iface.address.address);
-  const out = new CollectingSink();
+  const { core, out } = ipCore();
+  const iface = core.ipv4;
+  serveUdpEcho(core);
   const data = new Uint8Array(8000).map((_, i) => i & 0xff);
   for (const piece of fragments(udpPacket("10.0.0.1", 4000, "10.0.0.2", 7, data), 1500)) {
     iface.ingress(piece, 0, out);

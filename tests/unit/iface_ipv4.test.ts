@@ -1,30 +1,19 @@
 /** The IPv4/ICMP/UDP core driven directly with packets and a virtual clock: no device, no timers. */
 
 import assert from "node:assert/strict";
-import { Ipv4Interface } from "../../lib/iface/ipv4_interface.ts";
-import { UdpLayer } from "../../lib/udp/layer.ts";
-import { bindUdpEcho } from "../../lib/services/udp_echo.ts";
+import { serveUdpEcho } from "../../lib/services/udp_echo.ts";
+import { ipCore } from "../helpers/core.ts";
 import { IpProtocol, IPV4_HEADER_LENGTH, writeIpv4Header } from "../../lib/wire/ipv4.ts";
 import { Icmpv4Type, UnreachableCode } from "../../lib/wire/icmpv4.ts";
-import { parseIpv4Cidr } from "../../lib/wire/ipv4_address.ts";
 import { foldSum, internetChecksum, ipv4PseudoHeaderSum } from "../../lib/wire/checksum.ts";
 import { RxFlags } from "../../lib/wire/offload.ts";
-import {
-  CollectingSink,
-  echoRequest,
-  expectIcmp,
-  expectIpv4,
-  expectUdp,
-  ip,
-  udpPacket,
-} from "../helpers/packets.ts";
+import { echoRequest, expectIcmp, expectIpv4, expectUdp, ip, udpPacket } from "../helpers/packets.ts";
+import { Prng } from "../../lib/prng.ts";
 
 function makeCore(options: { icmpErrorsPerSecond?: number; icmpErrorBurst?: number } = {}) {
-  const iface = new Ipv4Interface({ address: parseIpv4Cidr("10.0.0.2/24")!, mtu: 1500, ...options });
-  const udp = new UdpLayer(iface);
-  iface.register(IpProtocol.UDP, udp);
-  bindUdpEcho(udp, () => iface.address.address);
-  return { iface, udp, out: new CollectingSink() };
+  const { core, out } = ipCore({ ipv4: options });
+  serveUdpEcho(core);
+  return { iface: core.ipv4, udp: core.udp, out };
 }
 
 Deno.test("icmp: echo request gets a reply with identifier, sequence and data unchanged", () => {
@@ -126,7 +115,7 @@ Deno.test("udp: a zero checksum is accepted (RFC 768), a wrong one dropped", () 
   bad[bad.length - 1] ^= 1;
   iface.ingress(bad, 0, out);
   assert.equal(out.take().length, 0);
-  assert.equal(udp.counters.drops.get("bad-checksum"), 1);
+  assert.equal(udp.stats().drops["bad-checksum"], 1);
 });
 
 Deno.test("udp: a length field longer than the datagram is dropped as bad-length", () => {
@@ -135,7 +124,7 @@ Deno.test("udp: a length field longer than the datagram is dropped as bad-length
   packet[20 + 5] = 100;
   iface.ingress(packet, 0, out);
   assert.equal(out.take().length, 0);
-  assert.equal(udp.counters.drops.get("bad-length"), 1);
+  assert.equal(udp.stats().drops["bad-length"], 1);
 });
 
 Deno.test("udp: a closed port gets ICMP port unreachable quoting header and data", () => {
@@ -145,7 +134,7 @@ Deno.test("udp: a closed port gets ICMP port unreachable quoting header and data
   const [reply] = out.take();
   const icmp = expectIcmp(reply, { src: "10.0.0.2", dst: "10.0.0.1", type: 3, code: UnreachableCode.PORT });
   assert.deepEqual(icmp.data(), packet);
-  assert.equal(udp.counters.drops.get("port-closed"), 1);
+  assert.equal(udp.stats().drops["port-closed"], 1);
   assert.equal(iface.icmp.unreachableSent, 1);
 });
 
@@ -196,14 +185,12 @@ Deno.test("udp: broadcast datagrams reach a bound port and the reply comes from 
 });
 
 Deno.test("udp: queued datagrams are sent at the next poll and the queue is bounded", () => {
-  const iface = new Ipv4Interface({ address: parseIpv4Cidr("10.0.0.2/24")!, mtu: 1500 });
-  const udp = new UdpLayer(iface, { maxQueued: 2 });
-  iface.register(IpProtocol.UDP, udp);
-  const out = new CollectingSink();
+  const { core, out } = ipCore({ udp: { maxQueued: 2 } });
+  const { ipv4: iface, udp } = core;
   assert.equal(udp.enqueue(ip("10.0.0.2"), 5000, ip("10.0.0.1"), 6000, new Uint8Array([1])), true);
   assert.equal(udp.enqueue(ip("10.0.0.2"), 5000, ip("10.0.0.1"), 6000, new Uint8Array([2])), true);
   assert.equal(udp.enqueue(ip("10.0.0.2"), 5000, ip("10.0.0.1"), 6000, new Uint8Array([3])), false);
-  assert.equal(udp.counters.drops.get("send-queue-full"), 1);
+  assert.equal(udp.stats().drops["send-queue-full"], 1);
   assert.equal(iface.poll(0, out), null);
   const sent = out.take();
   assert.deepEqual(sent.map((p) => expectUdp(p, { srcPort: 5000, dstPort: 6000 }).data()[0]), [1, 2]);
@@ -221,8 +208,8 @@ Deno.test("ipv4: transmitted packets and bytes are counted", () => {
 
 Deno.test("fuzz: random and mutated packets never throw out of ingress", () => {
   const { iface, out } = makeCore();
-  let seed = 12345;
-  const random = () => (seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32;
+  const prng = new Prng(12345);
+  const random = () => prng.next();
   const seeds = [
     echoRequest("10.0.0.1", "10.0.0.2", 1, 1, new Uint8Array(32)),
     udpPacket("10.0.0.1", 1, "10.0.0.2", 7, new Uint8Array(32)),

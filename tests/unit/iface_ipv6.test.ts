@@ -91,7 +91,7 @@ Deno.test("ipv6 iface: a closed UDP port gets port unreachable quoting the packe
   assert.equal(icmp.type, 1);
   assert.equal(icmp.code, 4);
   assert.deepEqual(icmp.bytes.subarray(8), packet, "the whole invoking packet is quoted");
-  assert.equal(udp.counters.drops.get("port-closed"), 1);
+  assert.equal(udp.stats().drops["port-closed"], 1);
   udp.bind(7, (d, _now, sink) => udp.reply(sink, d, d.data));
   ipv6.ingress(udpPacket(HOST, STACK, 5000, 7, new Uint8Array([1, 2, 3])), 0, out);
   const reply = out.packets[1];

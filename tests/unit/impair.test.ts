@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { ImpairedDevice, parseImpairment, seededRandom } from "../../lib/phy/impair.ts";
+import { ImpairedDevice, parseImpairment } from "../../lib/phy/impair.ts";
+import { Prng } from "../../lib/prng.ts";
+import { Impairment } from "../../lib/phy/impairment.ts";
 import { MemoryDevice } from "../../lib/phy/memory.ts";
 
 function numbered(n: number): Uint8Array {
@@ -24,10 +26,10 @@ Deno.test("impair: the spec parses, with clear errors", () => {
 });
 
 Deno.test("impair: the PRNG is deterministic per seed and roughly uniform", () => {
-  const a = seededRandom(7);
-  const b = seededRandom(7);
-  const values = Array.from({ length: 10000 }, () => a());
-  assert.deepEqual(values.slice(0, 5), Array.from({ length: 5 }, () => b()));
+  const a = new Prng(7);
+  const b = new Prng(7);
+  const values = Array.from({ length: 10000 }, () => a.next());
+  assert.deepEqual(values.slice(0, 5), Array.from({ length: 5 }, () => b.next()));
   const mean = values.reduce((x, y) => x + y, 0) / values.length;
   assert.ok(Math.abs(mean - 0.5) < 0.02, `mean ${mean}`);
   assert.ok(values.every((v) => v >= 0 && v < 1));
@@ -81,4 +83,48 @@ Deno.test("impair: inbound reordering never strands a packet on a quiet link", (
   inner.inject(numbered(3));
   device.receive((p) => got.push(id(p)), 64);
   assert.deepEqual([...got], [1, 3, 2]);
+});
+
+Deno.test("impairment model: a rate limit serializes packets, delays them, and drops beyond its queue", () => {
+  const link = new Impairment({ rateBytesPerMs: 100, queuePackets: 5, delayMs: 10 }, new Prng(1));
+  const got: [number, number][] = [];
+  let now = 0;
+  const deliver = (p: Uint8Array) => got.push([id(p), now]);
+  const packet = (i: number) => {
+    const bytes = new Uint8Array(1000);
+    bytes.set(numbered(i));
+    return bytes;
+  };
+  for (let i = 0; i < 10; i++) link.offer(packet(i), 0, null, 0, deliver);
+  assert.equal(link.stats().lost, 5, "drop-tail beyond 5 queued packets");
+  assert.equal(link.nextDue(), 20, "10 ms to serialize 1000 bytes at 100 B/ms, plus 10 ms of delay");
+  now = 35;
+  assert.equal(link.deliverDue(now, deliver), 2);
+  now = 1000;
+  assert.equal(link.deliverDue(now, deliver), 3);
+  assert.deepEqual(got.map(([i]) => i), [0, 1, 2, 3, 4]);
+  assert.equal(link.nextDue(), null);
+  // Once the queue drained, the link takes packets again.
+  link.offer(numbered(10), 0, null, 1000, deliver);
+  assert.equal(link.stats().lost, 5);
+});
+
+Deno.test("impairment model: jitter and timed reordering reorder by due time; a group loses once", () => {
+  const link = new Impairment({ delayMs: 1, reorder: 0.5, reorderDelayMs: 50, jitterMs: 2 }, new Prng(9));
+  const got: number[] = [];
+  for (let i = 0; i < 200; i++) link.offer(numbered(i), 0, null, i, (p) => got.push(id(p)));
+  link.deliverDue(10_000, (p) => got.push(id(p)));
+  assert.equal(got.length, 200);
+  assert.deepEqual([...got].sort((a, b) => a - b), Array.from({ length: 200 }, (_, i) => i));
+  const reordered = link.stats().reordered;
+  assert.ok(reordered > 60 && reordered < 140, `reordered ${reordered}`);
+  let late = 0;
+  for (let i = 1; i < got.length; i++) if (got[i] < got[i - 1]) late++;
+  assert.ok(late > 0, "held packets were overtaken");
+  const lossy = new Impairment({ loss: 1 }, new Prng(2));
+  assert.equal(lossy.losesGroup(), true);
+  assert.deepEqual(lossy.stats(), { lost: 1, duplicated: 0, reordered: 0 });
+  const kept: number[] = [];
+  lossy.offer(numbered(1), 0, null, 0, (p) => kept.push(id(p)), true);
+  assert.deepEqual(kept, [1], "a piece of a group that was kept is not lost again");
 });

@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { Stack } from "../../lib/stack/stack.ts";
+import { startServices } from "../../lib/services/mod.ts";
 import { MemoryDevice } from "../../lib/phy/memory.ts";
 import { CaptureDevice } from "../../lib/phy/capture.ts";
 import { parseIpv4Cidr } from "../../lib/wire/ipv4_address.ts";
@@ -21,6 +22,11 @@ import { writeIpv6Header } from "../../lib/wire/ipv6.ts";
 import { UdpDatagram, writeUdpHeaderIpv6 } from "../../lib/wire/udp.ts";
 import { ip6 } from "../helpers/ipv6_packets.ts";
 
+/** The stack's UDP drops by reason, from its stats. */
+function udpDrops(stack: Stack): Record<string, number> {
+  return (stack.stats().udp as { drops: Record<string, number> }).drops;
+}
+
 async function until(condition: () => boolean, what: string, timeoutMs = 2000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
@@ -31,7 +37,8 @@ async function until(condition: () => boolean, what: string, timeoutMs = 2000): 
 
 Deno.test("stack: answers ping and UDP echo through the I/O loop, and counts them", async () => {
   const device = new MemoryDevice();
-  const stack = new Stack({ device, address: parseIpv4Cidr("10.0.0.2/24")!, services: ["echo"] });
+  const stack = new Stack({ device, address: parseIpv4Cidr("10.0.0.2/24")! });
+  const services = startServices(stack, ["echo"]);
   try {
     device.inject(echoRequest("10.0.0.1", "10.0.0.2", 7, 1, new Uint8Array([1, 2, 3])));
     device.inject(udpPacket("10.0.0.1", 5555, "10.0.0.2", 7, new Uint8Array([4, 5, 6])));
@@ -43,6 +50,7 @@ Deno.test("stack: answers ping and UDP echo through the I/O loop, and counts the
     assert.equal(stats.device.txPackets, 2);
   } finally {
     await stack.close();
+    await services.close();
   }
 });
 
@@ -161,7 +169,7 @@ Deno.test("stack: listenDatagram over IPv6 — :: takes both families, 0.0.0.0 I
     // IPv4-only: an IPv6 datagram to its port is counted, not delivered.
     writeUdpHeaderIpv6(v6, 40, 0, 6000, 5001, 4);
     device.inject(v6);
-    await until(() => stack.udp.counters.drops.get("not-bound-address") === 1, "the refused datagram");
+    await until(() => udpDrops(stack)["not-bound-address"] === 1, "the refused datagram");
   } finally {
     both.close();
     v4only.close();

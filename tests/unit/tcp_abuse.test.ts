@@ -46,9 +46,9 @@ Deno.test("tcp: RSTs for segments to no connection are rate-limited (burst, then
   const out = new CollectingSink();
   for (let i = 0; i < 500; i++) deliver(layer, strayAck(i), 1000, out);
   assert.equal(out.packets.length, 20, "the burst goes out at once");
-  assert.equal(layer.stats.resetsOut, 20);
-  assert.equal(layer.stats.resetsRateLimited, 480);
-  assert.equal(layer.stats.drops["no-socket"], 500, "every stray is still counted as a drop");
+  assert.equal(layer.stats().resetsOut, 20);
+  assert.equal(layer.stats().resetsRateLimited, 480);
+  assert.equal(layer.stats().drops["no-socket"], 500, "every stray is still counted as a drop");
   // Each RST is the exact answer to its segment (RFC 9293 §3.10.7.1: <SEQ=SEG.ACK><CTL=RST>).
   const first = new Ipv4Packet(out.packets[0]);
   const rst = new TcpSegment().wrap(out.packets[0], first.headerLength, first.totalLength);
@@ -80,8 +80,8 @@ Deno.test("tcp: an ACK to a listening port is answered by a rate-limited RST too
     );
   }
   assert.equal(out.packets.length, 5);
-  assert.equal(layer.stats.drops["listen-bad-segment"], 30);
-  assert.equal(layer.stats.resetsRateLimited, 25);
+  assert.equal(layer.stats().drops["listen-bad-segment"], 30);
+  assert.equal(layer.stats().resetsRateLimited, 25);
 });
 
 Deno.test("link counters: the kernel's per-interface counters are read from /proc/net/dev", () => {
@@ -167,7 +167,7 @@ Deno.test("syn cookies: with the backlog full a SYN gets a cookie, and its ACK b
   const synAck = rig.expectOne({ flags: "S.", ack: 5001, mss: 1460, sackOk: true });
   assert.ok(synAck.ts !== null && synAck.ts[1] === 777, "our TSval, and theirs echoed");
   assert.equal(synAck.ts![0] & 0x0f, 7, "the peer's window scale in the low bits");
-  assert.equal(rig.layer.stats.syncookiesSent, 1);
+  assert.equal(rig.layer.stats().syncookiesSent, 1);
   assert.equal(rig.layer.connectionCount, 1, "no state kept for the cookie");
   // The peer's ACK returns the cookie: the connection is made, established and acceptable.
   rig.now += 5;
@@ -179,7 +179,7 @@ Deno.test("syn cookies: with the backlog full a SYN gets a cookie, and its ACK b
     window: 100,
     options: { ts: [778, synAck.ts![0]] },
   });
-  assert.equal(rig.layer.stats.syncookiesValidated, 1);
+  assert.equal(rig.layer.stats().syncookiesValidated, 1);
   const c = listener.accept();
   assert.ok(c !== null && c.state === "ESTABLISHED" && c.remotePort === 2000);
   // It works: data in is acknowledged, and our window is read with the peer's scale (100 << 7).
@@ -211,8 +211,8 @@ Deno.test("syn cookies: a forged or stale cookie is refused, counted, and answer
   // (A cookie off by a few units may still decode to another MSS, as with Linux's: 4 in 2^24 pass.)
   rig.inject({ srcPort: 2000, flags: ".", seq: 5001, ack: cookie.seq + 5000 });
   rig.expectOne({ flags: "R", seq: cookie.seq + 5000 });
-  assert.equal(rig.layer.stats.syncookiesFailed, 1);
-  assert.equal(rig.layer.stats.syncookiesValidated, 0);
+  assert.equal(rig.layer.stats().syncookiesFailed, 1);
+  assert.equal(rig.layer.stats().syncookiesValidated, 0);
   // Without timestamps, a cookie connection has no window scaling nor SACK (nothing carries them back).
   rig.inject({ srcPort: 3000, flags: "S", seq: 9000, options: { mss: 1460, wscale: 7, sackOk: true } });
   rig.expectOne({ flags: "S.", wscale: -1, sackOk: false, ts: null });
@@ -225,11 +225,11 @@ Deno.test("half-open connections unanswered for 7 s are given up, and make room"
   rig.inject({ srcPort: 1000, flags: "S", seq: 100 });
   rig.inject({ srcPort: 1001, flags: "S", seq: 100 });
   rig.inject({ srcPort: 1002, flags: "S", seq: 100 });
-  assert.equal(rig.layer.stats.drops["listen-overflow"], 1, "full, and no cookies");
+  assert.equal(rig.layer.stats().drops["listen-overflow"], 1, "full, and no cookies");
   rig.advance(7001);
   rig.take();
   rig.inject({ srcPort: 1003, flags: "S", seq: 100 });
-  assert.equal(rig.layer.stats.halfOpenExpired, 2);
+  assert.equal(rig.layer.stats().halfOpenExpired, 2);
   assert.equal(listener.halfOpen, 1);
   rig.expectOne({ flags: "S.", dstPort: 1003 });
 });
@@ -265,7 +265,7 @@ Deno.test("memory budget: a layer out of budget refuses new connections and coun
   rig.inject({ srcPort: 1000, flags: "S", seq: 100 });
   rig.expectNone("no SYN,ACK without room for the connection's buffers");
   assert.equal(rig.layer.memory.connectionsRefused, 1);
-  assert.equal(rig.layer.stats.drops["memory-pressure"], 1);
+  assert.equal(rig.layer.stats().drops["memory-pressure"], 1);
   assert.throws(() => rig.layer.connect(RIG_LOCAL, RIG_REMOTE, 80, rig.now), /memory budget/);
 });
 

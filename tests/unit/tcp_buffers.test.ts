@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ReassemblyQueue } from "../../lib/tcp/reassembly.ts";
 import { RecvBuffer } from "../../lib/tcp/recv_buffer.ts";
 import { SendBuffer } from "../../lib/tcp/send_buffer.ts";
+import { Prng } from "../../lib/prng.ts";
 
 const bytes = (n: number, start = 0) => Uint8Array.from({ length: n }, (_, i) => (start + i) & 0xff);
 
@@ -75,8 +76,8 @@ Deno.test("tcp reassembly: works across the sequence wrap", () => {
 });
 
 Deno.test("tcp buffers: randomized send ring against a model, with growth while wrapped", () => {
-  let x = 42;
-  const rnd = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8) % n;
+  const prng = new Prng(42);
+  const rnd = (n: number) => prng.below(n);
   const b = new SendBuffer(100_000);
   let model: number[] = [];
   let next = 0;
@@ -103,8 +104,8 @@ Deno.test("tcp buffers: randomized send ring against a model, with growth while 
 });
 
 Deno.test("tcp buffers: randomized receive ring against a model, out-of-order writes survive growth", () => {
-  let x = 7;
-  const rnd = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8) % n;
+  const prng = new Prng(7);
+  const rnd = (n: number) => prng.below(n);
   const r = new RecvBuffer(200_000);
   // The stream byte at absolute offset i is i & 0xff; `readPos` bytes were read, `committed` are readable.
   let readPos = 0, committed = 0;

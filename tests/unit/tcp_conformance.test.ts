@@ -57,7 +57,7 @@ Deno.test("tcp conformance: SYN to a closed port gets <SEQ=0><ACK=SEG.SEQ+1><CTL
   // Data + FIN without ACK: ACK = SEG.SEQ + SEG.LEN (FIN counts).
   rig.inject({ flags: "FP", seq: 7000, dstPort: 81, payload: 10 });
   rig.expectOne({ flags: "R.", seq: 0, ack: 7011 });
-  assert.equal(rig.layer.stats.drops["no-socket"], 2);
+  assert.equal(rig.layer.stats().drops["no-socket"], 2);
 });
 
 Deno.test("tcp conformance: ACK to a closed port gets <SEQ=SEG.ACK><CTL=RST>; RST gets nothing", () => {
@@ -85,15 +85,15 @@ Deno.test("tcp conformance: bad checksum, bad data offset and truncated segments
   corrupt[corrupt.length - 1] ^= 0x55; // inside the MSS option
   rig.injectRaw(corrupt);
   rig.expectNone("bad checksum");
-  assert.equal(rig.layer.stats.drops["bad-checksum"], 1);
+  assert.equal(rig.layer.stats().drops["bad-checksum"], 1);
   const badOffset = syn.slice();
   badOffset[IPV4_HEADER_LENGTH + 12] = 0xf0; // 60-byte header in a 24-byte segment
   rig.injectRaw(badOffset);
-  assert.equal(rig.layer.stats.drops["bad-offset"], 1);
+  assert.equal(rig.layer.stats().drops["bad-offset"], 1);
   const truncated = syn.slice(0, IPV4_HEADER_LENGTH + 12);
   truncated[3] = truncated.length; // consistent IP total length, short TCP header
   rig.injectRaw(truncated);
-  assert.equal(rig.layer.stats.drops.truncated, 1);
+  assert.equal(rig.layer.stats().drops.truncated, 1);
   rig.expectNone("no replies to malformed segments");
   assert.equal(rig.layer.connectionCount, 0);
   // The intact SYN is answered.
@@ -142,11 +142,11 @@ Deno.test("tcp conformance: in-window RST off RCV.NXT gets a challenge ACK; exac
   rig.inject({ flags: "R", seq: peerSeq + 100 });
   rig.expectOne({ flags: ".", seq: ourSeq, ack: peerSeq, len: 0 }, "challenge ACK");
   assert.equal(conn.state, "ESTABLISHED");
-  assert.equal(rig.layer.stats.challengeAcks, 1);
+  assert.equal(rig.layer.stats().challengeAcks, 1);
   // Out of window: silently dropped.
   rig.inject({ flags: "R", seq: peerSeq + 5_000_000 });
   rig.expectNone("RST outside the window");
-  assert.equal(rig.layer.stats.drops["rst-out-of-window"], 1);
+  assert.equal(rig.layer.stats().drops["rst-out-of-window"], 1);
   let events = 0;
   conn.onEvent = (_c, e) => (events |= e);
   rig.inject({ flags: "R", seq: peerSeq });
@@ -183,7 +183,7 @@ Deno.test("tcp conformance: RTO doubles on each expiry and the connection times 
   assert.equal(conn.state, "CLOSED");
   assert.equal(conn.error, "timeout");
   assert.equal(rig.now - t0 >= 3000, true);
-  assert.equal(rig.layer.stats.timeouts, 1);
+  assert.equal(rig.layer.stats().timeouts, 1);
 });
 
 Deno.test("tcp conformance: zero window → persist probes with backoff, data flows when the window opens", () => {
@@ -270,7 +270,7 @@ Deno.test("tcp conformance: PAWS drops a segment with an old timestamp and ACKs 
   const { rig, conn, peerSeq, ourSeq } = establishPassive({}, { mss: 1460, ts: [1000, 0] });
   rig.inject({ flags: "P.", seq: peerSeq, ack: ourSeq, payload: 10, options: { ts: [999, 0] } });
   rig.expectOne({ flags: ".", ack: peerSeq }, "ACK for the PAWS-rejected segment");
-  assert.equal(rig.layer.stats.drops.paws, 1);
+  assert.equal(rig.layer.stats().drops.paws, 1);
   assert.equal(conn.readableBytes, 0);
   rig.inject({ flags: "P.", seq: peerSeq, ack: ourSeq, payload: 10, options: { ts: [1002, 0] } });
   assert.equal(conn.readableBytes, 10);
@@ -393,14 +393,14 @@ Deno.test("tcp conformance: listener backlog bounds half-open connections", () =
   rig.layer.listen(80, 2);
   for (let i = 0; i < 3; i++) rig.inject({ flags: "S", seq: 1000, srcPort: 41000 + i });
   assert.equal(rig.take().length, 2);
-  assert.equal(rig.layer.stats.drops["listen-overflow"], 1);
+  assert.equal(rig.layer.stats().drops["listen-overflow"], 1);
   // With SYN cookies (the default) the third SYN is answered too, but keeps no state.
   const cookies = new TcpRig();
   cookies.layer.listen(80, 2);
   for (let i = 0; i < 3; i++) cookies.inject({ flags: "S", seq: 1000, srcPort: 41000 + i });
   assert.equal(cookies.take().length, 3);
   assert.equal(cookies.layer.connectionCount, 2);
-  assert.equal(cookies.layer.stats.syncookiesSent, 1);
+  assert.equal(cookies.layer.stats().syncookiesSent, 1);
 });
 
 Deno.test("tcp conformance: RFC 6528 ISNs are keyed by the 4-tuple and advance with a 4 µs clock", () => {
@@ -415,7 +415,7 @@ Deno.test("tcp conformance: challenge ACKs are rate-limited per second (RFC 5961
   const { rig, peerSeq } = establishPassive({ challengeAckLimit: 2 }, { mss: 1460 });
   for (let i = 1; i <= 3; i++) rig.inject({ flags: "R", seq: peerSeq + i });
   assert.equal(rig.take().length, 2);
-  assert.equal(rig.layer.stats.drops["challenge-ack-limit"], 1);
+  assert.equal(rig.layer.stats().drops["challenge-ack-limit"], 1);
   rig.advance(1000);
   rig.inject({ flags: "R", seq: peerSeq + 9 });
   assert.equal(rig.take().length, 1, "a new second, a new allowance");
@@ -474,7 +474,7 @@ Deno.test("tcp conformance: data entirely outside the receive window is dropped 
   rig.expectOne({ flags: ".", ack: peerSeq }, "beyond the right edge");
   rig.inject({ flags: "P.", seq: peerSeq - 200, ack: ourSeq, payload: 100 });
   rig.expectOne({ flags: ".", ack: peerSeq }, "old duplicate");
-  assert.equal(rig.layer.stats.drops["out-of-window"], 2);
+  assert.equal(rig.layer.stats().drops["out-of-window"], 2);
   assert.equal(conn.readableBytes, 0);
 });
 
@@ -509,7 +509,7 @@ Deno.test("tcp conformance: an exception from an onEvent callback resets only th
   rig.inject({ flags: "P.", seq: peerSeq, ack: ourSeq, payload: 10 });
   rig.expectOne({ flags: "R", seq: ourSeq });
   assert.equal(conn.state, "CLOSED");
-  assert.equal(rig.layer.stats.drops["internal-error"], 1);
+  assert.equal(rig.layer.stats().drops["internal-error"], 1);
   assert.equal(rig.layer.connectionCount, 0);
   rig.inject({ flags: "S", seq: 9000, srcPort: 41234 });
   rig.expectOne({ flags: "S.", ack: 9001 }, "the listener still works");
@@ -530,14 +530,14 @@ Deno.test("tcp conformance: a pure ACK exactly at the right edge of our window i
   // Its next pure ACK carries SEG.SEQ = its SND.NXT = our right edge.
   rig.inject({ flags: ".", seq: peerSeq + 4000, ack: ourSeq + 500 });
   assert.equal(conn.sndUna, ourSeq + 500, "the ACK was processed");
-  assert.equal(rig.layer.stats.drops["out-of-window"], 0);
+  assert.equal(rig.layer.stats().drops["out-of-window"], 0);
 });
 
 Deno.test("tcp conformance: ACKs answering unacceptable segments without data are rate-limited (ACK storms)", () => {
   const { rig, peerSeq, ourSeq } = establishPassive({ invalidAckIntervalMs: 500 }, { mss: 1460 });
   for (let i = 0; i < 3; i++) rig.inject({ flags: ".", seq: peerSeq - 5000, ack: ourSeq });
   assert.equal(rig.take().length, 1, "one ACK for three old pure ACKs");
-  assert.equal(rig.layer.stats.invalidAcksSuppressed, 2);
+  assert.equal(rig.layer.stats().invalidAcksSuppressed, 2);
   for (let i = 0; i < 3; i++) rig.inject({ flags: ".", seq: peerSeq - 5000, ack: ourSeq, payload: 100 });
   assert.equal(rig.take().length, 3, "old data is always answered (it cannot be an ACK loop)");
   rig.advance(500);

@@ -47,7 +47,7 @@ Deno.test("tcp sender: three duplicate ACKs trigger fast retransmit; partial ACK
   rig.expectNone("two duplicate ACKs");
   ack(1000);
   rig.expectOne({ flags: ".", seq: ourSeq + 1000, len: 1000 }, "fast retransmit on the third");
-  assert.equal(rig.layer.stats.fastRecoveries, 1);
+  assert.equal(rig.layer.stats().fastRecoveries, 1);
   assert.equal(conn.congestion.ssthresh, 4500, "ssthresh = FlightSize / 2");
   ack(5000);
   rig.expectOne(
@@ -56,7 +56,7 @@ Deno.test("tcp sender: three duplicate ACKs trigger fast retransmit; partial ACK
   );
   ack(10_000);
   rig.expectNone();
-  assert.equal(conn.diagnostics().recovery, "none");
+  assert.equal(conn.stats().recovery, "none");
   assert.equal(conn.cwnd, 4500);
 });
 
@@ -83,7 +83,7 @@ Deno.test("tcp sender: SACK blocks mark holes lost (RFC 6675 IsLost) and only th
   rig.expectOne({ seq: ourSeq + 4 * mss, len: mss }, "second hole retransmitted; SACKed data is not");
   rig.inject({ flags: ".", seq: peerSeq, ack: ourSeq + 10 * mss, window: 65535, options: { ts: [201, 0] } });
   rig.expectNone();
-  assert.equal(rig.layer.stats.retransmissions, 2);
+  assert.equal(rig.layer.stats().retransmissions, 2);
 });
 
 Deno.test("tcp sender: a lost retransmission is detected from later SACKs and resent before the RTO", () => {
@@ -104,14 +104,14 @@ Deno.test("tcp sender: a lost retransmission is detected from later SACKs and re
   const first = rig.take();
   assert.equal(first[0].seq, ourSeq, "hole retransmitted");
   // New data flows during recovery as segments are SACKed; the retransmission of segment 0 is lost.
-  const before = rig.layer.stats.retransmissions;
+  const before = rig.layer.stats().retransmissions;
   for (let k = 5; k <= 16; k++) sackAck(0, [[1, k]]);
   const later = rig.take();
   const again = later.filter((s) => s.seq === ourSeq);
   assert.equal(again.length, 1, "segment 0 resent once more, without an RTO");
-  assert.equal(rig.layer.stats.rtoExpirations, 0);
-  assert.equal(rig.layer.stats.lostRetransmissions, 1);
-  assert.ok(rig.layer.stats.retransmissions > before);
+  assert.equal(rig.layer.stats().rtoExpirations, 0);
+  assert.equal(rig.layer.stats().lostRetransmissions, 1);
+  assert.ok(rig.layer.stats().retransmissions > before);
 });
 
 Deno.test("tcp sender: Nagle holds a second small segment until the first is acknowledged; noDelay does not", () => {
@@ -184,7 +184,7 @@ Deno.test("tcp receiver: ACK of unsent data is answered with an ACK and dropped"
   rig.inject({ flags: "P.", seq: peerSeq, ack: ourSeq + 5000, payload: 10 });
   rig.expectOne({ flags: ".", seq: ourSeq, ack: peerSeq });
   assert.equal(conn.readableBytes, 0);
-  assert.equal(rig.layer.stats.drops["bad-ack"], 1);
+  assert.equal(rig.layer.stats().drops["bad-ack"], 1);
 });
 
 Deno.test("tcp receiver: close() with unread data sends RST (RFC 2525 §2.17)", () => {
@@ -311,7 +311,7 @@ Deno.test("tcp sender: a tail loss probe after 2·SRTT retransmits the last segm
   rig.advance(2 * srtt + 1);
   const probe = rig.expectOne({ seq: ourSeq + 9 * mss, len: mss }, "probe: the last segment again");
   assert.equal(probe.time, acked + 2 * srtt);
-  assert.equal(rig.layer.stats.tailLossProbes, 1);
+  assert.equal(rig.layer.stats().tailLossProbes, 1);
   // The probe arrives: its SACK with two segments outstanding lowers the duplicate threshold to one.
   rig.inject({
     flags: ".",
@@ -321,7 +321,7 @@ Deno.test("tcp sender: a tail loss probe after 2·SRTT retransmits the last segm
     options: { ts: [201, 0], sack: [[ourSeq + 9 * mss, ourSeq + 10 * mss]] },
   });
   rig.expectOne({ seq: ourSeq + 8 * mss, len: mss }, "early retransmit of the hole (RFC 5827)");
-  assert.equal(rig.layer.stats.rtoExpirations, 0);
+  assert.equal(rig.layer.stats().rtoExpirations, 0);
   rig.inject({ flags: ".", seq: peerSeq, ack: ourSeq + 10 * mss, window: 65535, options: { ts: [202, 0] } });
   rig.advance(5000);
   rig.expectNone("all acknowledged: no probe, no RTO");
@@ -354,9 +354,9 @@ Deno.test("tcp sender: an ACK echoing a timestamp older than the retransmission 
     window: 65535,
     options: { ts: [201, originals[0].ts![0]] },
   });
-  assert.equal(rig.layer.stats.spuriousRecoveries, 1);
+  assert.equal(rig.layer.stats().spuriousRecoveries, 1);
   assert.ok(conn.cwnd >= cwndBefore, `cwnd restored: ${conn.cwnd} vs ${cwndBefore}`);
-  assert.equal(conn.diagnostics().recovery, "none");
+  assert.equal(conn.stats().recovery, "none");
 });
 
 Deno.test("tcp sender: an ACK echoing the retransmission's timestamp keeps the reduction", () => {
@@ -382,7 +382,7 @@ Deno.test("tcp sender: an ACK echoing the retransmission's timestamp keeps the r
     window: 65535,
     options: { ts: [201, rtx.ts![0]] },
   });
-  assert.equal(rig.layer.stats.spuriousRecoveries, 0);
+  assert.equal(rig.layer.stats().spuriousRecoveries, 0);
   assert.ok(conn.cwnd < cwndBefore);
 });
 
@@ -404,6 +404,6 @@ Deno.test("tcp sender: when a whole flight is lost, the SACKed tail loss probe s
   const repair = rig.take();
   assert.ok(repair.length >= 1, "retransmissions start at once");
   assert.equal(repair[0].seq, ourSeq, "from the first lost segment");
-  assert.equal(conn.diagnostics().recovery, "fast");
-  assert.equal(rig.layer.stats.rtoExpirations, 0);
+  assert.equal(conn.stats().recovery, "fast");
+  assert.equal(rig.layer.stats().rtoExpirations, 0);
 });

@@ -77,12 +77,12 @@ Deno.test("tcp over ipv6: a SYN to a closed port is answered with RST,ACK over I
   const { seg } = parse(out.packets[0]);
   assert.equal(seg.flags, TcpFlags.RST | TcpFlags.ACK);
   assert.equal(seg.ack, 1001);
-  assert.equal(tcp.stats.drops["no-socket"], 1);
+  assert.equal(tcp.stats().drops["no-socket"], 1);
   assert.equal(tcp.handles.size, 0, "no handle outlives the segment");
   // A corrupted segment is counted, not answered.
   const bad = segment6(5000, 81, 1000, 0, TcpFlags.SYN);
   bad[50] ^= 0xff;
   ipv6.ingress(bad, 1, out);
   assert.equal(out.packets.length, 1);
-  assert.equal(tcp.stats.drops["bad-checksum"], 1);
+  assert.equal(tcp.stats().drops["bad-checksum"], 1);
 });

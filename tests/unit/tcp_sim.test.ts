@@ -1,16 +1,16 @@
 /**
- * Deterministic simulation: two TcpLayers joined by an in-memory link with a virtual clock and seeded
- * loss, reordering, duplication, delay and rate limits. Every failure message carries the seed; replay
+ * Deterministic simulation: two stack cores on in-memory devices joined by a link with a virtual clock and
+ * the project's impairment model (seeded loss, reordering, duplication, delay and rate limits). Every failure message carries the seed; replay
  * one with `runTransfer(seed, spec)` from tests/helpers/tcp_sim.ts (or scripts/tcp_soak.ts --seed).
  */
 
 import assert from "node:assert/strict";
 import { TcpEvent } from "../../lib/tcp/connection.ts";
 import { IsnGenerator } from "../../lib/tcp/isn.ts";
+import { Prng } from "../../lib/prng.ts";
 import {
   BulkEndpoint,
   type LinkProfile,
-  Prng,
   runTransfer,
   SimNetwork,
   type TransferSpec,
@@ -77,7 +77,7 @@ Deno.test("tcp sim: 4 MiB transfer with small buffers, a small out-of-order queu
     options: { maxSendSegment: 65000 },
   });
   assert.ok(tso.ok, tso.failure ?? "");
-  const stats = tso.net.a.tcp.stats;
+  const stats = tso.net.a.tcp.stats();
   assert.ok(
     stats.bytesOut / stats.segmentsOut > 16_000,
     `mean segment ${stats.bytesOut / stats.segmentsOut}`,
@@ -172,14 +172,14 @@ Deno.test("tcp sim: segmentation offload — A sends TSO super-segments, the wir
       offloadA: true,
     });
     assert.ok(result.ok, result.failure ?? "");
-    const a = result.net.a.tcp.stats;
+    const a = result.net.a.tcp.stats();
     // Every ACK releases at least two MSS at once, so the mean emitted segment exceeds 1.5 MSS (the
     // receiver B, without offload, never sends more than one MSS per segment).
     assert.ok(
       a.bytesOut / a.segmentsOut > 1.5 * 1448,
       `A's mean emitted segment ${a.bytesOut / a.segmentsOut}`,
     );
-    const b = result.net.b.tcp.stats;
+    const b = result.net.b.tcp.stats();
     assert.ok(b.bytesOut / b.segmentsOut <= 1448);
   }
 });

@@ -3,6 +3,7 @@ import { IPV4_HEADER_LENGTH } from "../../lib/wire/ipv4.ts";
 import { foldSum, sumWords } from "../../lib/wire/checksum.ts";
 import { parseTcpOptions, sumWordsWide, TcpFlags, TcpOptions, TcpSegment } from "../../lib/wire/tcp.ts";
 import { buildSegment, parseSegment } from "../helpers/tcp_packet.ts";
+import { Prng } from "../../lib/prng.ts";
 
 const SRC = 0x0a000002, DST = 0x0a000001;
 
@@ -100,11 +101,10 @@ Deno.test("tcp wire: malformed options never throw and keep what parsed", () => 
   assert.equal(results[6].n, 0);
   assert.deepEqual(results[7], { mss: -1, ws: -1, sackOk: true, ts: false, bad: false, n: 0 });
   // Random garbage: never throws.
-  let x = 1;
+  const prng = new Prng(1);
   for (let i = 0; i < 2000; i++) {
-    const b = new Uint8Array(40);
-    for (let k = 0; k < 40; k++) b[k] = (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24;
-    parseTcpOptions(b, 0, (x >>> 8) % 41, o);
+    const b = prng.bytes(40);
+    parseTcpOptions(b, 0, prng.below(41), o);
   }
 });
 
@@ -121,10 +121,10 @@ Deno.test("tcp wire: truncated and bad-offset segments are rejected by check()",
 
 Deno.test("tcp wire: the wide checksum sum folds to the same value as sumWords for any alignment", () => {
   const backing = new Uint8Array(70_000);
-  let x = 99;
-  for (let i = 0; i < backing.length; i++) backing[i] = (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24;
+  const prng = new Prng(99);
+  backing.set(prng.bytes(backing.length));
   for (let trial = 0; trial < 400; trial++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    const x = prng.nextU32();
     const viewStart = x % 16;
     const view = backing.subarray(viewStart);
     const start = (x >>> 4) % 64;

@@ -6,6 +6,7 @@ import {
   sumWords,
   updateChecksum16,
 } from "../../lib/wire/checksum.ts";
+import { Prng } from "../../lib/prng.ts";
 
 /** A deliberately naive RFC 1071 checksum to compare the optimized one against. */
 function referenceChecksum(bytes: Uint8Array): number {
@@ -18,10 +19,8 @@ function referenceChecksum(bytes: Uint8Array): number {
 }
 
 function seeded(seed: number): () => number {
-  return () => {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    return seed >>> 16;
-  };
+  const prng = new Prng(seed);
+  return () => prng.nextU32() >>> 16;
 }
 
 Deno.test("checksum: RFC 1071 §3 example sums to 0xddf2", () => {

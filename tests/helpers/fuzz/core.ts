@@ -101,23 +101,24 @@ export class FuzzCore {
   }
 
   /** The counters the accounting equations read. */
-  counters(): Counters {
-    const tcp = this.tcp.stats;
+  stats(): Counters {
+    const tcp = this.tcp.stats();
+    const udp = this.udp.stats();
     return {
       deviceIn: this.deviceIn,
       ethernet: this.ethernet &&
-        { rx: this.ethernet.ethernet.rxPackets, drops: this.ethernet.ethernet.drops.snapshot() },
-      arp: this.ethernet && { rx: this.ethernet.arp.rxPackets, drops: this.ethernet.arp.drops.snapshot() },
+        { rx: this.ethernet.ethernet.rxPackets, drops: this.ethernet.ethernet.drops.stats() },
+      arp: this.ethernet && { rx: this.ethernet.arp.rxPackets, drops: this.ethernet.arp.drops.stats() },
       ipv4: {
         rx: this.ipv4.ipv4.rxPackets,
-        drops: this.ipv4.ipv4.drops.snapshot(),
+        drops: this.ipv4.ipv4.drops.stats(),
         fragmentsIn: this.ipv4.ipv4.fragmentsIn,
         reassembled: this.ipv4.ipv4.reassembled,
       },
       // No IPv6 layer here yet: version-6 packets are the IPv4 layer's "bad-version" drops.
       ipv6Drops: {},
-      icmp: { rx: this.ipv4.icmp.rxPackets, drops: this.ipv4.icmp.drops.snapshot() },
-      udp: { rx: this.udp.counters.rxPackets, drops: this.udp.counters.drops.snapshot() },
+      icmp: { rx: this.ipv4.icmp.rxPackets, drops: this.ipv4.icmp.drops.stats() },
+      udp: { rx: udp.rxPackets, drops: udp.drops },
       tcp: {
         segmentsIn: tcp.segmentsIn,
         toConnections: tcp.segmentsToConnections,

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { seededRandom } from "../../../lib/phy/impair.ts";
+import { Prng } from "../../../lib/prng.ts";
 import { unaccounted } from "./accounting.ts";
 import { FuzzCore, type Setup } from "./core.ts";
 import { Dice, mutate } from "./mutate.ts";
@@ -82,7 +82,8 @@ function hex(bytes: Uint8Array): string {
 
 /** Runs one session; returns its summary, or a failure. */
 export function runSession(seed: number, setup: Setup, cases: number): SessionSummary | FuzzFailure {
-  const dice = new Dice(seededRandom(seed));
+  const prng = new Prng(seed);
+  const dice = new Dice(() => prng.next());
   const peer = new Peer(setup, dice);
   let now = 1_000_000;
   let sent = 0;
@@ -107,7 +108,7 @@ export function runSession(seed: number, setup: Setup, cases: number): SessionSu
       }
       summary.parserRuns += runParsers(bytes);
       core.ingress(bytes, now, dice.chance(0.25));
-      const problems = unaccounted(core.counters());
+      const problems = unaccounted(core.stats());
       if (problems.length > 0) throw new Error(`unaccounted input: ${problems.join("; ")}`);
       summary.cases++;
     } catch (error) {

@@ -8,23 +8,8 @@
  */
 
 import type { TcpConnection } from "../tcp/connection.ts";
-import { type TcpCloseError, TcpEvent } from "../tcp/state.ts";
-
-/** The typed error for how a connection ended abnormally (as `Deno.connect`'s connections report it). */
-function closeError(error: TcpCloseError | null): Error {
-  switch (error) {
-    case "refused":
-      return new Deno.errors.ConnectionRefused("connection refused");
-    case "timeout":
-      return new Deno.errors.TimedOut("connection timed out");
-    case "reset":
-      return new Deno.errors.ConnectionReset("connection reset by peer");
-    case "aborted":
-      return new Deno.errors.ConnectionAborted("connection aborted");
-    default:
-      return new Deno.errors.NotConnected("the connection is closed");
-  }
-}
+import { TcpEvent } from "../tcp/state.ts";
+import { closeError } from "../errors.ts";
 
 /** A stack connection driven by the relay; it takes over the connection's `onEvent`. */
 export class StackSide {

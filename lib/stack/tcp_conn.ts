@@ -7,27 +7,12 @@
  * @module
  */
 
-import { type TcpCloseError, type TcpConnection, TcpEvent } from "../tcp/connection.ts";
+import { type TcpConnection, TcpEvent } from "../tcp/connection.ts";
+import { closeError } from "../errors.ts";
 import type { TcpListener } from "../tcp/layer.ts";
 import { formatIpv4 } from "../wire/ipv4_address.ts";
 import type { NetAddr } from "./datagram.ts";
 import type { StreamConn } from "./stream_conn.ts";
-
-/** The typed error for how a connection ended abnormally. */
-export function closeError(error: TcpCloseError | null): Error {
-  switch (error) {
-    case "refused":
-      return new Deno.errors.ConnectionRefused("connection refused (the peer answered with a reset)");
-    case "timeout":
-      return new Deno.errors.TimedOut("connection timed out (no answer after the last retransmission)");
-    case "reset":
-      return new Deno.errors.ConnectionReset("connection reset by peer");
-    case "aborted":
-      return new Deno.errors.ConnectionAborted("connection aborted");
-    default:
-      return new Deno.errors.NotConnected("the connection is closed");
-  }
-}
 
 /** Largest chunk handed to a reader at once. */
 const READ_CHUNK = 256 * 1024;

@@ -208,6 +208,18 @@ export function addHostAddress6(name: string, cidr: Ipv6Cidr, sockets?: HostSock
   );
 }
 
+/**
+ * Turns duplicate address detection off on the host side of `name` (sysctl `accept_dad`, before the
+ * interface is up), in the calling thread's namespace. Without IPv6 on the host the file is absent: ignored.
+ */
+function skipHostDad(name: string): void {
+  try {
+    Deno.writeTextFileSync(`/proc/sys/net/ipv6/conf/${name}/accept_dad`, "0");
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
 /** A TUN (or TAP) device created by this process; it disappears when closed. */
 export class TunDevice implements Device {
   readonly name: string;
@@ -343,6 +355,14 @@ export class TunDevice implements Device {
       waiter = new FdWaiter(fd);
       const device = new TunDevice(name, kind === "tun" ? "ip" : "ethernet", mtu, fd, waiter, offload);
       const configured = options.hostAddress !== null && options.hostAddress !== undefined;
+      if (kind === "tap" && configured && options.hostAddress6) {
+        // The link's only other node is this stack, which runs DAD itself and whose addresses the CLI keeps
+        // apart from the host's: the host side's own DAD (RFC 4862 §5.4, about a second) would only keep its
+        // addresses tentative after `ready`. TUN is IFF_NOARP and skips DAD already.
+        const skipDad = () => skipHostDad(name);
+        if (netns !== undefined) inNetns(netns, skipDad);
+        else skipDad();
+      }
       configureHostInterface(name, {
         address: options.hostAddress ?? null,
         address6: configured ? options.hostAddress6 : null,

@@ -1,20 +1,21 @@
 /**
- * Fuzzing: the whole protocol core composed as the stack composes it (IPv4 with ICMP, UDP, TCP; on
- * Ethernet also ARP and, in the `dhcp` setup, the DHCP client), driven synchronously with a virtual clock,
+ * Fuzzing: the stack's own steppable core ({@link StackCore}, lib/stack/core.ts: the layers wired exactly
+ * as `netstack stack` wires them, IPv4 and IPv6 on both media) driven synchronously with a virtual clock,
  * with small applications on top (TCP echo on 7, a responder on 80 that answers and closes, a reader that
- * never reads on 9, UDP echo on 7, an active open to the peer). Everything the core sends is checked (a
- * valid IPv4 packet with correct checksums) and handed to a listener (the fuzz peer, which answers).
+ * never reads on 9, all over both families; UDP echo on 7 through the core's datagram responder as the
+ * services run it; active opens to the peer over IPv4 and IPv6). Everything the core sends is checked (a
+ * valid IPv4 or IPv6 packet with correct checksums, within the MTU) and handed to a listener (the fuzz
+ * peer, which answers).
  *
  * @module
  */
 
-import { Ipv4Interface } from "../../../lib/iface/ipv4_interface.ts";
-import { EthernetInterface } from "../../../lib/iface/ethernet_interface.ts";
-import { UdpLayer } from "../../../lib/udp/layer.ts";
-import { TcpLayer } from "../../../lib/tcp/layer.ts";
+import { StackCore } from "../../../lib/stack/core.ts";
 import type { TcpConnection } from "../../../lib/tcp/connection.ts";
-import { attachDhcpClient } from "../../../lib/dhcp/mod.ts";
 import { IpProtocol, Ipv4Packet } from "../../../lib/wire/ipv4.ts";
+import { Ipv6Packet, NextHeader } from "../../../lib/wire/ipv6.ts";
+import { Ipv6HeaderChain } from "../../../lib/wire/ipv6_ext.ts";
+import { Icmpv6Message } from "../../../lib/wire/icmpv6.ts";
 import { TcpSegment } from "../../../lib/wire/tcp.ts";
 import { UdpDatagram } from "../../../lib/wire/udp.ts";
 import { Icmpv4Message } from "../../../lib/wire/icmpv4.ts";
@@ -22,7 +23,7 @@ import { EthernetFrame, EtherType } from "../../../lib/wire/ethernet.ts";
 import { RxFlags, type TxOffload } from "../../../lib/wire/offload.ts";
 import type { Counters } from "./accounting.ts";
 
-/** Which core to build. */
+/** Which core to build: a TUN-like IP medium, a TAP-like Ethernet one, or Ethernet with DHCP. */
 export type Setup = "ip" | "ethernet" | "dhcp";
 
 /** The stack's address in every setup (the DHCP setup is offered it). */
@@ -31,17 +32,28 @@ export const STACK_ADDRESS = 0x0a000002;
 export const PEER_ADDRESS = 0x0a000001;
 /** The stack's MAC on Ethernet. */
 export const STACK_MAC = 0x020000000002;
+/** The stack's static IPv6 address, fd00::2 (in fd00::/64). */
+export const STACK_ADDRESS6 = v6(2);
+/** The IPv6 peer, fd00::1. */
+export const PEER_ADDRESS6 = v6(1);
+
+/** fd00::`last`. */
+export function v6(last: number): Uint8Array {
+  const a = new Uint8Array(16);
+  a[0] = 0xfd;
+  a[14] = (last >> 8) & 0xff;
+  a[15] = last & 0xff;
+  return a;
+}
 
 /** Something the core sent, already checked. */
 export type Emitted = (bytes: Uint8Array) => void;
 
-/** A composed core with its applications. */
+/** The steppable core with its applications. */
 export class FuzzCore {
   readonly setup: Setup;
-  readonly ipv4: Ipv4Interface;
-  readonly ethernet: EthernetInterface | null;
-  readonly udp: UdpLayer;
-  readonly tcp: TcpLayer;
+  /** The stack's core, as the stack runs it. */
+  readonly core: StackCore;
   /** Packets or frames handed to {@link ingress}. */
   deviceIn = 0;
   /** Packets or frames the core sent. */
@@ -49,8 +61,6 @@ export class FuzzCore {
   readonly #apps = new Set<TcpConnection>();
   readonly #closing = new WeakSet<TcpConnection>();
   readonly #buffer = new Uint8Array(4096);
-  readonly #ipOut;
-  readonly #frameOut;
   #now: number;
   #opened = 0;
 
@@ -58,42 +68,30 @@ export class FuzzCore {
   constructor(setup: Setup, now: number, random: () => number, onSend: Emitted) {
     this.setup = setup;
     this.#now = now;
-    const check = (bytes: Uint8Array, gsoSize: number) => {
-      this.deviceOut++;
-      checkEmitted(bytes, setup !== "ip", gsoSize, this.ipv4.mtu);
-      onSend(bytes.slice());
-    };
-    this.#ipOut = {
-      offloads: false,
-      sendIpv4: (p: Uint8Array, offload?: TxOffload | null) => check(p, offload?.gsoSize ?? 0),
-    };
-    this.#frameOut = {
-      offloads: false,
-      sendFrame: (f: Uint8Array, offload?: TxOffload | null) => check(f, offload?.gsoSize ?? 0),
-    };
-    this.ipv4 = new Ipv4Interface({
-      address: setup === "dhcp"
-        ? { address: 0, prefixLength: 0 }
-        : { address: STACK_ADDRESS, prefixLength: 24 },
-      mtu: 1500,
-      reassembly: { maxDatagrams: 8, maxBytes: 256 * 1024, timeoutMs: 30_000 },
-    });
-    this.ethernet = setup === "ip" ? null : new EthernetInterface({
-      mac: STACK_MAC,
-      ipv4: this.ipv4,
-      gateway: PEER_ADDRESS,
-      arp: { capacity: 16 },
-    });
-    this.udp = new UdpLayer(this.ipv4);
-    this.ipv4.register(IpProtocol.UDP, this.udp);
     const secret = new Uint8Array(16).map(() => Math.floor(random() * 256));
-    this.tcp = new TcpLayer({ mtu: 1500, secret, random: () => Math.floor(random() * 0x1_0000_0000) });
-    this.ipv4.register(IpProtocol.TCP, this.tcp);
-    if (setup === "dhcp") attachDhcpClient(this.ethernet!, this.udp, now, { checkAddress: random() < 0.5 });
-    else this.ethernet?.announce(now, this.#frameOut);
-    this.udp.bind(7, (d, _now, out) => this.udp.sendNow(out, d.dst, d.dstPort, d.src, d.srcPort, d.data));
+    this.core = new StackCore(
+      {
+        medium: setup === "ip" ? "ip" : "ethernet",
+        mtu: 1500,
+        address: { address: STACK_ADDRESS, prefixLength: 24 },
+        address6: { address: STACK_ADDRESS6, prefixLength: 64 },
+        mac: STACK_MAC,
+        gateway: PEER_ADDRESS,
+        dhcp: setup === "dhcp" ? { checkAddress: random() < 0.5 } : false,
+        ipv4: { reassembly: { maxDatagrams: 8, maxBytes: 256 * 1024, timeoutMs: 30_000 } },
+        tcp: { secret, random: () => Math.floor(random() * 0x1_0000_0000) },
+      },
+      (bytes: Uint8Array, offload: TxOffload | null) => {
+        this.deviceOut++;
+        checkEmitted(bytes, setup !== "ip", offload?.gsoSize ?? 0, 1500);
+        onSend(bytes.slice());
+      },
+      now,
+    );
+    // UDP echo as the services serve it: answered from inside the receive path.
+    this.core.answerDatagrams(7, (data) => data);
     for (const port of [7, 9, 80]) {
-      const listener = this.tcp.listen(port, 8);
+      const listener = this.core.tcp.listen(port, 8);
       listener.onAcceptable = (l) => {
         for (let c = l.accept(); c !== null; c = l.accept()) this.#adopt(c);
       };
@@ -102,22 +100,35 @@ export class FuzzCore {
 
   /** The counters the accounting equations read. */
   stats(): Counters {
-    const tcp = this.tcp.stats();
-    const udp = this.udp.stats();
+    const core = this.core;
+    const tcp = core.tcp.stats();
+    const udp = core.udp.stats();
+    const ipv4 = core.ipv4;
+    const ipv6 = core.ipv6!;
     return {
       deviceIn: this.deviceIn,
-      ethernet: this.ethernet &&
-        { rx: this.ethernet.ethernet.rxPackets, drops: this.ethernet.ethernet.drops.stats() },
-      arp: this.ethernet && { rx: this.ethernet.arp.rxPackets, drops: this.ethernet.arp.drops.stats() },
+      ethernet: core.ethernet &&
+        { rx: core.ethernet.ethernet.rxPackets, drops: core.ethernet.ethernet.drops.stats() },
+      arp: core.ethernet && { rx: core.ethernet.arp.rxPackets, drops: core.ethernet.arp.drops.stats() },
       ipv4: {
-        rx: this.ipv4.ipv4.rxPackets,
-        drops: this.ipv4.ipv4.drops.stats(),
-        fragmentsIn: this.ipv4.ipv4.fragmentsIn,
-        reassembled: this.ipv4.ipv4.reassembled,
+        rx: ipv4.ipv4.rxPackets,
+        drops: ipv4.ipv4.drops.stats(),
+        fragmentsIn: ipv4.ipv4.fragmentsIn,
+        reassembled: ipv4.ipv4.reassembled,
       },
-      // No IPv6 layer here yet: version-6 packets are the IPv4 layer's "bad-version" drops.
-      ipv6Drops: {},
-      icmp: { rx: this.ipv4.icmp.rxPackets, drops: this.ipv4.icmp.drops.stats() },
+      ipv6: {
+        rx: ipv6.ipv6.rxPackets,
+        drops: ipv6.ipv6.drops.stats(),
+        fragmentsIn: ipv6.ipv6.fragmentsIn,
+        reassembled: ipv6.ipv6.reassembled,
+      },
+      icmp: { rx: ipv4.icmp.rxPackets, drops: ipv4.icmp.drops.stats() },
+      icmp6: {
+        rx: ipv6.icmp6.rxPackets,
+        drops: ipv6.icmp6.drops.stats(),
+        echoReplies: ipv6.icmp6.echoReplies,
+      },
+      ndp: core.ipv6Link && { rx: core.ipv6Link.ndp.rxPackets, drops: core.ipv6Link.ndp.drops.stats() },
       udp: { rx: udp.rxPackets, drops: udp.drops },
       tcp: {
         segmentsIn: tcp.segmentsIn,
@@ -133,9 +144,7 @@ export class FuzzCore {
   ingress(bytes: Uint8Array, now: number, trusted: boolean): void {
     this.#now = Math.max(this.#now, now);
     this.deviceIn++;
-    const flags = trusted ? RxFlags.CHECKSUM_TRUSTED : 0;
-    if (this.ethernet !== null) this.ethernet.ingress(bytes, this.#now, this.#frameOut, flags);
-    else this.ipv4.ingress(bytes, this.#now, this.#ipOut, flags);
+    this.core.ingress(bytes, this.#now, trusted ? RxFlags.CHECKSUM_TRUSTED : 0);
     this.step(this.#now);
   }
 
@@ -143,15 +152,21 @@ export class FuzzCore {
   step(now: number): void {
     this.#now = Math.max(this.#now, now);
     this.#runApps();
-    if (this.ethernet !== null) this.ethernet.poll(this.#now, this.#frameOut);
-    else this.ipv4.poll(this.#now, this.#ipOut);
+    this.core.poll(this.#now);
   }
 
-  /** Opens a connection to the peer (port 5000), as an application would. */
-  connect(): void {
-    if (this.ipv4.address.address === 0 || this.#opened >= 4) return;
+  /** Opens a connection to the peer (port 5000) over IPv4 or IPv6, as an application would. */
+  connect(ipv6: boolean): void {
+    if (this.#opened >= 6) return;
+    if (ipv6) {
+      this.#opened++;
+      this.#adopt(this.core.tcp.connect6(STACK_ADDRESS6, PEER_ADDRESS6, 5000, this.#now));
+      return;
+    }
+    const local = this.core.ipv4.address.address;
+    if (local === 0) return;
     this.#opened++;
-    this.#adopt(this.tcp.connect(this.ipv4.address.address, PEER_ADDRESS, 5000, this.#now));
+    this.#adopt(this.core.tcp.connect(local, PEER_ADDRESS, 5000, this.#now));
   }
 
   #adopt(c: TcpConnection): void {
@@ -195,9 +210,12 @@ export class FuzzCore {
 }
 
 const ipView = new Ipv4Packet();
+const ip6View = new Ipv6Packet();
+const chain = new Ipv6HeaderChain();
 const tcpView = new TcpSegment();
 const udpView = new UdpDatagram();
 const icmpView = new Icmpv4Message();
+const icmp6View = new Icmpv6Message();
 const frameView = new EthernetFrame();
 
 /** A packet the core sent is wrong: the fuzz run reports it like an exception. */
@@ -214,9 +232,10 @@ function checkEmitted(bytes: Uint8Array, ethernet: boolean, gsoSize: number, mtu
   let packet = bytes;
   if (ethernet) {
     if (frameView.wrap(bytes).check() !== null) throw new EmittedViolation("sent a malformed Ethernet frame");
+    if (frameView.etherType === EtherType.IPV6) return checkEmitted6(bytes.subarray(14), gsoSize, mtu);
     if (frameView.etherType !== EtherType.IPV4) return; // ARP: its writer is checked by unit tests
     packet = bytes.subarray(14);
-  }
+  } else if (packet.length > 0 && packet[0] >> 4 === 6) return checkEmitted6(packet, gsoSize, mtu);
   const ip = ipView.wrap(packet);
   const error = ip.check();
   if (error !== null) throw new EmittedViolation(`sent an IPv4 packet that fails its check: ${error}`);
@@ -229,5 +248,28 @@ function checkEmitted(bytes: Uint8Array, ethernet: boolean, gsoSize: number, mtu
   else if (ip.protocol === IpProtocol.ICMP) transportError = icmpView.wrap(payload).check();
   if (transportError !== null) {
     throw new EmittedViolation(`sent protocol ${ip.protocol} that fails its check: ${transportError}`);
+  }
+}
+
+/** {@link checkEmitted} for an IPv6 packet: header, extension header chain, transport checksum. */
+function checkEmitted6(packet: Uint8Array, gsoSize: number, mtu: number): void {
+  const ip = ip6View.wrap(packet);
+  const error = ip.check();
+  if (error !== null) throw new EmittedViolation(`sent an IPv6 packet that fails its check: ${error}`);
+  if (ip.end !== packet.length) throw new EmittedViolation("sent an IPv6 packet with bytes past its end");
+  if (gsoSize === 0 && ip.end > mtu) throw new EmittedViolation(`sent ${ip.end} bytes of IPv6 > MTU`);
+  if (!chain.walk(packet, ip.end)) {
+    throw new EmittedViolation(`sent an IPv6 chain that fails: ${chain.error}`);
+  }
+  if (chain.fragmentHeader >= 0 && !chain.atomicFragment) return;
+  const protocol = chain.upperProtocol;
+  const payload = packet.subarray(chain.upperOffset, ip.end);
+  let transportError: string | null = null;
+  if (protocol === NextHeader.TCP) {
+    transportError = tcpView.wrap(packet, chain.upperOffset, ip.end).checkIpv6(packet);
+  } else if (protocol === NextHeader.UDP) transportError = udpView.wrap(payload).checkIpv6(packet);
+  else if (protocol === NextHeader.ICMPV6) transportError = icmp6View.wrap(payload).check(packet);
+  if (transportError !== null) {
+    throw new EmittedViolation(`sent IPv6 protocol ${protocol} that fails its check: ${transportError}`);
   }
 }

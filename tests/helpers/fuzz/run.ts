@@ -10,7 +10,7 @@
  */
 
 import { Prng } from "../../../lib/prng.ts";
-import { unaccounted } from "./accounting.ts";
+import { dropsByReason, unaccounted } from "./accounting.ts";
 import { FuzzCore, type Setup } from "./core.ts";
 import { Dice, mutate } from "./mutate.ts";
 import { runParsers } from "./parsers.ts";
@@ -46,6 +46,8 @@ export interface SessionSummary {
   sent: number;
   /** Parser runs. */
   parserRuns: number;
+  /** The core's drop counters at the end, `layer reason` → count. */
+  drops: Record<string, number>;
 }
 
 /** A failing case, with what replays it. */
@@ -91,7 +93,7 @@ export function runSession(seed: number, setup: Setup, cases: number): SessionSu
     sent++;
     peer.observe(bytes);
   });
-  const summary: SessionSummary = { seed, setup, cases: 0, mutated: 0, sent: 0, parserRuns: 0 };
+  const summary: SessionSummary = { seed, setup, cases: 0, mutated: 0, sent: 0, parserRuns: 0, drops: {} };
   let input: Input = { bytes: new Uint8Array(0), shape: "raw", kind: "none" };
   let bytes = input.bytes;
   for (let i = 0; i < cases; i++) {
@@ -99,7 +101,8 @@ export function runSession(seed: number, setup: Setup, cases: number): SessionSu
       // Time moves mostly in small steps, sometimes far enough for every timer to fire.
       const r = dice.int(100);
       now += r < 70 ? dice.int(5) : r < 97 ? dice.int(500) : 1000 * (1 + dice.int(120));
-      if (i === 5 || i === 200) core.connect();
+      if (i === 5 || i === 200) core.connect(false);
+      if (i === 10 || i === 300) core.connect(true);
       input = peer.next(now);
       bytes = input.bytes;
       if (dice.chance(0.7)) {
@@ -126,6 +129,7 @@ export function runSession(seed: number, setup: Setup, cases: number): SessionSu
     }
   }
   summary.sent = sent;
+  summary.drops = Object.fromEntries(dropsByReason(core.stats()));
   return summary;
 }
 

@@ -207,14 +207,15 @@ export class UdpLayer implements TransportProtocol, TransportProtocol6 {
       this.#counters.drops.count(error);
       return;
     }
-    this.#counters.rxPackets++;
-    this.#counters.rxBytes += udp.length;
     const handler = this.#handlers.get(udp.dstPort);
     if (handler === undefined) {
+      // A drop, not received too (as over IPv4): every datagram in ends in exactly one counter.
       this.#counters.drops.count("port-closed");
       if (!d.multicast) this.#ipv6?.portUnreachable6(d, now, out);
       return;
     }
+    this.#counters.rxPackets++;
+    this.#counters.rxBytes += udp.length;
     const r = this.#received;
     r.family = 6;
     r.src = 0;

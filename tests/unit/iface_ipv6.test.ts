@@ -92,8 +92,11 @@ Deno.test("ipv6 iface: a closed UDP port gets port unreachable quoting the packe
   assert.equal(icmp.code, 4);
   assert.deepEqual(icmp.bytes.subarray(8), packet, "the whole invoking packet is quoted");
   assert.equal(udp.stats().drops["port-closed"], 1);
+  // Found by the fuzz accounting: a datagram to a closed port is a drop, not received as well.
+  assert.equal(udp.stats().rxPackets, 0, "counted once: dropped, not also received");
   udp.bind(7, (d, _now, sink) => udp.reply(sink, d, d.data));
   ipv6.ingress(udpPacket(HOST, STACK, 5000, 7, new Uint8Array([1, 2, 3])), 0, out);
+  assert.equal(udp.stats().rxPackets, 1);
   const reply = out.packets[1];
   const view = new UdpDatagram(reply.subarray(40));
   assert.equal(view.checkIpv6(reply), null);

@@ -87,4 +87,15 @@ if (result.failure !== null) {
   console.error(`fuzz: replay with: ${f.replay}`);
   Deno.exit(1);
 }
+const total = (key: "drops" | "reached") => {
+  const sums = new Map<string, number>();
+  for (const session of result.sessions) {
+    for (const [name, n] of Object.entries(session[key])) sums.set(name, (sums.get(name) ?? 0) + n);
+  }
+  return [...sums].sort((a, b) => b[1] - a[1]);
+};
+console.log("fuzz: reached (all sessions):");
+for (const [name, n] of total("reached")) console.log(`  ${name.padEnd(28)} ${n}`);
+console.log("fuzz: drops by reason (all sessions):");
+for (const [name, n] of total("drops")) console.log(`  ${name.padEnd(40)} ${n}`);
 console.log("fuzz: no failure");

@@ -1,6 +1,6 @@
 /**
- * A bounded fuzz run (the long one is `deno task fuzz`): mutated frames and segments through every wire
- * parser and the whole core, in the IP, Ethernet and DHCP setups, with no exception, no malformed packet
+ * A bounded fuzz run (the long one is `deno task fuzz`): mutated IPv4 and IPv6 frames and segments through
+ * every wire parser and the stack's own core (StackCore), in the IP, Ethernet and DHCP setups, with no exception, no malformed packet
  * sent and every input accounted for; and the machinery itself: replays are exact, failures are caught
  * and reported with the command that replays them, and the accounting notices a packet lost or counted
  * twice.
@@ -31,6 +31,12 @@ Deno.test("fuzz: a bounded run over the IP, Ethernet and DHCP setups finds nothi
     assert.equal(s.cases, 1200);
     assert.ok(s.mutated > 500 && s.mutated < 1200, "most inputs are mutated, not all");
     assert.ok(s.sent > 100, `the core answered (${s.setup}: ${s.sent} packets)`);
+    // IPv6 goes deep too: received, echo answered, TCP connections accepted or opened over it.
+    assert.ok(s.reached["ipv6 rx"] > 100, `${s.setup}: ipv6 rx ${s.reached["ipv6 rx"]}`);
+    assert.ok(s.reached["icmp6 echo replies"] > 0, `${s.setup}: an ICMPv6 echo answered`);
+    assert.ok(s.reached["tcp ipv6 connections"] > 0, `${s.setup}: a TCP connection over IPv6`);
+    if (s.setup !== "ip") assert.ok(s.reached["ndp rx"] > 0, `${s.setup}: NDP/MLD reached`);
+    assert.ok(Object.keys(s.drops).length > 10, "drops are counted under many named reasons");
   }
 });
 

@@ -169,7 +169,11 @@ export class FuzzCore {
     this.#adopt(this.core.tcp.connect(local, PEER_ADDRESS, 5000, this.#now));
   }
 
+  /** Connections over IPv6 the applications held (accepted or opened), all told. */
+  ipv6Connections = 0;
+
   #adopt(c: TcpConnection): void {
+    if (this.core.tcp.formatAddress(c.remoteAddress).includes(":")) this.ipv6Connections++;
     if (this.#apps.size >= 64) {
       const oldest = this.#apps.values().next().value!;
       this.#apps.delete(oldest);

@@ -3,14 +3,17 @@
  * flips, a field set to an extreme value (0, 1, the maximum, the sign bit), truncation (often at a header
  * boundary), trailing garbage, lying lengths and offsets (IPv4 header and total length, TCP data offset, UDP
  * length), a TCP option list rewritten with malformed options (ending mid-option, zero or one length,
- * lengths past the header, too many SACK blocks, absurd values), and IP options. Checksums are then
- * repaired most of the time so that mutations reach the code behind the checksum checks.
+ * lengths past the header, too many SACK blocks, absurd values), and IP options; for IPv6 also lying
+ * payload lengths, extension headers renamed, resized, inserted or cut, options and NDP options ending
+ * mid-option, and extreme hop limits. Checksums are then repaired most of the time so that mutations
+ * reach the code behind the checksum checks.
  *
  * @module
  */
 
 import { IpProtocol } from "../../../lib/wire/ipv4.ts";
 import { fixIpv4Checksum, fixTransportChecksum } from "./build.ts";
+import { fixIpv6Checksum, upperLayer } from "./build6.ts";
 
 /** Seeded decisions over a `() => number` in [0, 1). */
 export class Dice {
@@ -57,7 +60,7 @@ const ARP_FIELDS: readonly Field[] = [[0, 2], [2, 2], [4, 1], [5, 1], [6, 2], [8
 ]];
 
 /** What a byte array holds, so that mutations know its fields. */
-export type Shape = "ipv4" | "ethernet-ipv4" | "ethernet-arp" | "raw";
+export type Shape = "ipv4" | "ethernet-ipv4" | "ethernet-arp" | "ipv6" | "ethernet-ipv6" | "raw";
 
 function extreme(dice: Dice, size: number, current: number): number {
   const max = size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
@@ -186,8 +189,89 @@ function transport(b: Uint8Array, ip: number): { start: number; fields: readonly
   return fields === null ? null : { start, fields };
 }
 
+const IPV6_FIELDS: readonly Field[] = [[0, 1], [1, 1], [2, 2], [4, 2], [6, 1], [7, 1], [8, 4], [20, 4], [
+  24,
+  4,
+], [36, 4]];
+
+/** One IPv6-specific mutation of the packet at `b[ip..]` (a fresh array when the length changes). */
+function mutateIpv6(b: Uint8Array, ip: number, dice: Dice): Uint8Array {
+  if (b.length < ip + 40) return mutateOnce(b, "raw", dice);
+  const upper = upperLayer(b.subarray(ip));
+  switch (dice.int(7)) {
+    case 0: { // an extreme value in a fixed header field
+      const [offset, size] = dice.pick(IPV6_FIELDS);
+      writeField(b, ip + offset, size, extreme(dice, size, readField(b, ip + offset, size)));
+      return b;
+    }
+    case 1: // a payload length that lies: short, long, or zero (jumbo without the option)
+      writeField(b, ip + 4, 2, dice.pick([0, 1, 8, b.length - ip - 40 - 1, b.length - ip - 40 + 8, 0xffff]));
+      return b;
+    case 2: { // a Next Header in the chain renamed
+      const fields = [ip + 6];
+      for (let at = ip + 40; at < b.length && fields.length < 6; at += 8) fields.push(at);
+      b[dice.pick(fields)] = dice.pick([0, 6, 17, 43, 44, 50, 51, 58, 59, 60, 135, 139, 253, dice.int(256)]);
+      return b;
+    }
+    case 3: // an extension header length byte changed (the chain's offsets move)
+      if (b.length > ip + 41) {
+        b[ip + 41 + 8 * dice.int(Math.max(1, (b.length - ip - 41) >> 3))] = dice.pick([
+          0,
+          1,
+          2,
+          255,
+          dice.int(8),
+        ]);
+      }
+      return b;
+    case 4: { // an extension header inserted first: options cut mid-option, or a fragment header
+      const header = new Uint8Array(8);
+      header[0] = b[ip + 6];
+      if (dice.chance(0.5)) {
+        header.set([0, dice.pick([0, 1, 5, 0xc2, 0x80, 0xff]), dice.pick([2, 4, 6, 200])], 1);
+      } else header.set([0, 0, dice.pick([0, 8, 0xff]), dice.pick([0, 1, 0xf9]), 0, 0, 1], 1);
+      b[ip + 6] = dice.chance(0.5) ? dice.pick([0, 60]) : 44;
+      const out = new Uint8Array(b.length + 8);
+      out.set(b.subarray(0, ip + 40));
+      out.set(header, ip + 40);
+      out.set(b.subarray(ip + 40), ip + 48);
+      writeField(out, ip + 4, 2, out.length - ip - 40);
+      return out;
+    }
+    case 5: { // NDP or ICMPv6 body: an option length of zero, one too long, or the message cut mid-option
+      if (upper === null || upper[0] !== 58) return mutateOnce(b, "raw", dice);
+      const at = ip + upper[1];
+      const end = ip + upper[2];
+      const room = end - at;
+      if (room <= 8) return b;
+      const option = at + 8 + 8 * dice.int(Math.max(1, (room - 8) >> 3)) + (dice.chance(0.5) ? 16 : 0);
+      if (option + 1 < end) b[option + 1] = dice.pick([0, 1, 2, 4, 255]);
+      if (dice.chance(0.5)) {
+        const cut = Math.min(b.length, option + dice.int(3));
+        writeField(b, ip + 4, 2, cut - ip - 40);
+        return b.slice(0, cut);
+      }
+      return b;
+    }
+    default: { // truncated at a boundary of the fixed header or the chain
+      const marks = [0, 1, 8, 39, 40, 41, 42, 47, 48, 49, 55, 56, 63, 64];
+      if (upper !== null) marks.push(upper[1], upper[1] + 1, upper[1] + 4, upper[1] + 8, upper[1] + 19);
+      return b.slice(0, Math.min(b.length, ip + dice.pick(marks)));
+    }
+  }
+}
+
 /** One mutation of `b` (a fresh array is returned when the length changes). */
 function mutateOnce(b: Uint8Array, shape: Shape, dice: Dice): Uint8Array {
+  if (shape === "ipv6" || shape === "ethernet-ipv6") {
+    if (dice.chance(0.6)) return mutateIpv6(b, shape === "ipv6" ? 0 : 14, dice);
+    if (shape === "ethernet-ipv6" && dice.chance(0.2)) {
+      const [offset, size] = dice.pick(ETHERNET_FIELDS);
+      writeField(b, offset, size, extreme(dice, size, readField(b, offset, size)));
+      return b;
+    }
+    return mutateOnce(b, "raw", dice);
+  }
   const ip = ipStart(shape);
   const t = transport(b, ip);
   switch (dice.int(10)) {
@@ -275,6 +359,10 @@ function mutateOnce(b: Uint8Array, shape: Shape, dice: Dice): Uint8Array {
 export function mutate(input: Uint8Array, shape: Shape, dice: Dice): Uint8Array {
   let b: Uint8Array = input.slice();
   for (let k = 1 + dice.int(3); k > 0; k--) b = mutateOnce(b, shape, dice);
+  if ((shape === "ipv6" || shape === "ethernet-ipv6") && dice.chance(0.8)) {
+    fixIpv6Checksum(b.subarray(shape === "ipv6" ? 0 : 14));
+    return b;
+  }
   const ip = ipStart(shape);
   if (ip >= 0 && b.length > ip && dice.chance(0.8)) {
     const packet = b.subarray(ip);

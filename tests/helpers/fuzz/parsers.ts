@@ -16,6 +16,10 @@ import { DHCP_OPTIONS_OFFSET, DhcpMessage, DhcpOptions } from "../../../lib/wire
 import { virtioFlags, virtioGsoSize, virtioGsoType } from "../../../lib/wire/virtio_net.ts";
 import { completePartialChecksum } from "../../../lib/wire/offload.ts";
 import { readIpv4 } from "../../../lib/wire/ipv4_address.ts";
+import { Ipv6Packet } from "../../../lib/wire/ipv6.ts";
+import { Ipv6HeaderChain, MAX_EXTENSION_HEADERS } from "../../../lib/wire/ipv6_ext.ts";
+import { Icmpv6Message } from "../../../lib/wire/icmpv6.ts";
+import { NdpOptions, ndpOptionsOffset } from "../../../lib/wire/ndp.ts";
 
 /** A parser broke its contract on some input. */
 export class ParserViolation extends Error {
@@ -38,6 +42,52 @@ const icmp = new Icmpv4Message();
 const arp = new ArpPacket();
 const ethernet = new EthernetFrame();
 const dhcp = new DhcpMessage();
+const ip6 = new Ipv6Packet();
+const chain = new Ipv6HeaderChain();
+const icmp6 = new Icmpv6Message();
+const ndpOptions = new NdpOptions();
+
+/** Runs the IPv6 parsers (header, extension header chain, ICMPv6, NDP options, TCP, UDP) on `b`. */
+function ipv6AndAbove(b: Uint8Array): number {
+  if (ip6.wrap(b).check() !== null) return 1;
+  const end = ip6.end;
+  require(end >= 40 && end <= b.length, "ipv6: payload length outside the bytes");
+  void ip6.trafficClass, ip6.flowLabel, ip6.hopLimit, ip6.src, ip6.dst;
+  if (!chain.walk(b, end)) {
+    require(chain.error !== null, "ipv6 chain: failed without a reason");
+    require(chain.icmpCode < 0 || (chain.icmpPointer >= 0 && chain.icmpPointer < end), "ipv6 chain: pointer");
+    return 2;
+  }
+  require(chain.upperOffset >= 40 && chain.upperOffset <= end, "ipv6 chain: upper layer outside the packet");
+  require(chain.headerCount <= MAX_EXTENSION_HEADERS + 1, "ipv6 chain: more headers than allowed");
+  if (chain.fragmentHeader >= 0) {
+    require(chain.fragmentHeader + 8 <= end, "ipv6 chain: fragment header outside the packet");
+    require(chain.fragmentOffset % 8 === 0 && chain.fragmentOffset <= 0xfff8, "ipv6 chain: fragment offset");
+  }
+  const at = chain.upperOffset;
+  const payload = b.subarray(at, end);
+  for (const verify of [true, false]) {
+    if (tcp.wrap(b, at, end).checkIpv6(b, verify) === null) {
+      require(tcp.headerLength >= 20 && at + tcp.headerLength <= end, "tcp6: header outside the segment");
+      parseTcpOptions(b, tcp.optionsOffset, tcp.payloadOffset, tcpOptions);
+    }
+    if (udp.wrap(payload).checkIpv6(b, verify) === null) {
+      require(udp.length >= 8 && udp.length <= payload.length, "udp6: length outside the bytes");
+    }
+    if (icmp6.wrap(payload).check(b, verify) === null) {
+      require(payload.length >= 4, "icmp6: accepted a short message");
+      void icmp6.type, icmp6.code, icmp6.isError, icmp6.parameter;
+      const optionsAt = ndpOptionsOffset(icmp6.type);
+      if (optionsAt > 0 && optionsAt <= payload.length) {
+        if (ndpOptions.parse(payload, optionsAt, payload.length) === null) {
+          require(ndpOptions.prefixes.every((p) => p.prefix.length === 16), "ndp: prefix length");
+          require(ndpOptions.mtu >= -1 && ndpOptions.mtu <= 0xffffffff, "ndp: MTU out of range");
+        }
+      }
+    }
+  }
+  return 8;
+}
 
 /** Runs the IPv4 parser and those of its payload on `b` (an IPv4 packet, maybe); returns parsers run. */
 function ipv4AndAbove(b: Uint8Array): number {
@@ -96,16 +146,16 @@ function dhcpMessage(b: Uint8Array): void {
 }
 
 /**
- * Runs every wire parser over `b` as an IPv4 packet, an Ethernet frame, an ARP packet, a DHCP message, a
+ * Runs every wire parser over `b` as an IPv4 packet, an IPv6 packet, an Ethernet frame, an ARP packet, a DHCP message, a
  * virtio_net header, and (a copy) through checksum completion. Returns how many parser runs were made;
  * throws a {@link ParserViolation} (or whatever a parser threw) on a broken contract.
  */
 export function runParsers(b: Uint8Array): number {
-  let runs = ipv4AndAbove(b);
+  let runs = ipv4AndAbove(b) + ipv6AndAbove(b);
   if (ethernet.wrap(b).check() === null) {
     require(b.length >= 14 && ethernet.payload().length === b.length - 14, "ethernet: payload");
     void ethernet.dst, ethernet.src, ethernet.etherType;
-    runs += ipv4AndAbove(b.subarray(14));
+    runs += ipv4AndAbove(b.subarray(14)) + ipv6AndAbove(b.subarray(14));
     if (arp.wrap(b.subarray(14)).check() === null) void arp.senderMac, arp.senderIp, arp.targetIp;
     runs += 2;
   }

@@ -3,7 +3,8 @@
  * transaction ids) so that it can send valid packets deep into the core's state (handshakes completed,
  * data in and out of order, SACK blocks over real data, FIN, exact and inexact RSTs, DHCP offers with the
  * right transaction id), and makes the rest up: SYNs from many sources, UDP, ICMP, fragments, broadcasts,
- * other hosts' packets, garbage. The fuzz run then mutates most of what it makes.
+ * other hosts' packets, garbage; TCP flows run over IPv4 and IPv6 alike, and the rest of IPv6 (NDP, MLD,
+ * ICMPv6, fragments, extension header chains) comes from peer6.ts. The fuzz run then mutates most of it.
  *
  * @module
  */
@@ -29,11 +30,14 @@ import {
   icmpPacket,
   ipv4Frame,
   ipv4Packet,
+  type TcpFields,
   tcpPacket,
   udpPacket,
 } from "./build.ts";
 import { type Dice, hostileTcpOptions, type Shape } from "./mutate.ts";
-import { PEER_ADDRESS, type Setup, STACK_ADDRESS, STACK_MAC } from "./core.ts";
+import { PEER_ADDRESS, type Setup, STACK_ADDRESS, STACK_ADDRESS6, STACK_MAC } from "./core.ts";
+import { ipv6Frame, ipv6Packet, multicastMac, optionsHeader, tcpBytes, upperLayer } from "./build6.ts";
+import { Ipv6Inputs, SOURCES6 } from "./peer6.ts";
 
 /** One input for the core: the bytes and what they hold (for structure-aware mutation). */
 export interface Input {
@@ -48,6 +52,8 @@ export interface Input {
 /** The peer's view of one TCP connection. */
 interface Flow {
   peer: number;
+  /** The peer's IPv6 address for a flow over IPv6, else null. */
+  peer6: Uint8Array | null;
   peerPort: number;
   stackPort: number;
   /** Next sequence number the peer sends. */
@@ -91,6 +97,7 @@ export class Peer {
   readonly #arpAsked: number[] = [];
   /** Fragments of datagrams in progress, to be sent next. */
   readonly #pieces: Uint8Array[] = [];
+  readonly #ipv6: Ipv6Inputs;
   #dhcpXid = -1;
   #dhcpType = 0;
   #ipId = 1;
@@ -99,6 +106,7 @@ export class Peer {
   constructor(setup: Setup, dice: Dice) {
     this.#setup = setup;
     this.#dice = dice;
+    this.#ipv6 = new Ipv6Inputs(dice, setup !== "ip");
   }
 
   /** Learns from one packet (IP) or frame (Ethernet) the core sent. */
@@ -106,6 +114,7 @@ export class Peer {
     let packet = bytes;
     if (this.#setup !== "ip") {
       const frame = this.#frame.wrap(bytes);
+      if (frame.etherType === EtherType.IPV6) return this.#observe6(bytes.subarray(14));
       if (frame.etherType === EtherType.ARP) {
         const arp = this.#arp.wrap(bytes.subarray(14));
         if (arp.check() === null && arp.operation === ArpOperation.REQUEST && this.#arpAsked.length < 32) {
@@ -114,7 +123,7 @@ export class Peer {
         return;
       }
       packet = bytes.subarray(14);
-    }
+    } else if (bytes.length > 0 && bytes[0] >> 4 === 6) return this.#observe6(bytes);
     const ip = this.#ipView.wrap(packet);
     if (ip.check() !== null || ip.isFragment) return;
     if (ip.protocol === IpProtocol.UDP && this.#setup === "dhcp") {
@@ -126,13 +135,24 @@ export class Peer {
       return;
     }
     if (ip.protocol !== IpProtocol.TCP) return;
-    const seg = this.#segment.wrap(packet, ip.headerLength, ip.totalLength);
-    const key = `${ip.dst}:${seg.dstPort}:${seg.srcPort}`;
+    this.#observeTcp(this.#segment.wrap(packet, ip.headerLength, ip.totalLength), ip.dst, null);
+  }
+
+  /** Learns from an IPv6 packet the stack sent: TCP as over IPv4, the rest in the IPv6 generators. */
+  #observe6(packet: Uint8Array): void {
+    this.#ipv6.observe(packet);
+    const upper = upperLayer(packet);
+    if (upper === null || upper[0] !== IpProtocol.TCP) return;
+    this.#observeTcp(this.#segment.wrap(packet, upper[1], upper[2]), 0, packet.slice(24, 40));
+  }
+
+  #observeTcp(seg: TcpSegment, peer: number, peer6: Uint8Array | null): void {
+    const key = flowKey(peer, peer6, seg.dstPort, seg.srcPort);
     let flow = this.#flows.get(key);
     const flags = seg.flags;
     if (flow === undefined) {
       if ((flags & (TcpFlags.SYN | TcpFlags.ACK)) !== TcpFlags.SYN) return;
-      flow = this.#addFlow(ip.dst, seg.dstPort, seg.srcPort, this.#dice.u32());
+      flow = this.#addFlow(peer, seg.dstPort, seg.srcPort, this.#dice.u32(), peer6);
       flow.owesSynAck = true;
     }
     if (flags & TcpFlags.RST) {
@@ -151,11 +171,12 @@ export class Peer {
     if (((end - flow.stackNxt) | 0) > 0) flow.stackNxt = end;
   }
 
-  #addFlow(peer: number, peerPort: number, stackPort: number, iss: number): Flow {
-    const key = `${peer}:${peerPort}:${stackPort}`;
+  #addFlow(peer: number, peerPort: number, stackPort: number, iss: number, peer6: Uint8Array | null): Flow {
+    const key = flowKey(peer, peer6, peerPort, stackPort);
     if (this.#order.length >= 128) this.#flows.delete(this.#order.shift()!);
     const flow: Flow = {
       peer,
+      peer6,
       peerPort,
       stackPort,
       peerNxt: iss,
@@ -188,8 +209,20 @@ export class Peer {
       }
       if (this.#setup === "dhcp" && r < 40) return this.#dhcpReply(now);
       const inner = this.#ipInput(now);
+      const src = d.chance(0.97) ? macOf(PEER_ADDRESS) : d.pick([STACK_MAC, 0x01005e000001, 0x333300000001]);
+      if (inner.shape === "ipv6") {
+        // Multicast to the group's MAC (RFC 2464 §7), sometimes to ours or another's.
+        const group = inner.bytes.length >= 40 && inner.bytes[24] === 0xff;
+        const dst = d.chance(0.9) ? (group ? multicastMac(inner.bytes) : STACK_MAC) : d.pick([
+          BROADCAST_MAC,
+          0x333300000001,
+          0x3333ff000002,
+          STACK_MAC,
+          0x020000000099,
+        ]);
+        return { bytes: ipv6Frame(dst, src, inner.bytes), shape: "ethernet-ipv6", kind: inner.kind };
+      }
       const dst = d.chance(0.9) ? STACK_MAC : d.pick([BROADCAST_MAC, 0x01005e000001, 0x020000000099]);
-      const src = d.chance(0.97) ? macOf(PEER_ADDRESS) : d.pick([STACK_MAC, 0x01005e000001]);
       return { bytes: ipv4Frame(dst, src, inner.bytes), shape: "ethernet-ipv4", kind: inner.kind };
     }
     return this.#ipInput(now);
@@ -198,9 +231,17 @@ export class Peer {
   #ipInput(now: number): Input {
     const d = this.#dice;
     const r = d.int(100);
-    const ip = (bytes: Uint8Array, kind: string): Input => ({ bytes, shape: "ipv4", kind });
+    const ip = (bytes: Uint8Array, kind: string): Input => ({
+      bytes,
+      shape: bytes.length > 0 && bytes[0] >> 4 === 6 ? "ipv6" : "ipv4",
+      kind,
+    });
     if (r < 45 && this.#order.length > 0) return ip(this.#onFlow(now), "tcp-flow");
-    if (r < 60) return ip(this.#syn(now), "tcp-syn");
+    if (r < 55) return ip(this.#syn(now), "tcp-syn");
+    if (r < 60 || d.chance(0.3)) {
+      const p = this.#ipv6.next();
+      return ip(p.bytes, p.kind);
+    }
     if (r < 65) {
       // A stray segment: an ACK or RST or FIN to nothing (scans, floods, backscatter).
       const flags = d.pick([
@@ -255,12 +296,13 @@ export class Peer {
   /** A SYN from a (mostly new) source, with a valid option list most of the time. */
   #syn(now: number): Uint8Array {
     const d = this.#dice;
-    const peer = d.pick(SOURCES);
+    const peer6 = d.chance(0.35) ? d.pick(SOURCES6) : null;
+    const peer = peer6 === null ? d.pick(SOURCES) : 0;
     const peerPort = 1024 + d.int(256);
     const stackPort = d.pick(PORTS);
-    const flow = this.#addFlow(peer, peerPort, stackPort, d.u32());
+    const flow = this.#addFlow(peer, peerPort, stackPort, d.u32(), peer6);
     const options = d.chance(0.8) ? this.#synOptions(flow, now) : hostileTcpOptions(d, 4 * (1 + d.int(10)));
-    const bytes = tcpPacket(peer, STACK_ADDRESS, {
+    const bytes = this.#tcp(flow, {
       srcPort: peerPort,
       dstPort: stackPort,
       seq: flow.peerNxt,
@@ -272,6 +314,23 @@ export class Peer {
     });
     flow.peerNxt = (flow.peerNxt + 1) >>> 0;
     return bytes;
+  }
+
+  /** A segment of `flow` from its peer to the stack, over the flow's family. */
+  #tcp(flow: Flow, fields: TcpFields): Uint8Array {
+    if (flow.peer6 === null) return tcpPacket(flow.peer, STACK_ADDRESS, fields);
+    const d = this.#dice;
+    return ipv6Packet({
+      src: flow.peer6,
+      dst: STACK_ADDRESS6,
+      protocol: IpProtocol.TCP,
+      payload: tcpBytes(fields),
+      // Sometimes behind extension headers the stack accepts (RFC 8200 §4.1 order).
+      headers: d.chance(0.1)
+        ? [optionsHeader(d.pick([0, 60]), d.chance(0.5) ? [1, 0] : [0x1e, 2, 0, 0])]
+        : [],
+      hopLimit: d.chance(0.95) ? 64 : d.pick([0, 1, 255]),
+    });
   }
 
   #synOptions(flow: Flow, now: number): Uint8Array {
@@ -299,7 +358,7 @@ export class Peer {
     };
     if (flow.owesSynAck) {
       flow.owesSynAck = false;
-      const bytes = tcpPacket(flow.peer, STACK_ADDRESS, {
+      const bytes = this.#tcp(flow, {
         ...base,
         flags: TcpFlags.SYN | TcpFlags.ACK,
         options: this.#synOptions(flow, now),
@@ -314,7 +373,7 @@ export class Peer {
     if (r < 40) { // data, sometimes ahead of or behind the expected sequence number
       const data = d.bytes(d.chance(0.8) ? 1 + d.int(1400) : 1 + d.int(100));
       const shift = d.chance(0.75) ? 0 : d.pick([1, 100, 3000, 70000, -1, -2000]);
-      const bytes = tcpPacket(flow.peer, STACK_ADDRESS, {
+      const bytes = this.#tcp(flow, {
         ...base,
         seq: (flow.peerNxt + shift) >>> 0,
         flags: TcpFlags.ACK | TcpFlags.PSH,
@@ -336,10 +395,10 @@ export class Peer {
         }
       }
       const ack = d.chance(0.7) ? flow.stackNxt : (flow.stackNxt - d.int(20000)) >>> 0;
-      return tcpPacket(flow.peer, STACK_ADDRESS, { ...base, ack, options: new Uint8Array(options) });
+      return this.#tcp(flow, { ...base, ack, options: new Uint8Array(options) });
     }
     if (r < 80) { // FIN
-      const bytes = tcpPacket(flow.peer, STACK_ADDRESS, {
+      const bytes = this.#tcp(flow, {
         ...base,
         flags: TcpFlags.FIN | TcpFlags.ACK,
         options: new Uint8Array(tsOption),
@@ -349,21 +408,21 @@ export class Peer {
     }
     if (r < 88) { // RST: exact, or in the window but not exact (RFC 5961 challenge)
       const seq = d.chance(0.5) ? flow.peerNxt : (flow.peerNxt + 1 + d.int(1000)) >>> 0;
-      return tcpPacket(flow.peer, STACK_ADDRESS, {
+      return this.#tcp(flow, {
         ...base,
         seq,
         flags: TcpFlags.RST | (d.chance(0.5) ? TcpFlags.ACK : 0),
       });
     }
     if (r < 94) { // SYN on a synchronized connection (RFC 5961 §4)
-      return tcpPacket(flow.peer, STACK_ADDRESS, {
+      return this.#tcp(flow, {
         ...base,
         flags: TcpFlags.SYN,
         options: this.#synOptions(flow, now),
       });
     }
     // Urgent data, or every flag at once.
-    return tcpPacket(flow.peer, STACK_ADDRESS, {
+    return this.#tcp(flow, {
       ...base,
       flags: d.chance(0.5) ? TcpFlags.URG | TcpFlags.ACK : 0xff,
       urgent: d.int(0x10000),
@@ -471,6 +530,10 @@ export class Peer {
       kind: "dhcp",
     };
   }
+}
+
+function flowKey(peer: number, peer6: Uint8Array | null, peerPort: number, stackPort: number): string {
+  return `${peer6 === null ? peer : peer6.join(".")}:${peerPort}:${stackPort}`;
 }
 
 function u16(v: number): number[] {

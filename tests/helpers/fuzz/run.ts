@@ -48,6 +48,8 @@ export interface SessionSummary {
   parserRuns: number;
   /** The core's drop counters at the end, `layer reason` → count. */
   drops: Record<string, number>;
+  /** How deep inputs got: packets received by each layer, answers, connections. */
+  reached: Record<string, number>;
 }
 
 /** A failing case, with what replays it. */
@@ -93,7 +95,16 @@ export function runSession(seed: number, setup: Setup, cases: number): SessionSu
     sent++;
     peer.observe(bytes);
   });
-  const summary: SessionSummary = { seed, setup, cases: 0, mutated: 0, sent: 0, parserRuns: 0, drops: {} };
+  const summary: SessionSummary = {
+    seed,
+    setup,
+    cases: 0,
+    mutated: 0,
+    sent: 0,
+    parserRuns: 0,
+    drops: {},
+    reached: {},
+  };
   let input: Input = { bytes: new Uint8Array(0), shape: "raw", kind: "none" };
   let bytes = input.bytes;
   for (let i = 0; i < cases; i++) {
@@ -129,7 +140,22 @@ export function runSession(seed: number, setup: Setup, cases: number): SessionSu
     }
   }
   summary.sent = sent;
-  summary.drops = Object.fromEntries(dropsByReason(core.stats()));
+  const c = core.stats();
+  summary.drops = Object.fromEntries(dropsByReason(c));
+  summary.reached = {
+    "ipv4 rx": c.ipv4.rx,
+    "ipv6 rx": c.ipv6.rx,
+    "ipv4 reassembled": c.ipv4.reassembled,
+    "ipv6 reassembled": c.ipv6.reassembled,
+    "icmp rx": c.icmp.rx,
+    "icmp6 rx": c.icmp6.rx,
+    "icmp6 echo replies": c.icmp6.echoReplies,
+    "ndp rx": c.ndp?.rx ?? 0,
+    "udp rx": c.udp.rx,
+    "tcp passive opens": c.tcp.passiveOpens,
+    "tcp to connections": c.tcp.toConnections,
+    "tcp ipv6 connections": core.ipv6Connections,
+  };
   return summary;
 }
 

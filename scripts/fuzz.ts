@@ -6,6 +6,7 @@
  *   deno task fuzz                         # 60 s from a random seed
  *   deno task fuzz --seed 7 --time 600     # ten minutes from seed 7
  *   deno task fuzz --seed 123 --sessions 1 --cases 57 --setup ip   # replay a reported failure
+ *   deno task fuzz --trace --seed 7 --frames 50000   # the tracer's BPF parser on the corpus (root)
  *
  * @module
  */
@@ -13,6 +14,7 @@
 import { parseArgs } from "node:util";
 import { runFuzz } from "../tests/helpers/fuzz/run.ts";
 import type { Setup } from "../tests/helpers/fuzz/core.ts";
+import { traceCorpus, traceFuzzRounds } from "../tests/helpers/fuzz/trace_corpus.ts";
 
 const USAGE =
   `usage: deno task fuzz [--seed N] [--time SECONDS] [--sessions N] [--cases N] [--setup ip|ethernet|dhcp]
@@ -20,7 +22,10 @@ const USAGE =
   --time      wall-clock budget in seconds (default 60)
   --sessions  most sessions, one fresh core each (default: unbounded within --time)
   --cases     cases per session (default 2000)
-  --setup     only this setup (default: ip, ethernet, dhcp in turn)`;
+  --setup     only this setup (default: ip, ethernet, dhcp in turn)
+  --trace     instead: send a seeded corpus of --frames frames through netstack trace on a veth in
+              namespaces (tcx and XDP; needs root), assert every frame seen and the filter exact
+  --frames    frames of the --trace corpus (default 20000)`;
 
 function fail(message: string): never {
   console.error(`fuzz: ${message}\nhint: deno task fuzz --help`);
@@ -35,6 +40,8 @@ const { values } = parseArgs({
     sessions: { type: "string" },
     cases: { type: "string", default: "2000" },
     setup: { type: "string" },
+    trace: { type: "boolean" },
+    frames: { type: "string", default: "20000" },
     help: { type: "boolean", short: "h" },
   },
   strict: true,
@@ -53,6 +60,25 @@ const seed = number("seed", values.seed, crypto.getRandomValues(new Uint32Array(
 const setups: Setup[] = values.setup === undefined ? ["ip", "ethernet", "dhcp"] : [values.setup as Setup];
 if (!setups.every((s) => s === "ip" || s === "ethernet" || s === "dhcp")) {
   fail(`unknown setup '${values.setup}'`);
+}
+if (values.trace) {
+  const count = number("frames", values.frames, 20000);
+  console.log(
+    `fuzz --trace: seed ${seed}, ${count} frames (replay with --trace --seed ${seed} --frames ${count})`,
+  );
+  const started = performance.now();
+  try {
+    const rounds = await traceFuzzRounds(traceCorpus(seed, count), ["tcx", "xdp"]);
+    for (const r of rounds) console.log(`fuzz --trace: ${JSON.stringify(r)}`);
+  } catch (error) {
+    console.error(`fuzz --trace: FAILED at seed ${seed}: ${error instanceof Error ? error.message : error}`);
+    Deno.exit(1);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  console.log(
+    `fuzz --trace: no failure, ${seconds.toFixed(1)} s (${Math.round(2 * count / seconds)} frames/s)`,
+  );
+  Deno.exit(0);
 }
 const timeMs = number("time", values.time, 60) * 1000;
 console.log(`fuzz: seed ${seed}, setups ${setups.join(",")}, up to ${timeMs / 1000} s`);

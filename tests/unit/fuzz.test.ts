@@ -8,7 +8,8 @@
 
 import assert from "node:assert/strict";
 import { runFuzz, runSession } from "../helpers/fuzz/run.ts";
-import { FuzzCore } from "../helpers/fuzz/core.ts";
+import { FuzzCore, PEER_ADDRESS6, STACK_ADDRESS6 } from "../helpers/fuzz/core.ts";
+import { icmpv6Bytes, ipv6Packet } from "../helpers/fuzz/build6.ts";
 import { unaccounted } from "../helpers/fuzz/accounting.ts";
 import { Ipv4Interface } from "../../lib/iface/ipv4_interface.ts";
 import { udpPacket } from "../helpers/fuzz/build.ts";
@@ -80,6 +81,19 @@ Deno.test("fuzz: the accounting notices a packet lost, or counted twice", () => 
   const twice = core.stats();
   twice.udp.drops["port-closed"]++;
   assert.equal(unaccounted(twice).length, 1);
+  // Over IPv6 likewise: an echo request answered, then one counted twice.
+  const request = ipv6Packet({
+    src: PEER_ADDRESS6,
+    dst: STACK_ADDRESS6,
+    protocol: 58,
+    payload: icmpv6Bytes(128, 0, 1, new Uint8Array(8)),
+  });
+  core.ingress(request, 3, false);
+  assert.equal(core.stats().icmp6.echoReplies, 1);
+  assert.deepEqual(unaccounted(core.stats()), []);
+  const twice6 = core.stats();
+  twice6.ipv6.drops["not-ours"] = (twice6.ipv6.drops["not-ours"] ?? 0) + 1;
+  assert.equal(unaccounted(twice6).length, 1);
   const caught = core.stats();
   caught.tcp.drops["internal-error"] = 1;
   assert.match(unaccounted(caught).join(), /caught exception/);

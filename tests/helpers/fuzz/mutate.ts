@@ -198,6 +198,36 @@ const IPV6_FIELDS: readonly Field[] = [[0, 1], [1, 1], [2, 2], [4, 2], [6, 1], [
 function mutateIpv6(b: Uint8Array, ip: number, dice: Dice): Uint8Array {
   if (b.length < ip + 40) return mutateOnce(b, "raw", dice);
   const upper = upperLayer(b.subarray(ip));
+  const r = dice.int(10);
+  if (r >= 7 && upper !== null) {
+    const [protocol, offset, end] = upper;
+    const at = ip + offset;
+    if (r === 7 || protocol !== IpProtocol.TCP || at + 20 > ip + end) { // a transport header field
+      const fields = protocol === IpProtocol.TCP
+        ? TCP_FIELDS
+        : protocol === IpProtocol.UDP
+        ? UDP_FIELDS
+        : protocol === 58
+        ? ICMP_FIELDS
+        : null;
+      if (fields === null) return mutateOnce(b, "raw", dice);
+      const [field, size] = dice.pick(fields);
+      writeField(b, at + field, size, extreme(dice, size, readField(b, at + field, size)));
+      return b;
+    }
+    // TCP over IPv6: the option list rewritten with malformed options, the payload length following.
+    const dataOffset = (b[at + 12] >> 4) * 4;
+    const room = dataOffset > 20 && dice.chance(0.6) ? dataOffset - 20 : 4 * (1 + dice.int(10));
+    const options = hostileTcpOptions(dice, room);
+    const data = b.subarray(Math.min(b.length, at + Math.max(20, dataOffset)));
+    const out = new Uint8Array(at + 20 + room + data.length);
+    out.set(b.subarray(0, at + 20));
+    out.set(options, at + 20);
+    out.set(data, at + 20 + room);
+    out[at + 12] = (((20 + room) >> 2) << 4) | (out[at + 12] & 0x0f);
+    writeField(out, ip + 4, 2, out.length - ip - 40);
+    return out;
+  }
   switch (dice.int(7)) {
     case 0: { // an extreme value in a fixed header field
       const [offset, size] = dice.pick(IPV6_FIELDS);

@@ -120,6 +120,13 @@ const total = (key: "drops" | "reached") => {
   }
   return [...sums].sort((a, b) => b[1] - a[1]);
 };
+const slowest = result.sessions.reduce((a, b) => b.slowest.ms > a.slowest.ms ? b : a, result.sessions[0]);
+if (slowest !== undefined) {
+  console.log(
+    `fuzz: slowest case ${slowest.slowest.ms.toFixed(1)} ms (seed ${slowest.seed}, ${slowest.setup}, ` +
+      `case ${slowest.slowest.caseIndex})`,
+  );
+}
 console.log("fuzz: reached (all sessions):");
 for (const [name, n] of total("reached")) console.log(`  ${name.padEnd(28)} ${n}`);
 console.log("fuzz: drops by reason (all sessions):");

@@ -50,6 +50,8 @@ export interface SessionSummary {
   drops: Record<string, number>;
   /** How deep inputs got: packets received by each layer, answers, connections. */
   reached: Record<string, number>;
+  /** The slowest case (parsers and core), ms, and its index: a hang shows here first. */
+  slowest: { ms: number; caseIndex: number };
 }
 
 /** A failing case, with what replays it. */
@@ -104,10 +106,12 @@ export function runSession(seed: number, setup: Setup, cases: number): SessionSu
     parserRuns: 0,
     drops: {},
     reached: {},
+    slowest: { ms: 0, caseIndex: -1 },
   };
   let input: Input = { bytes: new Uint8Array(0), shape: "raw", kind: "none" };
   let bytes = input.bytes;
   for (let i = 0; i < cases; i++) {
+    const started = performance.now();
     try {
       // Time moves mostly in small steps, sometimes far enough for every timer to fire.
       const r = dice.int(100);
@@ -125,6 +129,8 @@ export function runSession(seed: number, setup: Setup, cases: number): SessionSu
       const problems = unaccounted(core.stats());
       if (problems.length > 0) throw new Error(`unaccounted input: ${problems.join("; ")}`);
       summary.cases++;
+      const ms = performance.now() - started;
+      if (ms > summary.slowest.ms) summary.slowest = { ms, caseIndex: i };
     } catch (error) {
       return {
         seed,

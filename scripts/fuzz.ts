@@ -13,16 +13,16 @@
 
 import { parseArgs } from "node:util";
 import { runFuzz } from "../tests/helpers/fuzz/run.ts";
-import type { Setup } from "../tests/helpers/fuzz/core.ts";
+import { type Setup, SETUPS } from "../tests/helpers/fuzz/core.ts";
 import { traceCorpus, traceFuzzRounds } from "../tests/helpers/fuzz/trace_corpus.ts";
 
 const USAGE =
-  `usage: deno task fuzz [--seed N] [--time SECONDS] [--sessions N] [--cases N] [--setup ip|ethernet|dhcp]
+  `usage: deno task fuzz [--seed N] [--time SECONDS] [--sessions N] [--cases N] [--setup ip|ethernet|dhcp|services]
   --seed      first session's seed (default: random; printed)
   --time      wall-clock budget in seconds (default 60)
   --sessions  most sessions, one fresh core each (default: unbounded within --time)
   --cases     cases per session (default 2000)
-  --setup     only this setup (default: ip, ethernet, dhcp in turn)
+  --setup     only this setup (default: ip, ethernet, dhcp, services in turn)
   --trace     instead: send a seeded corpus of --frames frames through netstack trace on a veth in
               namespaces (tcx and XDP; needs root), assert every frame seen and the filter exact
   --frames    frames of the --trace corpus (default 20000)`;
@@ -57,8 +57,8 @@ const number = (name: string, text: string | undefined, fallback: number): numbe
   return n;
 };
 const seed = number("seed", values.seed, crypto.getRandomValues(new Uint32Array(1))[0]) >>> 0;
-const setups: Setup[] = values.setup === undefined ? ["ip", "ethernet", "dhcp"] : [values.setup as Setup];
-if (!setups.every((s) => s === "ip" || s === "ethernet" || s === "dhcp")) {
+const setups: Setup[] = values.setup === undefined ? [...SETUPS] : [values.setup as Setup];
+if (!setups.every((s) => SETUPS.includes(s))) {
   fail(`unknown setup '${values.setup}'`);
 }
 if (values.trace) {
@@ -84,7 +84,7 @@ const timeMs = number("time", values.time, 60) * 1000;
 console.log(`fuzz: seed ${seed}, setups ${setups.join(",")}, up to ${timeMs / 1000} s`);
 const started = performance.now();
 let lastReport = started;
-const result = runFuzz({
+const result = await runFuzz({
   seed,
   cases: number("cases", values.cases, 2000),
   sessions: number("sessions", values.sessions, Number.MAX_SAFE_INTEGER),

@@ -8,19 +8,19 @@
 
 import assert from "node:assert/strict";
 import { runFuzz, runSession } from "../helpers/fuzz/run.ts";
-import { FuzzCore, PEER_ADDRESS6, STACK_ADDRESS6 } from "../helpers/fuzz/core.ts";
+import { FuzzCore, isEthernet, PEER_ADDRESS6, STACK_ADDRESS6 } from "../helpers/fuzz/core.ts";
 import { icmpv6Bytes, ipv6Packet } from "../helpers/fuzz/build6.ts";
 import { unaccounted } from "../helpers/fuzz/accounting.ts";
 import { Ipv4Interface } from "../../lib/iface/ipv4_interface.ts";
 import { udpPacket } from "../helpers/fuzz/build.ts";
 
-Deno.test("fuzz: a bounded run over the IP, Ethernet and DHCP setups finds nothing", () => {
-  const result = runFuzz({
+Deno.test("fuzz: a bounded run over the IP, Ethernet, DHCP and services setups finds nothing", async () => {
+  const result = await runFuzz({
     seed: 20261130,
     cases: 1200,
     sessions: 5,
     timeMs: 120_000,
-    setups: ["ip", "ethernet", "dhcp"],
+    setups: ["ip", "ethernet", "dhcp", "services"],
   });
   assert.equal(
     result.failure,
@@ -36,22 +36,28 @@ Deno.test("fuzz: a bounded run over the IP, Ethernet and DHCP setups finds nothi
     assert.ok(s.reached["ipv6 rx"] > 100, `${s.setup}: ipv6 rx ${s.reached["ipv6 rx"]}`);
     assert.ok(s.reached["icmp6 echo replies"] > 0, `${s.setup}: an ICMPv6 echo answered`);
     assert.ok(s.reached["tcp ipv6 connections"] > 0, `${s.setup}: a TCP connection over IPv6`);
-    if (s.setup !== "ip") assert.ok(s.reached["ndp rx"] > 0, `${s.setup}: NDP/MLD reached`);
+    if (isEthernet(s.setup)) assert.ok(s.reached["ndp rx"] > 0, `${s.setup}: NDP/MLD reached`);
+    if (s.setup === "services") {
+      assert.ok(
+        s.reached["services accepted"] > 3,
+        `services took connections: ${JSON.stringify(s.reached)}`,
+      );
+    }
     assert.ok(Object.keys(s.drops).length > 10, "drops are counted under many named reasons");
   }
 });
 
-Deno.test("fuzz: a session replays exactly from its seed", () => {
-  const replay = () => {
-    const outcome = runSession(77, "ethernet", 800);
+Deno.test("fuzz: a session replays exactly from its seed (the services' too)", async () => {
+  const replay = async () => {
+    const outcome = await runSession(77, "services", 800);
     assert.ok(!("error" in outcome));
     const { slowest: _slowest, ...rest } = outcome; // a wall-clock time: the one part that may differ
     return rest;
   };
-  assert.deepEqual(replay(), replay());
+  assert.deepEqual(await replay(), await replay());
 });
 
-Deno.test("fuzz: an exception in the core fails the case, and the replay line reproduces it", () => {
+Deno.test("fuzz: an exception in the core fails the case, and the replay line reproduces it", async () => {
   const original = Ipv4Interface.prototype.ingress;
   let calls = 0;
   Ipv4Interface.prototype.ingress = function (...args: Parameters<typeof original>) {
@@ -59,7 +65,7 @@ Deno.test("fuzz: an exception in the core fails the case, and the replay line re
     return original.apply(this, args);
   };
   try {
-    const failure = runSession(5, "ip", 1000);
+    const failure = await runSession(5, "ip", 1000);
     assert.ok("error" in failure);
     assert.match(failure.error, /planted/);
     assert.equal(
@@ -67,7 +73,7 @@ Deno.test("fuzz: an exception in the core fails the case, and the replay line re
       `deno task fuzz --seed 5 --sessions 1 --cases ${failure.caseIndex + 1} --setup ip`,
     );
     calls = 0;
-    const again = runSession(5, "ip", failure.caseIndex + 1);
+    const again = await runSession(5, "ip", failure.caseIndex + 1);
     assert.ok(
       "error" in again && again.caseIndex === failure.caseIndex && again.inputHex === failure.inputHex,
     );

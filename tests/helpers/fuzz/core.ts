@@ -11,6 +11,8 @@
  */
 
 import { StackCore } from "../../../lib/stack/core.ts";
+import { TcpConnListener } from "../../../lib/stack/tcp_conn.ts";
+import { type RunningServices, type ServiceHost, startServices } from "../../../lib/services/mod.ts";
 import type { TcpConnection } from "../../../lib/tcp/connection.ts";
 import { IpProtocol, Ipv4Packet } from "../../../lib/wire/ipv4.ts";
 import { Ipv6Packet, NextHeader } from "../../../lib/wire/ipv6.ts";
@@ -23,8 +25,20 @@ import { EthernetFrame, EtherType } from "../../../lib/wire/ethernet.ts";
 import { RxFlags, type TxOffload } from "../../../lib/wire/offload.ts";
 import type { Counters } from "./accounting.ts";
 
-/** Which core to build: a TUN-like IP medium, a TAP-like Ethernet one, or Ethernet with DHCP. */
-export type Setup = "ip" | "ethernet" | "dhcp";
+/**
+ * Which core to build: a TUN-like IP medium, a TAP-like Ethernet one, Ethernet with DHCP, or the IP
+ * medium with the stack's own services (echo, discard, chargen from lib/services, driven by draining
+ * the microtask queue after each input: see {@link FuzzCore.settle}) instead of the small applications.
+ */
+export type Setup = "ip" | "ethernet" | "dhcp" | "services";
+
+/** Every setup. */
+export const SETUPS: readonly Setup[] = ["ip", "ethernet", "dhcp", "services"];
+
+/** Whether the setup's medium is Ethernet (frames) rather than IP packets. */
+export function isEthernet(setup: Setup): boolean {
+  return setup === "ethernet" || setup === "dhcp";
+}
 
 /** The stack's address in every setup (the DHCP setup is offered it). */
 export const STACK_ADDRESS = 0x0a000002;
@@ -54,6 +68,8 @@ export class FuzzCore {
   readonly setup: Setup;
   /** The stack's core, as the stack runs it. */
   readonly core: StackCore;
+  /** The stack's services (the `services` setup only). */
+  readonly services: RunningServices | null = null;
   /** Packets or frames handed to {@link ingress}. */
   deviceIn = 0;
   /** Packets or frames the core sent. */
@@ -71,7 +87,7 @@ export class FuzzCore {
     const secret = new Uint8Array(16).map(() => Math.floor(random() * 256));
     this.core = new StackCore(
       {
-        medium: setup === "ip" ? "ip" : "ethernet",
+        medium: isEthernet(setup) ? "ethernet" : "ip",
         mtu: 1500,
         address: { address: STACK_ADDRESS, prefixLength: 24 },
         address6: { address: STACK_ADDRESS6, prefixLength: 64 },
@@ -83,14 +99,25 @@ export class FuzzCore {
       },
       (bytes: Uint8Array, offload: TxOffload | null) => {
         this.deviceOut++;
-        checkEmitted(bytes, setup !== "ip", offload?.gsoSize ?? 0, 1500);
+        checkEmitted(bytes, isEthernet(setup), offload?.gsoSize ?? 0, 1500);
         onSend(bytes.slice());
       },
       now,
     );
-    // UDP echo as the services serve it: answered from inside the receive path.
-    this.core.answerDatagrams(7, (data) => data);
-    for (const port of [7, 9, 80]) {
+    if (setup === "services") {
+      const core = this.core;
+      const host: ServiceHost = {
+        listen: ({ port }) =>
+          new TcpConnListener(core.tcp.listen(port, 8), "10.0.0.2", (a) => core.tcp.formatAddress(a)),
+        answerDatagrams: (port, answer) => core.answerDatagrams(port, answer),
+        stats: () => core.stats(),
+      };
+      this.services = startServices(host, ["echo", "discard", "chargen"], { maxConnections: 16 });
+    } else {
+      // UDP echo as the services serve it: answered from inside the receive path.
+      this.core.answerDatagrams(7, (data) => data);
+    }
+    for (const port of setup === "services" ? [80] : [7, 9, 80]) {
       const listener = this.core.tcp.listen(port, 8);
       listener.onAcceptable = (l) => {
         for (let c = l.accept(); c !== null; c = l.accept()) this.#adopt(c);
@@ -153,6 +180,16 @@ export class FuzzCore {
     this.#now = Math.max(this.#now, now);
     this.#runApps();
     this.core.poll(this.#now);
+  }
+
+  /**
+   * Lets the services run: they are asynchronous (streams over the connections), so each input is
+   * followed by a bounded number of microtask turns (no timers, no I/O: the order stays deterministic).
+   */
+  async settle(): Promise<void> {
+    if (this.services === null) return;
+    for (let turn = 0; turn < 24; turn++) await Promise.resolve();
+    this.step(this.#now);
   }
 
   /** Opens a connection to the peer (port 5000) over IPv4 or IPv6, as an application would. */

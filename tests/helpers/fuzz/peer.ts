@@ -35,7 +35,7 @@ import {
   udpPacket,
 } from "./build.ts";
 import { type Dice, hostileTcpOptions, type Shape } from "./mutate.ts";
-import { PEER_ADDRESS, type Setup, STACK_ADDRESS, STACK_ADDRESS6, STACK_MAC } from "./core.ts";
+import { isEthernet, PEER_ADDRESS, type Setup, STACK_ADDRESS, STACK_ADDRESS6, STACK_MAC } from "./core.ts";
 import { ipv6Frame, ipv6Packet, multicastMac, optionsHeader, tcpBytes, upperLayer } from "./build6.ts";
 import { Ipv6Inputs, SOURCES6 } from "./peer6.ts";
 
@@ -75,7 +75,7 @@ interface Flow {
 /** Peers' addresses: in the subnet, outside it, and odd ones. */
 const SOURCES = [0x0a000001, 0x0a000003, 0x0a000004, 0x0a0000fe, 0xc0a80505, 0x08080808];
 const ODD_SOURCES = [0, 0xffffffff, 0x0a0000ff, 0xe0000001, STACK_ADDRESS, 0x7f000001];
-const PORTS = [7, 9, 80, 81, 22, 5000];
+const PORTS = [7, 9, 19, 80, 81, 22, 5000];
 
 function macOf(address: number): number {
   return 0x020000000000 + (address & 0xffff);
@@ -106,13 +106,13 @@ export class Peer {
   constructor(setup: Setup, dice: Dice) {
     this.#setup = setup;
     this.#dice = dice;
-    this.#ipv6 = new Ipv6Inputs(dice, setup !== "ip");
+    this.#ipv6 = new Ipv6Inputs(dice, isEthernet(setup));
   }
 
   /** Learns from one packet (IP) or frame (Ethernet) the core sent. */
   observe(bytes: Uint8Array): void {
     let packet = bytes;
-    if (this.#setup !== "ip") {
+    if (isEthernet(this.#setup)) {
       const frame = this.#frame.wrap(bytes);
       if (frame.etherType === EtherType.IPV6) return this.#observe6(bytes.subarray(14));
       if (frame.etherType === EtherType.ARP) {
@@ -195,7 +195,7 @@ export class Peer {
   /** The next input: a valid packet of some kind, in a frame on Ethernet. `now` feeds timestamps. */
   next(now: number): Input {
     const d = this.#dice;
-    if (this.#setup !== "ip") {
+    if (isEthernet(this.#setup)) {
       const r = d.int(100);
       if (r < 8) return { bytes: this.#arpFrame(), shape: "ethernet-arp", kind: "arp" };
       if (r < 10) return { bytes: d.bytes(d.int(80)), shape: "raw", kind: "garbage-frame" };

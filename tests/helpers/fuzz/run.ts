@@ -87,7 +87,11 @@ function hex(bytes: Uint8Array): string {
 }
 
 /** Runs one session; returns its summary, or a failure. */
-export function runSession(seed: number, setup: Setup, cases: number): SessionSummary | FuzzFailure {
+export async function runSession(
+  seed: number,
+  setup: Setup,
+  cases: number,
+): Promise<SessionSummary | FuzzFailure> {
   const prng = new Prng(seed);
   const dice = new Dice(() => prng.next());
   const peer = new Peer(setup, dice);
@@ -126,6 +130,7 @@ export function runSession(seed: number, setup: Setup, cases: number): SessionSu
       }
       summary.parserRuns += runParsers(bytes);
       core.ingress(bytes, now, dice.chance(0.25));
+      if (core.services !== null) await core.settle();
       const problems = unaccounted(core.stats());
       if (problems.length > 0) throw new Error(`unaccounted input: ${problems.join("; ")}`);
       summary.cases++;
@@ -162,17 +167,26 @@ export function runSession(seed: number, setup: Setup, cases: number): SessionSu
     "tcp to connections": c.tcp.toConnections,
     "tcp ipv6 connections": core.ipv6Connections,
   };
+  if (core.services !== null) {
+    // Connections the services took (echo, discard, chargen), and the bytes they sent back.
+    let accepted = 0;
+    for (const service of Object.values(core.services.stats())) {
+      accepted += (service as { connections: { accepted: number } }).connections.accepted;
+    }
+    summary.reached["services accepted"] = accepted;
+    summary.reached["tcp bytes sent"] = core.core.tcp.stats().bytesOut ?? 0;
+  }
   return summary;
 }
 
 /** Runs sessions until the count or the time budget is spent, or a case fails. */
-export function runFuzz(options: FuzzOptions): FuzzResult {
+export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   const started = performance.now();
   const result: FuzzResult = { sessions: [], failure: null, cases: 0 };
   for (let s = 0; s < options.sessions; s++) {
     if (performance.now() - started > options.timeMs) break;
     const setup = options.setups[s % options.setups.length];
-    const outcome = runSession((options.seed + s) >>> 0, setup, options.cases);
+    const outcome = await runSession((options.seed + s) >>> 0, setup, options.cases);
     if ("error" in outcome) {
       result.failure = outcome;
       result.cases += outcome.caseIndex + 1;

@@ -8,6 +8,7 @@
  */
 
 import type { StreamConn } from "./conn.ts";
+import { drain } from "./discard.ts";
 
 /** The chargen port. */
 export const CHARGEN_PORT = 19;
@@ -32,46 +33,52 @@ export function chargenPattern(): Uint8Array {
 
 const PATTERN = chargenPattern();
 
+/** The pattern repeated so that any chunk of up to `chunkSize` bytes from any offset is one subarray. */
+function repeated(chunkSize: number): Uint8Array {
+  const doubled = new Uint8Array(PATTERN.length * (Math.ceil(chunkSize / PATTERN.length) + 1));
+  for (let at = 0; at < doubled.length; at += PATTERN.length) doubled.set(PATTERN, at);
+  return doubled;
+}
+
+/** Shared by every connection with the default chunk size: writes copy out of it, nothing writes in. */
+const DEFAULT_CHUNK = 16384;
+const REPEATED = repeated(DEFAULT_CHUNK);
+
 /**
- * Serves one connection: writes `chunkSize`-byte pieces of the pattern while the writer is ready, until a
- * write fails because the peer closed or reset the connection (or `limitBytes` is reached, for tests).
- * Resolves to the bytes sent.
+ * Serves one connection: writes `chunkSize`-byte pieces of the pattern as the send buffer takes them,
+ * until a write fails because the peer closed or reset the connection (or `limitBytes` is reached, for
+ * tests). Resolves to the bytes sent. Chunks are subarrays of one pattern buffer shared by all
+ * connections (the stack copies what it takes), so a connection holds no buffer of its own.
  */
 export async function serveChargen(
   conn: StreamConn,
   options: { chunkSize?: number; limitBytes?: number } = {},
 ): Promise<number> {
-  const chunkSize = options.chunkSize ?? 16384;
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK;
   const limit = options.limitBytes ?? Infinity;
-  // The pattern repeated enough that any chunk is a plain subarray.
-  const doubled = new Uint8Array(PATTERN.length * (Math.ceil(chunkSize / PATTERN.length) + 1));
-  for (let at = 0; at < doubled.length; at += PATTERN.length) doubled.set(PATTERN, at);
+  const pattern = chunkSize === DEFAULT_CHUNK ? REPEATED : repeated(chunkSize);
   let sent = 0;
   let reset = false;
   // Drain what the peer sends (RFC 864: data received is thrown away). Its FIN is only a half-close; a
   // reset ends the generator (a write would fail next anyway).
-  const stopDrain = new AbortController();
-  const drain = conn.readable.pipeTo(new WritableStream(), { signal: stopDrain.signal }).catch(() => {
+  const drained = drain(conn).catch(() => {
     reset = true;
   });
-  const writer = conn.writable.getWriter();
   try {
     while (!reset && sent < limit) {
-      await writer.ready;
       const offset = sent % PATTERN.length;
-      const size = Math.min(chunkSize, limit - sent);
-      // Each chunk is a fresh copy: the stream may hold it until the stack has sent it.
-      await writer.write(doubled.slice(offset, offset + size));
-      sent += size;
+      const chunk = pattern.subarray(offset, offset + Math.min(chunkSize, limit - sent));
+      const queued = conn.tryWrite(chunk);
+      // The send buffer is full: wait until it took the rest of this chunk.
+      if (queued < chunk.length) await conn.write(chunk.subarray(queued));
+      sent += chunk.length;
     }
-    if (sent >= limit) await writer.close();
+    if (sent >= limit) await conn.closeWrite();
   } catch {
     // The peer reset or closed: done.
   } finally {
-    writer.releaseLock();
-    stopDrain.abort();
-    await drain;
     conn.close();
+    await drained;
   }
   return sent;
 }

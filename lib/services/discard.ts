@@ -1,5 +1,6 @@
 /**
- * The discard service (RFC 863): everything received is thrown away; we close when the peer does.
+ * The discard service (RFC 863): everything received is thrown away; we close when the peer does. A held
+ * connection costs no buffer: it waits holding nothing and drains through a scratch buffer shared by all.
  *
  * @module
  */
@@ -9,16 +10,24 @@ import type { StreamConn } from "./conn.ts";
 /** The discard port. */
 export const DISCARD_PORT = 9;
 
+const NOTHING = new Uint8Array(0);
+/** Shared by every discard connection: its contents are never looked at. */
+const SCRATCH = new Uint8Array(256 * 1024);
+
+/** Drops everything `conn` receives until the peer closes; resolves to the bytes dropped. Throws after a reset. */
+export async function drain(conn: StreamConn): Promise<number> {
+  let total = 0;
+  while ((await conn.read(NOTHING)) !== null) {
+    for (let n = conn.tryRead(SCRATCH); n !== null && n > 0; n = conn.tryRead(SCRATCH)) total += n;
+  }
+  return total;
+}
+
 /** Reads and drops until the peer closes; resolves to the number of bytes discarded. */
 export async function serveDiscard(conn: StreamConn): Promise<number> {
   let total = 0;
   try {
-    const reader = conn.readable.getReader();
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      total += value.length;
-    }
+    total = await drain(conn);
     await conn.closeWrite();
   } catch {
     // Reset by the peer: nothing to answer.

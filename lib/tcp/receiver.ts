@@ -32,6 +32,9 @@ export class SegmentText {
   fin = false;
 }
 
+/** SACK blocks on their way into an option: written and read in one call, so shared by all connections. */
+const SACK_OUT = new Uint32Array(MAX_SACK_BLOCKS * 2);
+
 /** Bits returned by {@link TcpReceiver.receiveText}. */
 export const TextResult = {
   /** New bytes became readable. */
@@ -77,7 +80,6 @@ export class TcpReceiver {
   #pendingPeerFin = false;
   #pendingPeerFinSeq = 0;
   #lastInvalidAck = -Infinity;
-  readonly #sackOut = new Uint32Array(MAX_SACK_BLOCKS * 2);
   readonly #config: TcpConfig;
   readonly #stats: TcpStats;
   readonly #budget: MemoryBudget;
@@ -358,8 +360,8 @@ export class TcpReceiver {
    */
   writeSackBlocks(buf: Uint8Array, o: number, max: number): number {
     if (this.reassembly.rangeCount === 0) return o;
-    const n = this.reassembly.sackBlocks(this.#sackOut, max);
-    return writeSackOption(buf, o, this.#sackOut, n);
+    const n = this.reassembly.sackBlocks(SACK_OUT, max);
+    return writeSackOption(buf, o, SACK_OUT, n);
   }
 
   /** An ACK of RCV.NXT went out: nothing is owed any more. */

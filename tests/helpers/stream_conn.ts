@@ -13,18 +13,60 @@ function end(
   toPeer: TransformStream<Uint8Array, Uint8Array>,
   fromPeer: TransformStream<Uint8Array, Uint8Array>,
 ): StreamConn {
+  // read()/write() take a reader and a writer on first use, as a service using them never touches the
+  // streams; a chunk read but not yet taken waits in `pending`.
+  let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  let writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  let pending: Uint8Array = new Uint8Array(0);
+  let ended = false;
+  const tryRead = (p: Uint8Array): number | null => {
+    if (pending.length > 0) {
+      const n = Math.min(p.length, pending.length);
+      p.set(pending.subarray(0, n));
+      pending = pending.subarray(n);
+      return n;
+    }
+    return ended ? null : 0;
+  };
+  const closeWriting = () => (writer ?? toPeer.writable).close().catch(() => {});
   const conn: StreamConn = {
     localAddr: { transport: "tcp", hostname: "10.0.0.2", port: local },
     remoteAddr: { transport: "tcp", hostname: "10.0.0.1", port: remote },
     readable: fromPeer.readable,
     writable: toPeer.writable,
+    async read(p) {
+      while (true) {
+        const n = tryRead(p);
+        if (n !== 0 || (p.length === 0 && pending.length > 0)) return n;
+        reader ??= fromPeer.readable.getReader();
+        const { value, done } = await reader.read();
+        if (done) ended = true;
+        else pending = value;
+      }
+    },
+    tryRead,
+    async write(p) {
+      writer ??= toPeer.writable.getWriter();
+      await writer.write(p.slice());
+      return p.length;
+    },
+    tryWrite(p) {
+      writer ??= toPeer.writable.getWriter();
+      // Backpressure like a full send buffer: nothing is taken while the stream's queue is full.
+      const room = writer.desiredSize;
+      if (room === null) throw new Deno.errors.ConnectionReset("the peer closed");
+      if (room <= 0) return 0;
+      writer.write(p.slice()).catch(() => {});
+      return p.length;
+    },
     async closeWrite() {
-      await toPeer.writable.close().catch(() => {});
+      await closeWriting();
     },
     close() {
       // Ends our sending side, like a FIN; a reader still attached keeps its lock until it finishes.
-      toPeer.writable.close().catch(() => {});
-      fromPeer.readable.cancel().catch(() => {});
+      closeWriting();
+      ended = true;
+      (reader ?? fromPeer.readable).cancel().catch(() => {});
     },
   };
   return conn;

@@ -22,10 +22,12 @@ import { formatMac, isMulticastMac, type MacAddress, parseMac } from "../wire/et
 import { type ImpairmentSpec, parseImpairment } from "../phy/impair.ts";
 import type { Stack } from "../stack/stack.ts";
 import {
+  DEFAULT_MAX_CONNECTIONS,
   type RunningServices,
   SERVICE_NAMES as AVAILABLE_SERVICES,
   type ServiceName,
   startServices,
+  tcpConnectionBound,
 } from "../services/mod.ts";
 import { type Backend, type OpenedStack, openStack } from "../stack/open.ts";
 import type { DhcpLease } from "../dhcp/mod.ts";
@@ -93,6 +95,9 @@ Options:
   --mtu N                 tun/tap: interface MTU, 68..65535 (default 1500)
   --mem-budget MIB        memory all TCP buffers may hold together, in MiB (default 256); past it
                           buffers stop growing and new connections are refused (counted in /stats)
+  --max-connections N     TCP connections each service holds at once, 1..1000000 (default 256);
+                          the stack holds at most max(65536, 2 x N) in all; past either bound new
+                          connections are refused (counted in /stats)
   --services LIST         comma list, or 'none' (default: ${AVAILABLE_SERVICES.join(",")})
                           echo = TCP+UDP 7, discard = TCP 9, chargen = TCP 19, http = TCP 80
   --connect HOST:PORT     open a TCP connection from the stack and bridge it to stdin/stdout
@@ -147,6 +152,8 @@ export interface StackConfig {
   mtu: number;
   /** TCP buffers' memory budget in bytes. */
   memoryBudget: number;
+  /** Connections each service holds at once (`--max-connections`). */
+  maxConnections: number;
   /** Services to run. */
   services: ServiceName[];
   /** Capture file path. */
@@ -208,6 +215,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     mac: { type: "string" },
     mtu: { type: "string", default: "1500" },
     "mem-budget": { type: "string", default: "256" },
+    "max-connections": { type: "string", default: String(DEFAULT_MAX_CONNECTIONS) },
     services: { type: "string", default: AVAILABLE_SERVICES.join(",") },
     connect: { type: "string" },
     capture: { type: "string" },
@@ -393,6 +401,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     throw usage("--max-flows and --udp-timeout apply to --forward");
   }
   const memoryBudget = parseIntegerFlag("stack", "mem-budget", v["mem-budget"], 1, 1 << 20) * (1 << 20);
+  const maxConnections = parseIntegerFlag("stack", "max-connections", v["max-connections"], 1, 1_000_000);
   const services: ServiceName[] = [];
   if (v.services !== "none") {
     const names = v.services.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
@@ -424,6 +433,7 @@ export function parseStackArgs(args: string[]): StackConfig | null {
     forward,
     mtu,
     memoryBudget,
+    maxConnections,
     services,
     capturePath: v.capture,
     captureFilter: checkCaptureFilter(v["capture-filter"], v.capture, backend),
@@ -536,7 +546,7 @@ export async function runStack(args: string[]): Promise<number> {
       promiscuous: config.promiscuous,
       dhcp: config.dhcp ? { onBound: (lease) => bound(lease) } : false,
       mtu: config.backend === "pcap" || config.backend === "packet" ? undefined : config.mtu,
-      tcp: { memoryBudget: config.memoryBudget },
+      tcp: { memoryBudget: config.memoryBudget, maxConnections: tcpConnectionBound(config.maxConnections) },
       capturePath: config.capturePath,
       captureFilter: config.captureFilter,
       impairment: config.impairment,
@@ -550,7 +560,9 @@ export async function runStack(args: string[]): Promise<number> {
   }
   const { stack } = opened;
   // The application runs the services, on the stack's public API (the stack knows nothing of them).
-  const services: RunningServices = startServices(stack, config.services);
+  const services: RunningServices = startServices(stack, config.services, {
+    maxConnections: config.maxConnections,
+  });
   let signalled: (signal: string) => void = () => {};
   const stop = new Promise<string>((resolve) => (signalled = resolve));
   const onInt = () => signalled("SIGINT");

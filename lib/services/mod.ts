@@ -30,6 +30,14 @@ const log = logger("services");
 /** Concurrent connections per TCP service unless told otherwise. */
 export const DEFAULT_MAX_CONNECTIONS = 256;
 
+/**
+ * The TCP layer's bound for services holding `maxConnections` each: room for two services full at once
+ * (or one full and its closing connections in TIME-WAIT), and never below the layer's default of 65536.
+ */
+export function tcpConnectionBound(maxConnections: number): number {
+  return Math.max(65536, 2 * maxConnections);
+}
+
 /** A listening TCP port, like `Deno.Listener`: iterate to accept, close to stop. */
 export interface ServiceListener extends AsyncIterable<StreamConn> {
   /** Stops listening. */

@@ -84,6 +84,12 @@ export interface TcpConfig {
    */
   memoryBudget: number;
   /**
+   * Connections the layer holds at once, in every state (half-open and TIME-WAIT included). Idle
+   * connections hold no buffer, so the memory budget alone does not bound them: past this bound a SYN is
+   * dropped (counted as `connection-limit`; the peer retries) and `connect` throws. Default 65536.
+   */
+  maxConnections: number;
+  /**
    * Answer SYNs with SYN cookies when a listener's backlog is full (RFC 4987 §3.6), so that a SYN flood
    * does not lock legitimate clients out. Default true.
    */
@@ -140,6 +146,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = {
   resetRateLimit: 1000,
   resetBurst: 200,
   memoryBudget: 256 << 20,
+  maxConnections: 65536,
   synCookies: true,
   halfOpenTimeoutMs: 7000,
   invalidAckIntervalMs: 500,
@@ -159,6 +166,7 @@ export function resolveTcpConfig(options: TcpLayerOptions = {}): TcpConfig {
   if (config.recvBufferSize > (1 << 30)) throw new RangeError("tcp: receive buffer above 1 GiB");
   if (config.rtoMinMs <= 0 || config.rtoMaxMs < config.rtoMinMs) throw new RangeError("tcp: bad RTO bounds");
   if (!(config.memoryBudget > 0)) throw new RangeError("tcp: the memory budget must be positive");
+  if (!(config.maxConnections >= 1)) throw new RangeError("tcp: the connection bound must be ≥ 1");
   if (config.secret !== null && config.secret.length !== 16) {
     throw new RangeError("tcp: secret must be 16 bytes");
   }

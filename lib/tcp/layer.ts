@@ -347,6 +347,10 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       throw new Error("tcp: connection already exists");
     }
     if (!this.memory.admit(ADMISSION_RESERVE)) throw new Error("tcp: the memory budget is exhausted");
+    if (this.#all.size >= this.config.maxConnections) {
+      this.#stats.connectsRefused++;
+      throw new Error(`tcp: the connection bound (${this.config.maxConnections}) is reached`);
+    }
     const c = new TcpConnection(this.#context, localAddress, port, remoteAddress, remotePort, false);
     this.#insert(c);
     c.openActive(now);
@@ -443,6 +447,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       connections: this.countByState(),
       ...stats,
       drops: { ...stats.drops },
+      maxConnections: this.config.maxConnections,
       memory: this.memory.stats(),
     };
   }
@@ -611,6 +616,10 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       stats.drop("memory-pressure"); // no room for another connection's buffers: the peer retries
       return;
     }
+    if (this.#all.size >= this.config.maxConnections) {
+      stats.drop("connection-limit"); // as many connections as allowed: the peer retries
+      return;
+    }
     if (!listener.hasRoom()) {
       // Cookies over IPv4 only so far (their SYN,ACK is written as an IPv4 packet); IPv6 SYNs are dropped.
       if (this.config.synCookies && listener.acceptRoom() && !isIpv6Handle(datagram.src)) {
@@ -705,6 +714,10 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       // A valid cookie, but no room to accept: dropped without a RST (the peer's retransmission of
       // this ACK or of its data finds room later), as Linux does with a full accept queue.
       this.#stats.drop("listen-overflow");
+      return true;
+    }
+    if (this.#all.size >= this.config.maxConnections) {
+      this.#stats.drop("connection-limit"); // likewise: the peer retries
       return true;
     }
     this.#stats.syncookiesValidated++;

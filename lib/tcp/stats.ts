@@ -26,7 +26,8 @@ export type TcpDropReason =
   | "broadcast"
   | "challenge-ack-limit"
   | "internal-error"
-  | "memory-pressure";
+  | "memory-pressure"
+  | "connection-limit";
 
 /** All drop reasons, for iteration. */
 export const TCP_DROP_REASONS: readonly TcpDropReason[] = [
@@ -49,6 +50,7 @@ export const TCP_DROP_REASONS: readonly TcpDropReason[] = [
   "challenge-ack-limit",
   "internal-error",
   "memory-pressure",
+  "connection-limit",
 ];
 
 /** What `TcpLayer.stats()` returns: every counter of {@link TcpStats}, the connections by state, the memory budget. */
@@ -57,6 +59,8 @@ export type TcpLayerStats = Omit<TcpStats, "drop" | "drops"> & {
   connections: Partial<Record<string, number>>;
   /** Dropped segments by reason. */
   drops: Record<TcpDropReason, number>;
+  /** The bound on connections held at once (`maxConnections`); refusals are the `connection-limit` drops. */
+  maxConnections: number;
   /** The buffers' shared memory budget: limit, use, refusals. */
   memory: MemoryBudgetStats;
 };
@@ -99,6 +103,8 @@ export class TcpStats {
   challengeAcks = 0;
   /** Active opens (connect). */
   activeOpens = 0;
+  /** Active opens refused because the layer held `maxConnections` connections already. */
+  connectsRefused = 0;
   /** Passive opens (SYN accepted by a listener). */
   passiveOpens = 0;
   /** Connections that reached ESTABLISHED. */

@@ -23,6 +23,9 @@ Deno.test("cli: defaults follow docs/cli.md", () => {
   assert.equal(config.memoryBudget, 256 << 20);
   assert.equal(parseStackArgs(["--mem-budget", "64"])!.memoryBudget, 64 << 20);
   assert.throws(() => parseStackArgs(["--mem-budget", "0"]), /--mem-budget/);
+  assert.equal(config.maxConnections, 256);
+  assert.equal(parseStackArgs(["--max-connections", "100000"])!.maxConnections, 100_000);
+  assert.throws(() => parseStackArgs(["--max-connections", "0"]), /--max-connections/);
 });
 
 Deno.test("cli: flags are parsed", () => {

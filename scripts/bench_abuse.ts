@@ -44,7 +44,7 @@ if (values.help) {
 const repo = values.repo.endsWith("/") ? values.repo : `${values.repo}/`;
 const cases = positionals.length > 0 ? positionals : ["replay", "synflood", "ackflood", "idle", "stalled"];
 
-async function startStack(ns: Netns): Promise<StackProcess> {
+async function startStack(ns: Netns, args: string[] = []): Promise<StackProcess> {
   const child = new Deno.Command("ip", {
     args: [
       "netns",
@@ -57,6 +57,7 @@ async function startStack(ns: Netns): Promise<StackProcess> {
       `${repo}deno.json`,
       `${repo}main.ts`,
       "stack",
+      ...args,
     ],
     stdin: "null",
     stdout: "null",
@@ -175,7 +176,9 @@ async function held(ns: Netns, stack: StackProcess, kind: "idle" | "stalled") {
 console.log(JSON.stringify({ repo, load: Deno.loadavg() }));
 for (const name of cases) {
   const result = await withNetns(`ns-bench-${name}`, async (ns) => {
-    const stack = await startStack(ns);
+    // The held cases hold every connection: each service's pool raised to their count.
+    const holding = name === "idle" ? values.idle : name === "stalled" ? values.stalled : null;
+    const stack = await startStack(ns, holding === null ? [] : ["--max-connections", holding]);
     try {
       if (name === "replay") return await replay(ns, stack);
       if (name === "synflood") return await floodCase(ns, "syn");

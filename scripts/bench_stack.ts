@@ -545,7 +545,13 @@ const kernel = await withNetns("ns-bench-kref", async (a) => {
 
 let udpLine = "";
 const stackRow = await withNetns("ns-bench-stack", async (ns) => {
-  const stack = await startStack(ns, ["--log-level", "info"]);
+  // The memory rows hold every connection: the echo service's pool raised to the largest count.
+  const stack = await startStack(ns, [
+    "--log-level",
+    "info",
+    "--max-connections",
+    String(Math.max(...CONNECTION_COUNTS)),
+  ]);
   try {
     await addSources(ns, "tun0", "10.0.0");
     console.error("netstack over TUN:");

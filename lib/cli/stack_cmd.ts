@@ -30,6 +30,7 @@ import {
   tcpConnectionBound,
 } from "../services/mod.ts";
 import { type Backend, type OpenedStack, openStack } from "../stack/open.ts";
+import { exposeGc, reclaimProcessMemory, startMemoryReclaimer } from "../stack/reclaim.ts";
 import type { DhcpLease } from "../dhcp/mod.ts";
 import { SystemError } from "../ffi/errno.ts";
 import { PcapMissingError } from "../ffi/pcap_compile.ts";
@@ -563,6 +564,13 @@ export async function runStack(args: string[]): Promise<number> {
   const services: RunningServices = startServices(stack, config.services, {
     maxConnections: config.maxConnections,
   });
+  // The program owns the process: give memory back once many connections have ended (lib/stack/reclaim.ts).
+  const gc = await exposeGc();
+  const reclaimer = startMemoryReclaimer(() => stack.tcpUsage(), () => reclaimProcessMemory(gc));
+  stack.addStats("memory", () => {
+    const { rss, heapUsed } = Deno.memoryUsage();
+    return { rssBytes: rss, heapUsedBytes: heapUsed, gcExposed: gc !== null, ...reclaimer.stats() };
+  });
   let signalled: (signal: string) => void = () => {};
   const stop = new Promise<string>((resolve) => (signalled = resolve));
   const onInt = () => signalled("SIGINT");
@@ -594,6 +602,7 @@ export async function runStack(args: string[]): Promise<number> {
     if (typeof first === "string") {
       Deno.removeSignalListener("SIGINT", onInt);
       Deno.removeSignalListener("SIGTERM", onTerm);
+      reclaimer.stop();
       await opened.close();
       await services.close();
       log.info("stopped before a lease was obtained ({reason})", { reason: first });
@@ -620,6 +629,7 @@ export async function runStack(args: string[]): Promise<number> {
     if (conflict !== null) {
       Deno.removeSignalListener("SIGINT", onInt);
       Deno.removeSignalListener("SIGTERM", onTerm);
+      reclaimer.stop();
       await opened.close();
       await services.close();
       throw new RuntimeError(`duplicate address detection: ${conflict}; choose another --addr6`);
@@ -642,6 +652,7 @@ export async function runStack(args: string[]): Promise<number> {
   } finally {
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
+    reclaimer.stop();
     await opened.close();
     await services.close();
   }

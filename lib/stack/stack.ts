@@ -272,6 +272,15 @@ export class Stack {
   }
 
   /**
+   * TCP connections held now (every state) and bytes of buffer store allocated for them: two numbers,
+   * cheap to read often (memory housekeeping such as `lib/stack/reclaim.ts`).
+   */
+  tcpUsage(): { connections: number; bufferBytes: number } {
+    const tcp = this.#core.tcp;
+    return { connections: tcp.connectionCount, bufferBytes: tcp.memory.used };
+  }
+
+  /**
    * Adds the counters of a component built on the stack (e.g. `forward`) to {@link stats} under `name`;
    * `stats` calls `source` each time.
    */

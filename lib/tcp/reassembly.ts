@@ -166,3 +166,9 @@ export class ReassemblyQueue {
     this.#count = 0;
   }
 }
+
+/**
+ * The queue of every receiver that has not received an out-of-order segment yet: shared and never added
+ * to (`advance` and `clear` leave an empty queue as it is), so that in-order connections own none.
+ */
+export const NO_OUT_OF_ORDER: ReassemblyQueue = new ReassemblyQueue(1);

@@ -11,7 +11,7 @@
 import { IPV4_HEADER_LENGTH } from "../wire/ipv4.ts";
 import { MAX_SACK_BLOCKS, TCP_HEADER_LENGTH, type TcpOptions, writeSackOption } from "../wire/tcp.ts";
 import type { TcpConfig } from "./config.ts";
-import { ReassemblyQueue } from "./reassembly.ts";
+import { NO_OUT_OF_ORDER, ReassemblyQueue } from "./reassembly.ts";
 import { RecvBuffer } from "./recv_buffer.ts";
 import { type MemoryBudget, UNBOUNDED_BUDGET } from "./memory_budget.ts";
 import { seqAdd, seqGe, seqGt, seqLe, seqLt } from "./seq.ts";
@@ -69,8 +69,11 @@ export class TcpReceiver {
   peerFin = false;
   /** In-order bytes waiting for the application (and out-of-order bytes at their offsets). */
   readonly buffer: RecvBuffer;
-  /** Out-of-order ranges held beyond RCV.NXT. */
-  readonly reassembly: ReassemblyQueue;
+  /**
+   * Out-of-order ranges held beyond RCV.NXT: the shared empty {@link NO_OUT_OF_ORDER} until the first
+   * out-of-order segment (an in-order connection owns none).
+   */
+  reassembly: ReassemblyQueue = NO_OUT_OF_ORDER;
 
   /** Right edge of the window we advertised last (never moves left, RFC 9293 §3.8.6.2.2). */
   #rcvAdvEdge = 0;
@@ -95,7 +98,6 @@ export class TcpReceiver {
     // Slack of one window-scale unit absorbs rounding of the advertised window (see windowField).
     this.buffer = new RecvBuffer(config.recvBufferSize + (1 << shift), budget);
     this.#budget = budget;
-    this.reassembly = new ReassemblyQueue(config.maxOutOfOrderRanges);
   }
 
   /** Synchronizes on the peer's SYN with sequence number `seq` (RFC 9293 §3.10.7.2–3). */
@@ -218,6 +220,9 @@ export class TcpReceiver {
     }
     if (length > space) length = space;
     if (rel !== 0) {
+      if (this.reassembly === NO_OUT_OF_ORDER) {
+        this.reassembly = new ReassemblyQueue(this.#config.maxOutOfOrderRanges);
+      }
       if (!this.reassembly.add(seq, length)) {
         stats.drop("ooo-queue-full");
         this.ackNow = true;

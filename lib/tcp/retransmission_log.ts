@@ -92,3 +92,9 @@ export class RetransmissionLog {
     this.#sentAtNxt[this.#head] = sndNxt;
   }
 }
+
+/**
+ * The log of every connection that has not retransmitted in fast recovery yet: shared and never recorded
+ * into (`clear`, `detect` and `lost = false` leave an empty log as it is), so that most connections own none.
+ */
+export const NO_RETRANSMISSIONS: RetransmissionLog = new RetransmissionLog();

@@ -185,3 +185,9 @@ export class SackScoreboard {
     return total;
   }
 }
+
+/**
+ * The scoreboard of every connection that has not received a SACK block yet: shared and never updated
+ * (`advance` and `clear` leave an empty scoreboard as it is), so that most connections own none.
+ */
+export const NO_SACKS: SackScoreboard = new SackScoreboard(0);

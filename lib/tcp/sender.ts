@@ -17,8 +17,8 @@ import type { CongestionControl } from "./congestion.ts";
 import { createCongestionControl } from "./congestion_factory.ts";
 import type { PayloadSource, SegmentEmitter } from "./emitter.ts";
 import { RttEstimator } from "./rtt.ts";
-import { RetransmissionLog } from "./retransmission_log.ts";
-import { DUP_THRESH, SackScoreboard } from "./sack_scoreboard.ts";
+import { NO_RETRANSMISSIONS, RetransmissionLog } from "./retransmission_log.ts";
+import { DUP_THRESH, NO_SACKS, SackScoreboard } from "./sack_scoreboard.ts";
 import { SendBuffer } from "./send_buffer.ts";
 import { type MemoryBudget, UNBOUNDED_BUDGET } from "./memory_budget.ts";
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from "./seq.ts";
@@ -95,8 +95,11 @@ export class TcpSender implements PayloadSource {
   readonly congestion: CongestionControl;
   /** Bytes queued by the application and not yet acknowledged. */
   readonly buffer: SendBuffer;
-  /** What the peer SACKed (RFC 6675 §4 scoreboard). */
-  readonly scoreboard = new SackScoreboard();
+  /**
+   * What the peer SACKed (RFC 6675 §4 scoreboard): the shared empty {@link NO_SACKS} until the first
+   * SACK block arrives (an idle or loss-free connection owns none).
+   */
+  scoreboard: SackScoreboard = NO_SACKS;
 
   #sndWl1 = 0;
   #sndWl2 = 0;
@@ -115,7 +118,8 @@ export class TcpSender implements PayloadSource {
   #renoSacked = 0;
   #forceRetransmit = false;
   #rescueDone = false;
-  readonly #rtxLog = new RetransmissionLog();
+  /** Retransmissions of this recovery: the shared empty {@link NO_RETRANSMISSIONS} until the first. */
+  #rtxLog: RetransmissionLog = NO_RETRANSMISSIONS;
   #smallSegmentEnd = 0;
   #lastDataSent = -1;
   /** Our TSval when the current recovery's first retransmission went out, or −1 (Eifel detection). */
@@ -127,6 +131,12 @@ export class TcpSender implements PayloadSource {
   readonly #config: TcpConfig;
   readonly #stats: TcpStats;
   readonly #emitter: SegmentEmitter;
+
+  /** The connection's own scoreboard, made at the first SACK block. */
+  #ownScoreboard(): SackScoreboard {
+    if (this.scoreboard === NO_SACKS) this.scoreboard = new SackScoreboard();
+    return this.scoreboard;
+  }
 
   /** A sender sized by `config` that emits through `emitter` (and becomes its payload source). */
   constructor(
@@ -293,7 +303,7 @@ export class TcpSender implements PayloadSource {
       this.#probeOutstanding = false;
       if (this.sack) this.scoreboard.advance(ack);
       if (this.sack && opts.sackBlockCount > 0) {
-        this.scoreboard.update(opts.sackBlocks, opts.sackBlockCount, this.sndUna, this.sndNxt);
+        this.#ownScoreboard().update(opts.sackBlocks, opts.sackBlockCount, this.sndUna, this.sndNxt);
       }
       if (
         this.recovery !== Recovery.None && this.#recoveryTsVal >= 0 && opts.hasTimestamps &&
@@ -319,7 +329,12 @@ export class TcpSender implements PayloadSource {
       // RFC 5681 §2 duplicate ACK: no data, no window change, outstanding data. RFC 6675: or new SACK info.
       let newlySacked = 0;
       if (this.sack && opts.sackBlockCount > 0) {
-        newlySacked = this.scoreboard.update(opts.sackBlocks, opts.sackBlockCount, this.sndUna, this.sndNxt);
+        newlySacked = this.#ownScoreboard().update(
+          opts.sackBlocks,
+          opts.sackBlockCount,
+          this.sndUna,
+          this.sndNxt,
+        );
       }
       const duplicate = dataLength === 0 && !fin && window === this.sndWnd;
       if (duplicate || newlySacked > 0) this.#onDuplicateAck(duplicate, mss, now);
@@ -413,7 +428,10 @@ export class TcpSender implements PayloadSource {
 
   /** Logs a retransmission in fast recovery with SACK, for lost-retransmission detection. */
   #recordRetransmission(start: number, end: number): void {
-    if (this.recovery === Recovery.Fast && this.sack) this.#rtxLog.record(start, end, this.sndNxt);
+    if (this.recovery === Recovery.Fast && this.sack) {
+      if (this.#rtxLog === NO_RETRANSMISSIONS) this.#rtxLog = new RetransmissionLog();
+      this.#rtxLog.record(start, end, this.sndNxt);
+    }
   }
 
   /**

@@ -14,24 +14,37 @@ import type { StreamConn } from "./conn.ts";
 /** The echo port. */
 export const TCP_ECHO_PORT = 7;
 
-const NOTHING = new Uint8Array(0);
-/** Shared by every echo connection: filled and emptied without an `await` in between. */
+/** Shared by every echo connection: filled and emptied without waiting in between. */
 const SCRATCH = new Uint8Array(64 * 1024);
 
-/** Serves one connection until the peer closes; resolves when done. Errors (reset) end it quietly. */
-export async function serveEcho(conn: StreamConn): Promise<void> {
-  try {
-    while ((await conn.read(NOTHING)) !== null) {
-      const n = conn.tryRead(SCRATCH);
-      if (n === null) break;
-      if (n === 0) continue;
-      const queued = conn.tryWrite(SCRATCH.subarray(0, n));
-      // The send buffer is full: keep a copy of the rest and wait (the peer's window is closed).
-      if (queued < n) await conn.write(SCRATCH.slice(queued, n));
-    }
-  } catch {
-    // A reset or abort ends the service for this connection; the stack counts it.
-  } finally {
-    conn.close();
-  }
+/**
+ * Serves one connection until the peer closes; resolves when done. Errors (reset) end it quietly. Between
+ * data it waits with `whenReadable`: a held connection costs this function's one promise and one callback.
+ */
+export function serveEcho(conn: StreamConn): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const finish = () => {
+      conn.close();
+      resolve();
+    };
+    const step = (): void => {
+      try {
+        while (true) {
+          const n = conn.tryRead(SCRATCH);
+          if (n === null) return finish();
+          if (n === 0) return conn.whenReadable(step);
+          const queued = conn.tryWrite(SCRATCH.subarray(0, n));
+          if (queued < n) {
+            // The send buffer is full: keep a copy of the rest and wait (the peer's window is closed).
+            conn.write(SCRATCH.slice(queued, n)).then(step, finish);
+            return;
+          }
+        }
+      } catch {
+        // A reset or abort ends the service for this connection; the stack counts it.
+        finish();
+      }
+    };
+    step();
+  });
 }

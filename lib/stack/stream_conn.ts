@@ -23,6 +23,12 @@ export interface StreamConn {
    * once data is there (waiting without holding a buffer). Use either this or {@link readable}, not both.
    */
   read(p: Uint8Array): Promise<number | null>;
+  /**
+   * Calls `callback` once data, the end or an error is there for {@link tryRead} (as a microtask if it
+   * already is): waiting that holds no buffer, promise or async frame. One callback at a time; it must not
+   * throw.
+   */
+  whenReadable(callback: () => void): void;
   /** What is there now, up to `p.length` bytes: 0 when nothing yet, null at the end; never waits. */
   tryRead(p: Uint8Array): number | null;
   /** Writes all of `p`, waiting while the send buffer is full; resolves to its length. */

@@ -31,6 +31,8 @@ export class TcpConn implements StreamConn {
   #remoteAddr: NetAddr | null = null;
   readonly #format: (address: number) => string;
   #readWaiter: (() => void) | null = null;
+  /** Set by {@link whenReadable}. */
+  #readCallback: (() => void) | null = null;
   #writeWaiter: (() => void) | null = null;
   #openWaiter: (() => void) | null = null;
   /** {@link close} was called: reads end. */
@@ -115,6 +117,23 @@ export class TcpConn implements StreamConn {
       };
       attempt();
     });
+  }
+
+  /**
+   * Calls `callback` once, when data, the end of the stream or an error is there to be taken with
+   * {@link tryRead} (soon, as a microtask, if it already is). A server waiting like this holds no buffer,
+   * no promise and no async frame: only the callback (the built-in services wait so). One waiting
+   * callback at a time; it must not throw.
+   */
+  whenReadable(callback: () => void): void {
+    const c = this.#connection;
+    if (
+      this.#closed || c.readableBytes > 0 || c.peerClosed || c.state === "CLOSED" || c.state === "TIME_WAIT"
+    ) {
+      queueMicrotask(callback);
+    } else {
+      this.#readCallback = callback;
+    }
   }
 
   /**
@@ -228,6 +247,10 @@ export class TcpConn implements StreamConn {
     const waiter = this.#readWaiter;
     this.#readWaiter = null;
     waiter?.();
+    const callback = this.#readCallback;
+    this.#readCallback = null;
+    // After the stack's turn, as a promise's continuation would run.
+    if (callback !== null) queueMicrotask(callback);
   }
 
   #wakeWriter(): void {

@@ -45,6 +45,9 @@ function end(
       }
     },
     tryRead,
+    whenReadable(callback) {
+      conn.read(new Uint8Array(0)).then(callback, callback);
+    },
     async write(p) {
       writer ??= toPeer.writable.getWriter();
       await writer.write(p.slice());

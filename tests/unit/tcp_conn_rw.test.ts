@@ -68,3 +68,23 @@ Deno.test("echo over TcpConn: returns the bytes, and closes after the peer's hal
   await drive(net, () => client.peerClosed);
   await served;
 });
+
+Deno.test("TcpConn: whenReadable calls back once data is there, and at the end; never before", async () => {
+  const { net, client, server } = open();
+  let calls = 0;
+  server.whenReadable(() => calls++);
+  await drive(net, () => true);
+  assert.equal(calls, 0, "nothing there: no call");
+  client.send(text("hi"));
+  await drive(net, () => calls > 0);
+  assert.equal(calls, 1);
+  assert.equal(server.tryRead(new Uint8Array(8)), 2);
+  server.whenReadable(() => calls++);
+  client.shutdownWrite();
+  await drive(net, () => calls > 1);
+  assert.equal(server.tryRead(new Uint8Array(8)), null, "the FIN: the end");
+  server.whenReadable(() => calls++);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(calls, 3, "already at the end: called at once (as a microtask)");
+  server.close();
+});

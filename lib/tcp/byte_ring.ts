@@ -61,7 +61,8 @@ export class ByteRing {
     next = Math.min(next, this.capacity);
     // Only the growth is charged: the old store's bytes are already counted.
     if (!this.budget.reserve(next - size)) return false;
-    const data = new Uint8Array(next);
+    // The first store usually comes from the budget's spares (a drained connection's).
+    const data = size === 0 && next === INITIAL_STORE ? this.budget.takeStore(next) : new Uint8Array(next);
     if (keep > 0) this.copyFrom(0, data, 0, keep);
     this.data = data;
     this.head = 0;
@@ -103,6 +104,7 @@ export class ByteRing {
   /** Empties the ring and frees its backing store (its bytes go back to the budget). */
   release(): void {
     this.budget.release(this.data.length);
+    if (this.data.length === INITIAL_STORE) this.budget.keepStore(this.data);
     this.head = 0;
     this.held = 0;
     this.data = EMPTY;

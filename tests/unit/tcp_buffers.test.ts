@@ -3,6 +3,7 @@ import { ReassemblyQueue } from "../../lib/tcp/reassembly.ts";
 import { RecvBuffer } from "../../lib/tcp/recv_buffer.ts";
 import { SendBuffer } from "../../lib/tcp/send_buffer.ts";
 import { Prng } from "../../lib/prng.ts";
+import { MemoryBudget, SPARE_STORES } from "../../lib/tcp/memory_budget.ts";
 
 const bytes = (n: number, start = 0) => Uint8Array.from({ length: n }, (_, i) => (start + i) & 0xff);
 
@@ -148,4 +149,31 @@ Deno.test("tcp buffers: randomized receive ring against a model, out-of-order wr
   const all = new Uint8Array(31_400);
   assert.equal(r2.read(all), 31_400);
   assert.deepEqual(all, bytes(31_400, 600));
+});
+
+Deno.test("tcp buffers: a drained first store is reused by the next buffer, never shared, the cache bounded", () => {
+  const budget = new MemoryBudget(1 << 30);
+  const send = new SendBuffer(1 << 20, budget);
+  send.write(bytes(100));
+  const first = budget.stats().used;
+  send.consume(100); // drained: the store is released and kept as a spare
+  assert.equal(budget.stats().used, 0);
+  assert.equal(budget.stats().spare, first);
+  const recv = new RecvBuffer(1 << 20, budget);
+  recv.writeAt(0, bytes(5, 9), 0, 5);
+  recv.commit(5);
+  assert.equal(budget.stats().spare, 0, "the receive buffer took the spare");
+  assert.equal(budget.stats().used, first, "and is charged for it");
+  send.write(bytes(3, 50)); // a fresh store: the spare is held by the receive buffer
+  const out = new Uint8Array(5);
+  assert.equal(recv.read(out), 5);
+  assert.deepEqual(out, bytes(5, 9), "stale bytes of the spare are never read");
+  const copied = new Uint8Array(3);
+  send.copyOut(0, copied, 0, 3);
+  assert.deepEqual(copied, bytes(3, 50));
+  // The cache keeps at most SPARE_STORES stores.
+  const rings = Array.from({ length: SPARE_STORES + 10 }, () => new SendBuffer(1 << 20, budget));
+  for (const ring of rings) ring.write(bytes(1));
+  for (const ring of rings) ring.consume(1);
+  assert.equal(budget.stats().spare, SPARE_STORES * first);
 });

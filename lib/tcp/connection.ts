@@ -675,7 +675,9 @@ export class TcpConnection {
   }
 
   #processFin(now: number): void {
-    this.#receiver.consumeFin();
+    // ESTABLISHED: the application answers the FIN (its own FIN or data carries the ACK); in the other
+    // states nothing of ours may follow, so the ACK goes at once.
+    this.#receiver.consumeFin(now, this.state === "ESTABLISHED");
     this.#events |= TcpEvent.EOF | TcpEvent.READABLE;
     switch (this.state) {
       case "SYN_RECEIVED":

@@ -301,12 +301,19 @@ export class TcpReceiver {
     return this.#pendingPeerFin && !this.peerFin && this.#pendingPeerFinSeq === this.rcvNxt;
   }
 
-  /** Consumes the peer's FIN: it occupies one sequence number and is acknowledged at once. */
-  consumeFin(): void {
+  /**
+   * Consumes the peer's FIN: it occupies one sequence number. It is acknowledged at once, or with
+   * `delay` (the application has yet to answer, CLOSE-WAIT) as data is: the FIN is not a full-sized
+   * segment, so RFC 1122 §4.2.3.2 lets its ACK wait (< 0.5 s) for the application's own FIN or data to
+   * carry it, as Linux does (`tcp_fin` enters pingpong mode). A request/close exchange then answers the
+   * FIN with one FIN,ACK instead of an ACK and a FIN.
+   */
+  consumeFin(now: number, delay = false): void {
     this.peerFin = true;
     this.#pendingPeerFin = false;
     this.rcvNxt = seqAdd(this.rcvNxt, 1);
-    this.ackNow = true;
+    if (!delay) this.ackNow = true;
+    else if (this.delayedAckDeadline === Infinity) this.delayedAckDeadline = now + this.#config.delayedAckMs;
   }
 
   /** Receiver SWS threshold (RFC 9293 §3.8.6.2.2): min(half the buffer, one MSS). */

@@ -364,16 +364,52 @@ Deno.test("tcp conformance: active open against a scripted server, then peer FIN
   rig.poll();
   assert.deepEqual(rig.take().map((s) => s.payload.length), [1000, 1000, 500]);
   rig.inject({ ...p, flags: "F.", seq: 7001, ack: syn.seq + 2501, window: 5000 });
-  rig.expectOne({ flags: ".", ack: 7002 }, "ACK of FIN");
+  rig.poll();
+  // RFC 1122 §4.2.3.2: the FIN's ACK waits for the application's answer, which carries it.
+  assert.deepEqual(rig.take(), [], "no pure ACK of the FIN");
   assert.equal(conn.state, "CLOSE_WAIT");
   assert.equal(conn.recv(new Uint8Array(10)), null, "EOF");
   conn.close();
   rig.poll();
-  rig.expectOne({ flags: "F.", seq: syn.seq + 2501, ack: 7002 });
+  rig.expectOne({ flags: "F.", seq: syn.seq + 2501, ack: 7002 }, "our FIN carries the ACK of theirs");
   assert.equal(conn.state, "LAST_ACK");
   rig.inject({ ...p, flags: ".", seq: 7002, ack: syn.seq + 2502, window: 5000 });
   assert.equal(conn.state, "CLOSED");
   assert.equal(conn.error, null);
+});
+
+Deno.test("tcp conformance: the ACK of a FIN in ESTABLISHED is delayed, not withheld; in FIN-WAIT-2 it is at once", () => {
+  const rig = new TcpRig();
+  const conn = rig.layer.connect(RIG_LOCAL, RIG_REMOTE, 80, rig.now, 40002);
+  rig.poll();
+  const syn = rig.take()[0];
+  const p = { srcPort: 80, dstPort: 40002 };
+  rig.inject({ ...p, flags: "S.", seq: 9000, ack: syn.seq + 1, window: 5000 });
+  rig.take();
+  rig.inject({ ...p, flags: "F.", seq: 9001, ack: syn.seq + 1, window: 5000 });
+  rig.poll();
+  assert.deepEqual(rig.take(), []);
+  // The application does not answer: the delayed-ACK timer (40 ms by default, < 0.5 s) sends it alone.
+  rig.advance(39);
+  assert.deepEqual(rig.take(), []);
+  rig.advance(1);
+  rig.expectOne({ flags: ".", seq: syn.seq + 1, ack: 9002 }, "delayed ACK of the FIN");
+  assert.equal(conn.state, "CLOSE_WAIT");
+  // We close first on another connection: the peer's FIN in FIN-WAIT-2 is acknowledged at once.
+  const other = rig.layer.connect(RIG_LOCAL, RIG_REMOTE, 80, rig.now, 40003);
+  rig.poll();
+  const syn2 = rig.take()[0];
+  const q = { srcPort: 80, dstPort: 40003 };
+  rig.inject({ ...q, flags: "S.", seq: 5000, ack: syn2.seq + 1, window: 5000 });
+  rig.take();
+  other.shutdownWrite();
+  rig.poll();
+  rig.expectOne({ flags: "F.", seq: syn2.seq + 1 });
+  rig.inject({ ...q, flags: ".", seq: 5001, ack: syn2.seq + 2, window: 5000 });
+  assert.equal(other.state, "FIN_WAIT_2");
+  rig.inject({ ...q, flags: "F.", seq: 5001, ack: syn2.seq + 2, window: 5000 });
+  rig.expectOne({ flags: ".", ack: 5002 }, "ACK of the FIN in FIN-WAIT-2");
+  assert.equal(other.state, "TIME_WAIT");
 });
 
 Deno.test("tcp conformance: ACK in SYN-RECEIVED that acknowledges nothing we sent gets a RST", () => {

@@ -150,7 +150,7 @@ Deno.test("tcp receiver: a FIN beyond a gap waits for the gap (RFC 9293 §3.10.7
   assert.equal(r.finDue(), false);
   const first = text(1, 10);
   assert.equal(r.receiveText(bytes(10), first, 0, true, false), TextResult.READABLE | TextResult.FIN);
-  r.consumeFin();
+  r.consumeFin(0);
   assert.equal(r.rcvNxt, 22);
   assert.equal(r.peerFin, true);
   assert.equal(r.finDue(), false);

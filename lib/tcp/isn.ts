@@ -117,34 +117,56 @@ export function sipHash24(
   return out;
 }
 
+/** The 16 bytes of an IPv6 address handle (see `lib/iface/ipv6_handles.ts`). */
+export type HandleResolver = (handle: number) => Uint8Array;
+
+/** First number that is an IPv6 handle rather than an IPv4 address (`IPV6_HANDLE_BASE`). */
+const HANDLE_BASE = 2 ** 32;
+
 /** RFC 6528 ISN generator for one run of the stack. */
 export class IsnGenerator {
   readonly #secret: Uint8Array;
-  readonly #message = new Uint8Array(12);
+  /** The hashed tuple: 12 bytes over IPv4, 36 over IPv6. */
+  readonly #message = new Uint8Array(36);
   readonly #out = new Uint32Array(2);
   readonly #state = new Uint32Array(10);
+  readonly #resolve: HandleResolver | null;
 
-  /** Creates a generator keyed by a 16-byte secret (inject a fixed one for deterministic tests). */
-  constructor(secret: Uint8Array) {
+  /**
+   * Creates a generator keyed by a 16-byte secret (inject a fixed one for deterministic tests). IPv6
+   * connections name their addresses by handles, which are reused and renumbered as peers come and go:
+   * `resolve` turns them back into addresses so that the hash (RFC 6528 §3: over the addresses) is the
+   * same for the same tuple at any time, as a SYN cookie's connection needs its timestamp offset to be.
+   */
+  constructor(secret: Uint8Array, resolve: HandleResolver | null = null) {
     if (secret.length !== 16) throw new RangeError("isn: secret must be 16 bytes");
     this.#secret = secret.slice();
+    this.#resolve = resolve;
   }
 
   #hash(localAddr: number, localPort: number, remoteAddr: number, remotePort: number): Uint32Array {
     const m = this.#message;
-    m[0] = localAddr >>> 24;
-    m[1] = (localAddr >>> 16) & 0xff;
-    m[2] = (localAddr >>> 8) & 0xff;
-    m[3] = localAddr & 0xff;
-    m[4] = remoteAddr >>> 24;
-    m[5] = (remoteAddr >>> 16) & 0xff;
-    m[6] = (remoteAddr >>> 8) & 0xff;
-    m[7] = remoteAddr & 0xff;
-    m[8] = localPort >> 8;
-    m[9] = localPort & 0xff;
-    m[10] = remotePort >> 8;
-    m[11] = remotePort & 0xff;
-    return sipHash24(this.#secret, m, 12, this.#out, this.#state);
+    let o: number;
+    if (this.#resolve !== null && localAddr >= HANDLE_BASE && remoteAddr >= HANDLE_BASE) {
+      m.set(this.#resolve(localAddr), 0);
+      m.set(this.#resolve(remoteAddr), 16);
+      o = 32;
+    } else {
+      m[0] = localAddr >>> 24;
+      m[1] = (localAddr >>> 16) & 0xff;
+      m[2] = (localAddr >>> 8) & 0xff;
+      m[3] = localAddr & 0xff;
+      m[4] = remoteAddr >>> 24;
+      m[5] = (remoteAddr >>> 16) & 0xff;
+      m[6] = (remoteAddr >>> 8) & 0xff;
+      m[7] = remoteAddr & 0xff;
+      o = 8;
+    }
+    m[o] = localPort >> 8;
+    m[o + 1] = localPort & 0xff;
+    m[o + 2] = remotePort >> 8;
+    m[o + 3] = remotePort & 0xff;
+    return sipHash24(this.#secret, m, o + 4, this.#out, this.#state);
   }
 
   /** The ISN for a connection at time `now` (ms): keyed hash of the 4-tuple plus `now` in 4 µs ticks. */

@@ -41,7 +41,7 @@ import { logger } from "../log.ts";
 import { TokenBucket } from "../iface/rate_limiter.ts";
 import { MemoryBudget } from "./memory_budget.ts";
 import { COOKIE_PERIOD_MS, type CookieOptions, SynCookies } from "./syn_cookie.ts";
-import { writeCookieSynAck } from "./syn_cookie_segment.ts";
+import { type CookieSynAck, writeCookieSynAck } from "./syn_cookie_segment.ts";
 
 const log = logger("tcp");
 
@@ -146,8 +146,11 @@ export class TcpListener {
 /** Budget a new connection needs left over to be admitted: its first send and receive stores. */
 const ADMISSION_RESERVE = 64 * 1024;
 
-/** A sink that sends nothing (the SYN,ACK of a connection made from a cookie already went out). */
-const DISCARD: Ipv4Sink = { sendIpv4() {} };
+/**
+ * A sink that sends nothing (the SYN,ACK of a connection made from a cookie already went out), for
+ * either family: an IPv6 connection's emitter calls `sendIpv6` on it.
+ */
+const DISCARD: Ipv4Sink & Ipv6Sink = { sendIpv4() {}, sendIpv6() {} };
 
 /** How long cookies sent by a listener are looked for in ACKs: a cookie's own validity (two periods). */
 const COOKIE_VALIDITY_MS = COOKIE_PERIOD_MS;
@@ -233,6 +236,20 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
   readonly #cookieSyn = new TcpSegment();
   readonly #cookieSynBytes = new Uint8Array(20);
   readonly #cookieSynOptions = new TcpOptions();
+  /** The cookie SYN,ACK being written (reused). */
+  readonly #cookieSynAck: CookieSynAck = {
+    src: 0,
+    srcPort: 0,
+    dst: 0,
+    dstPort: 0,
+    seq: 0,
+    ack: 0,
+    timestamps: false,
+    tsVal: 0,
+    tsEcr: 0,
+    windowScaling: false,
+    sack: false,
+  };
   /** Budget of RSTs answering segments for no connection. */
   readonly #resetLimiter: TokenBucket;
   #challengeWindowStart = -Infinity;
@@ -242,7 +259,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
   constructor(options: TcpLayerOptions = {}) {
     this.config = resolveTcpConfig(options);
     const secret = this.config.secret ?? crypto.getRandomValues(new Uint8Array(16));
-    this.#isn = new IsnGenerator(secret);
+    this.#isn = new IsnGenerator(secret, (handle) => this.handles.address(handle));
     this.#resetLimiter = new TokenBucket(this.config.resetRateLimit, this.config.resetBurst);
     this.#cookies = new SynCookies(secret);
     this.memory = new MemoryBudget(this.config.memoryBudget);
@@ -577,9 +594,10 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       return;
     }
     if (flags & TcpFlags.ACK) {
-      if (!(flags & TcpFlags.SYN) && now < listener.cookiesUntil && !isIpv6Handle(datagram.src)) {
+      if (!(flags & TcpFlags.SYN) && now < listener.cookiesUntil) {
         if (this.#cookieInput(listener, datagram, seg, opts, now, out)) return;
         stats.syncookiesFailed++;
+        if (isIpv6Handle(datagram.src)) stats.syncookiesFailed6++;
       }
       // second: any ACK is bad here: <SEQ=SEG.ACK><CTL=RST>
       stats.drop("listen-bad-segment");
@@ -621,8 +639,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       return;
     }
     if (!listener.hasRoom()) {
-      // Cookies over IPv4 only so far (their SYN,ACK is written as an IPv4 packet); IPv6 SYNs are dropped.
-      if (this.config.synCookies && listener.acceptRoom() && !isIpv6Handle(datagram.src)) {
+      if (this.config.synCookies && listener.acceptRoom()) {
         this.#sendCookie(listener, datagram, seg, opts, now, out);
         return;
       }
@@ -650,11 +667,15 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     now: number,
     out: Ipv4Sink,
   ): void {
-    const config = this.config;
+    const v6 = isIpv6Handle(datagram.src);
+    const config = v6 ? this.#context.config6 ?? this.config : this.config;
+    const src = this.#wire(datagram.src);
+    const dst = this.#wire(datagram.dst);
+    // Without an MSS option the smallest entry of the family's table is used (536 maps to it).
     const cookie = this.#cookies.issue(
-      datagram.src,
+      src,
       seg.srcPort,
-      datagram.dst,
+      dst,
       seg.dstPort,
       seg.seq,
       opts.mss > 0 ? opts.mss : 536,
@@ -671,20 +692,22 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       : 0;
     listener.cookiesUntil = now + 2 * COOKIE_VALIDITY_MS;
     this.#stats.syncookiesSent++;
+    if (v6) this.#stats.syncookiesSent6++;
     this.#stats.segmentsOut++;
-    writeCookieSynAck(this.#scratch, out, config, {
-      src: datagram.dst,
-      srcPort: seg.dstPort,
-      dst: datagram.src,
-      dstPort: seg.srcPort,
-      seq: cookie,
-      ack: seqAdd(seg.seq, 1),
-      timestamps,
-      tsVal,
-      tsEcr: opts.tsVal,
-      windowScaling: timestamps && config.windowScaling && opts.windowScale >= 0,
-      sack: timestamps && config.sack && opts.sackPermitted,
-    });
+    // One reused description of the SYN,ACK: a flood of SYNs allocates nothing here.
+    const f = this.#cookieSynAck;
+    f.src = dst;
+    f.srcPort = seg.dstPort;
+    f.dst = src;
+    f.dstPort = seg.srcPort;
+    f.seq = cookie;
+    f.ack = seqAdd(seg.seq, 1);
+    f.timestamps = timestamps;
+    f.tsVal = tsVal;
+    f.tsEcr = opts.tsVal;
+    f.windowScaling = timestamps && config.windowScaling && opts.windowScale >= 0;
+    f.sack = timestamps && config.sack && opts.sackPermitted;
+    writeCookieSynAck(this.#scratch, out, config, f);
   }
 
   /**
@@ -701,9 +724,9 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
   ): boolean {
     const peerIsn = (seg.seq - 1) >>> 0;
     const mss = this.#cookies.check(
-      datagram.src,
+      this.#wire(datagram.src),
       seg.srcPort,
-      datagram.dst,
+      this.#wire(datagram.dst),
       seg.dstPort,
       peerIsn,
       (seg.ack - 1) >>> 0,
@@ -721,6 +744,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       return true;
     }
     this.#stats.syncookiesValidated++;
+    if (isIpv6Handle(datagram.src)) this.#stats.syncookiesValidated6++;
     // The SYN the peer sent, rebuilt: its sequence number, and the options the cookie and TSecr carry.
     const syn = this.#cookieSynBytes;
     syn.fill(0);

@@ -95,6 +95,12 @@ export class TcpStats {
   syncookiesValidated = 0;
   /** ACKs to a listener that sent cookies recently, with no connection and no valid cookie. */
   syncookiesFailed = 0;
+  /** Of {@link syncookiesSent}, those sent over IPv6 (the rest went over IPv4). */
+  syncookiesSent6 = 0;
+  /** Of {@link syncookiesValidated}, those over IPv6. */
+  syncookiesValidated6 = 0;
+  /** Of {@link syncookiesFailed}, those over IPv6. */
+  syncookiesFailed6 = 0;
   /** Half-open connections given up after `halfOpenTimeoutMs` (their SYN,ACK unanswered). */
   halfOpenExpired = 0;
   /** RSTs received and accepted. */

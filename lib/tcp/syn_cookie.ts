@@ -6,7 +6,9 @@
  *   ISS = H1(tuple) + peer ISN + (count << 24) + ((H2(tuple, count) + mssIndex) mod 2^24)
  *
  * with `count` a 64-second clock (a cookie is accepted for up to two periods), H1 and H2 SipHash-2-4
- * under keys derived from the stack's secret, and `mssIndex` one of four MSS values (Linux's table). The
+ * under keys derived from the stack's secret, and `mssIndex` one of four MSS values (Linux's table). Over
+ * IPv6 the tuple hashed holds the two 128-bit addresses (as Linux's `__cookie_v6_init_sequence`) and the
+ * MSS table is Linux's `msstab` for IPv6, the common IPv6 path MTUs less 60 bytes of headers. The
  * peer's window scale and SACK-permitted go in the low 6 bits of our timestamp (TSval), which the peer
  * echoes in every segment: without timestamps a cookie connection has neither (as on Linux).
  *
@@ -15,8 +17,17 @@
 
 import { sipHash24 } from "./isn.ts";
 
-/** MSS values a cookie can carry (Linux's msstab for IPv4). */
+/** MSS values a cookie can carry over IPv4 (Linux's msstab for IPv4). */
 export const COOKIE_MSS_TABLE: readonly number[] = [536, 1300, 1440, 1460];
+
+/**
+ * MSS values a cookie can carry over IPv6 (Linux's msstab for IPv6): the minimum IPv6 MTU (RFC 8200 §5),
+ * a tunnelled Ethernet path, Ethernet and jumbo frames, each less 40 (IPv6) and 20 (TCP) bytes.
+ */
+export const COOKIE_MSS_TABLE6: readonly number[] = [1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60];
+
+/** An address as cookies take it: an IPv4 address as a number, or the 16 bytes of an IPv6 address. */
+export type CookieAddress = number | Uint8Array;
 
 /** Length of one cookie period in ms; a cookie is valid in its period and the next. */
 export const COOKIE_PERIOD_MS = 64_000;
@@ -40,7 +51,8 @@ export interface CookieOptions {
 export class SynCookies {
   readonly #key1: Uint8Array;
   readonly #key2: Uint8Array;
-  readonly #message = new Uint8Array(16);
+  /** The hashed tuple: 16 bytes over IPv4, 40 over IPv6 (addresses, ports, count). */
+  readonly #message = new Uint8Array(40);
   readonly #view = new DataView(this.#message.buffer);
   readonly #out = new Uint32Array(2);
   readonly #state = new Uint32Array(10);
@@ -62,14 +74,29 @@ export class SynCookies {
     return key;
   }
 
-  #hash(key: Uint8Array, src: number, srcPort: number, dst: number, dstPort: number, count: number): number {
+  #hash(
+    key: Uint8Array,
+    src: CookieAddress,
+    srcPort: number,
+    dst: CookieAddress,
+    dstPort: number,
+    count: number,
+  ): number {
     const v = this.#view;
-    v.setUint32(0, src);
-    v.setUint32(4, dst);
-    v.setUint16(8, srcPort);
-    v.setUint16(10, dstPort);
-    v.setUint32(12, count);
-    return sipHash24(key, this.#message, count < 0 ? 12 : 16, this.#out, this.#state)[1];
+    let o: number;
+    if (typeof src === "number") {
+      v.setUint32(0, src);
+      v.setUint32(4, dst as number);
+      o = 8;
+    } else {
+      this.#message.set(src.subarray(0, 16), 0);
+      this.#message.set((dst as Uint8Array).subarray(0, 16), 16);
+      o = 32;
+    }
+    v.setUint16(o, srcPort);
+    v.setUint16(o + 2, dstPort);
+    v.setUint32(o + 4, count);
+    return sipHash24(key, this.#message, count < 0 ? o + 4 : o + 8, this.#out, this.#state)[1];
   }
 
   /** The cookie period at `now` (8 bits). */
@@ -77,21 +104,30 @@ export class SynCookies {
     return Math.floor(now / COOKIE_PERIOD_MS) & 0xff;
   }
 
-  /** The index in {@link COOKIE_MSS_TABLE} of the largest value not above `mss` (0 when none is). */
-  static mssIndex(mss: number): number {
+  /** The MSS table of an address's family. */
+  static table(address: CookieAddress): readonly number[] {
+    return typeof address === "number" ? COOKIE_MSS_TABLE : COOKIE_MSS_TABLE6;
+  }
+
+  /**
+   * The index in `table` ({@link COOKIE_MSS_TABLE} by default) of the largest value not above `mss` (0
+   * when none is: the smallest, as Linux).
+   */
+  static mssIndex(mss: number, table: readonly number[] = COOKIE_MSS_TABLE): number {
     let index = 0;
-    for (let i = 0; i < COOKIE_MSS_TABLE.length; i++) if (COOKIE_MSS_TABLE[i] <= mss) index = i;
+    for (let i = 0; i < table.length; i++) if (table[i] <= mss) index = i;
     return index;
   }
 
   /**
    * The cookie (our ISS) for a SYN from `src:srcPort` to our `dst:dstPort` with sequence number
-   * `peerIsn` and MSS option `mss` (536 when absent).
+   * `peerIsn` and MSS option `mss` (536 when absent over IPv4, 1220 over IPv6). Both addresses are of one
+   * family: numbers (IPv4) or 16 bytes (IPv6).
    */
   issue(
-    src: number,
+    src: CookieAddress,
     srcPort: number,
-    dst: number,
+    dst: CookieAddress,
     dstPort: number,
     peerIsn: number,
     mss: number,
@@ -100,7 +136,8 @@ export class SynCookies {
     const count = SynCookies.count(now);
     const h1 = this.#hash(this.#key1, src, srcPort, dst, dstPort, -1);
     const h2 = this.#hash(this.#key2, src, srcPort, dst, dstPort, count);
-    return (h1 + peerIsn + count * 0x1000000 + ((h2 + SynCookies.mssIndex(mss)) & 0xffffff)) >>> 0;
+    const index = SynCookies.mssIndex(mss, SynCookies.table(src));
+    return (h1 + peerIsn + count * 0x1000000 + ((h2 + index) & 0xffffff)) >>> 0;
   }
 
   /**
@@ -108,9 +145,9 @@ export class SynCookies {
    * MSS it carries, or -1 when it is not one of ours or is too old.
    */
   check(
-    src: number,
+    src: CookieAddress,
     srcPort: number,
-    dst: number,
+    dst: CookieAddress,
     dstPort: number,
     peerIsn: number,
     cookie: number,
@@ -122,7 +159,8 @@ export class SynCookies {
     if (((SynCookies.count(now) - count) & 0xff) > 1) return -1;
     const h2 = this.#hash(this.#key2, src, srcPort, dst, dstPort, count);
     const index = ((x & 0xffffff) - h2) & 0xffffff;
-    return index < COOKIE_MSS_TABLE.length ? COOKIE_MSS_TABLE[index] : -1;
+    const table = SynCookies.table(src);
+    return index < table.length ? table[index] : -1;
   }
 
   /**

@@ -6,10 +6,12 @@
  * @module
  */
 
-import type { Ipv4Sink } from "../iface/protocol.ts";
+import type { Ipv4Sink, Ipv6Sink } from "../iface/protocol.ts";
 import { IpProtocol, IPV4_HEADER_LENGTH, writeIpv4Header } from "../wire/ipv4.ts";
+import { IPV6_HEADER_LENGTH, NextHeader, writeIpv6Header } from "../wire/ipv6.ts";
 import {
   fillTcpChecksum,
+  fillTcpChecksumIpv6,
   TCP_HEADER_LENGTH,
   TcpFlags,
   writeMssOption,
@@ -19,15 +21,16 @@ import {
   writeWindowScaleOption,
 } from "../wire/tcp.ts";
 import type { TcpConfig } from "./config.ts";
+import type { CookieAddress } from "./syn_cookie.ts";
 
 /** Fields of a cookie SYN,ACK. */
 export interface CookieSynAck {
-  /** Our address. */
-  src: number;
+  /** Our address (a number over IPv4, 16 bytes over IPv6). */
+  src: CookieAddress;
   /** Our port. */
   srcPort: number;
-  /** The peer's address. */
-  dst: number;
+  /** The peer's address, of the same family. */
+  dst: CookieAddress;
   /** The peer's port. */
   dstPort: number;
   /** The cookie: our ISS. */
@@ -53,14 +56,19 @@ export function ourWindowScale(config: TcpConfig): number {
   return config.windowScaling ? shift : 0;
 }
 
-/** Writes the cookie SYN,ACK as an IPv4 packet into `scratch` and sends it. */
+/**
+ * Writes the cookie SYN,ACK into `scratch` and sends it: an IPv4 packet, or an IPv6 one through the
+ * sink's `sendIpv6` when the addresses are 16 bytes. `config` is the family's (over IPv6, the layer's
+ * IPv6 view of it, whose MTU yields the IPv6 MSS: RFC 8200 §8.3).
+ */
 export function writeCookieSynAck(
   scratch: Uint8Array,
   out: Ipv4Sink,
   config: TcpConfig,
   f: CookieSynAck,
 ): void {
-  const tcpOffset = IPV4_HEADER_LENGTH;
+  const v6 = typeof f.src !== "number";
+  const tcpOffset = v6 ? IPV6_HEADER_LENGTH : IPV4_HEADER_LENGTH;
   let o = tcpOffset + TCP_HEADER_LENGTH;
   o = writeMssOption(scratch, o, Math.min(65535, config.mtu - IPV4_HEADER_LENGTH - TCP_HEADER_LENGTH));
   if (f.sack) o = writeSackPermittedOption(scratch, o);
@@ -81,7 +89,13 @@ export function writeCookieSynAck(
     optionsLength,
   );
   const tcpLength = TCP_HEADER_LENGTH + optionsLength;
-  fillTcpChecksum(scratch, tcpOffset, tcpLength, f.src, f.dst);
-  writeIpv4Header(scratch, 0, f.src, f.dst, IpProtocol.TCP, tcpLength);
+  if (v6) {
+    writeIpv6Header(scratch, 0, f.src as Uint8Array, f.dst as Uint8Array, NextHeader.TCP, tcpLength);
+    fillTcpChecksumIpv6(scratch, tcpOffset, tcpLength, 0);
+    (out as unknown as Ipv6Sink).sendIpv6(scratch.subarray(0, tcpOffset + tcpLength));
+    return;
+  }
+  fillTcpChecksum(scratch, tcpOffset, tcpLength, f.src as number, f.dst as number);
+  writeIpv4Header(scratch, 0, f.src as number, f.dst as number, IpProtocol.TCP, tcpLength);
   out.sendIpv4(scratch.subarray(0, IPV4_HEADER_LENGTH + tcpLength));
 }

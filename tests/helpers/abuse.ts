@@ -173,16 +173,18 @@ const EXCHANGES = new URL("./abuse_exchanges.py", import.meta.url).pathname;
 /**
  * Starts `count` HTTP and echo exchanges with the stack, one of each every `intervalMs`, from one Python
  * process inside `ns` (started now, so that no process start-up falls inside the measurement); each is
- * timed by the client, a failure or a timeout counting as `limitS`. Resolves when all are done.
+ * timed by the client, a failure or a timeout counting as `limitS`. Resolves when all are done. `host`
+ * may be an IPv6 address (`fd00::2`).
  */
 export async function timedExchanges(
   ns: Netns,
   count: number,
   intervalMs: number,
   limitS = 3,
+  host = "10.0.0.2",
 ): Promise<Exchanges> {
   const result = await ns.run(
-    ["python3", EXCHANGES, "10.0.0.2", String(count), String(intervalMs), String(limitS)],
+    ["python3", EXCHANGES, host, String(count), String(intervalMs), String(limitS)],
     { timeoutMs: (count * intervalMs) / 1000 * 1000 + (limitS + 30) * 1000 },
   );
   if (result.code !== 0) throw new Error(`the exchange client failed: ${result.stderr}`);
@@ -214,4 +216,39 @@ export function flood(ns: Netns, args: string[], seconds: number, intervalMicros
     ],
     { timeoutMs: (seconds + 10) * 1000 },
   );
+}
+
+const SYNFLOOD6 = new URL("./synflood6.py", import.meta.url).pathname;
+
+/**
+ * A random-source IPv6 SYN flood from `tests/helpers/synflood6.py` inside `ns` to `[dst]:port`, sources
+ * random in the /64 `prefix`, `rate` SYNs per second (0: as fast as one Python process goes), stopped
+ * after `seconds`. Resolves to what it sent.
+ */
+export async function synFlood6(
+  ns: Netns,
+  dst: string,
+  port: number,
+  seconds: number,
+  rate: number,
+  prefix = "fd00::",
+): Promise<{ sent: number; seconds: number }> {
+  const result = await ns.run(
+    [
+      "timeout",
+      "-s",
+      "KILL",
+      String(seconds + 5),
+      "python3",
+      SYNFLOOD6,
+      dst,
+      String(port),
+      String(seconds),
+      String(rate),
+      prefix,
+    ],
+    { timeoutMs: (seconds + 10) * 1000 },
+  );
+  if (result.code !== 0) throw new Error(`the IPv6 SYN flood failed: ${result.stderr}`);
+  return JSON.parse(result.stdout);
 }

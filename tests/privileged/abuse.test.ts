@@ -3,7 +3,8 @@
  * replay of small packets reaches the stack (the TUN queue is drained and sized for bursts, and its drops
  * are reported); a random-source SYN flood and an ACK flood leave HTTP and echo answering within a second
  * during the flood and port 80 healthy right after, with SYN cookies sent and RSTs rate-limited. Bounded
- * variants; `deno task bench:abuse` runs the full-size ones.
+ * variants; `deno task bench:abuse` runs the full-size ones. The same SYN flood over IPv6 (from a /64,
+ * by tests/helpers/synflood6.py) is answered with IPv6 SYN cookies while curl -6 and echo answer.
  */
 
 import assert from "node:assert/strict";
@@ -15,6 +16,7 @@ import {
   hostCounter,
   replayTopSpeed,
   stackStats,
+  synFlood6,
   timedExchanges,
   writeFloodPcap,
 } from "../helpers/abuse.ts";
@@ -132,3 +134,71 @@ for (const kind of ["syn", "ack"] as const) {
     },
   );
 }
+
+/**
+ * SYNs per second of the IPv6 flood: as hping3 --faster's IPv4 one (5–10k/s), 40 times the backlog every
+ * second, so all but the first are answered by cookies. `deno task bench:abuse synflood6` floods as fast
+ * as the sender goes.
+ */
+const FLOOD6_RATE = 5000;
+
+privilegedTest(
+  "abuse: during a 5 s random-source IPv6 SYN flood from a /64, curl -6 and echo answer within 1 s, with IPv6 cookies",
+  async () => {
+    await withNetns("ns-abuse-syn6", async (ns) => {
+      const stack = await startStack(ns);
+      try {
+        const done = synFlood6(ns, "fd00::2", 80, 5, FLOOD6_RATE);
+        await sleep(300);
+        const results = await timedExchanges(ns, 10, 400, 3, "fd00::2");
+        // curl -6 as a user would, while the flood goes on.
+        const curl = await ns.run([
+          "curl",
+          "-6",
+          "-sS",
+          "-m",
+          "3",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code} %{time_total}",
+          "http://[fd00::2]/",
+        ]);
+        const flooded = await done;
+        const stats = await stackStats(ns, "[fd00::2]");
+        const tcp = stats.tcp as Record<string, number>;
+        const text = (v: number[]) => v.map((x) => x.toFixed(3)).join(",");
+        console.log(
+          `ipv6 syn flood: ${flooded.sent} SYNs sent, ${tcp.segmentsIn} segments in; http ${
+            text(results.http)
+          }; ` +
+            `echo ${text(results.echo)}; curl ${curl.stdout}; cookies ${tcp.syncookiesSent6} sent, ` +
+            `${tcp.syncookiesValidated6} validated over IPv6; kernel ${JSON.stringify(stats.device.kernel)}`,
+        );
+        assert.ok(flooded.sent > 10_000, `the flood went out (${flooded.sent})`);
+        assert.deepEqual(results.errors, []);
+        assert.ok(Math.max(...results.http) < 1, `HTTP exchanges took ${text(results.http)} s`);
+        assert.ok(Math.max(...results.echo) < 1, `echo exchanges took ${text(results.echo)} s`);
+        assert.equal(curl.code, 0, curl.stderr);
+        const [code, seconds] = curl.stdout.split(" ");
+        assert.equal(code, "200");
+        assert.ok(Number(seconds) < 1, `curl -6 took ${seconds} s`);
+        // The backlog overflowed into cookies, all over IPv6, and none of the flood made state.
+        assert.ok(tcp.syncookiesSent6 > 1000, `IPv6 SYN cookies answered the flood (${tcp.syncookiesSent6})`);
+        assert.equal(tcp.syncookiesSent6, tcp.syncookiesSent, "every cookie went over IPv6");
+        assert.ok(tcp.syncookiesValidated6 >= 1, "the legitimate connections' cookies came back");
+        // Port 80 healthy right after the flood, over both families.
+        const after6 = await timedExchanges(ns, 1, 0, 3, "fd00::2");
+        const after4 = await timedExchanges(ns, 1, 0, 3);
+        for (const after of [after6, after4]) {
+          assert.ok(
+            after.http[0] < 1 && after.echo[0] < 1,
+            `right after the flood: ${JSON.stringify(after)}`,
+          );
+        }
+      } finally {
+        assert.equal(await stack.stop(), 0, stack.stderr);
+      }
+    });
+  },
+);

@@ -418,15 +418,15 @@ export async function serveHttp(
   slot?.signal.addEventListener("abort", onEvict);
 
   /**
-   * Reads more bytes. Waiting for a new request (`deadline` null) ends after the idle timeout or on
-   * eviction; within a request, at `deadline` (performance.now() time).
+   * Reads more bytes. Waiting for a new request (`deadline` null) ends after the idle timeout; within a
+   * request, at `deadline` (performance.now() time); either on eviction (the pool gave the place away).
    */
   const fill = async (deadline: number | null): Promise<FillResult> => {
     if (ended) return "end";
     const waitMs = deadline === null ? idleMs : Math.max(0, deadline - performance.now());
     const expired = new Promise<FillResult>((resolve) => {
       timer = setTimeout(() => resolve(deadline === null ? "idle" : "deadline"), waitMs);
-      if (deadline === null && slot) {
+      if (slot) {
         if (slot.signal.aborted) resolve("evicted");
         wakeEvicted = () => resolve("evicted");
       }
@@ -463,8 +463,12 @@ export async function serveHttp(
         throw new ProtocolError(431, "request header fields too large");
       }
       if (end >= 0) return queue.take(end);
+      // A request under way: its place may go to a newcomer if it trickles on (see ConnectionPool).
+      if (slot && deadline !== null) slot.reading = true;
       const result = await fill(deadline);
-      if (result === "deadline") throw new ProtocolError(408, "the request did not arrive in time");
+      if (result === "deadline" || (result === "evicted" && deadline !== null)) {
+        throw new ProtocolError(408, "the request did not arrive in time");
+      }
       if (result === "idle" && queue.length === 0) counters.idleTimeouts++;
       if (result !== "data") {
         // A partial request cut off by the client's close gets no answer (nobody reads it).
@@ -492,6 +496,7 @@ export async function serveHttp(
   try {
     while (true) {
       const headBytes = await readHead();
+      if (slot) slot.reading = false;
       if (headBytes === null) {
         await writer.close().catch(() => {});
         return served;

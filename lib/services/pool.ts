@@ -1,8 +1,10 @@
 /**
  * The bound on concurrent connections of one service. When it is full, a new connection first takes the
  * place of the connection idle the longest (a keep-alive HTTP connection waiting for its next request: the
- * client may reopen it, RFC 9112 §9.3.1), and only when none is idle is the newcomer refused. Every
- * admission, refusal and eviction is counted.
+ * client may reopen it, RFC 9112 §9.3.1); then that of the connection whose request has been arriving the
+ * longest, once for more than {@link SLOW_REQUEST_MS} (slowloris: a header trickled a byte at a time,
+ * which would otherwise hold its place until the request deadline while every newcomer is refused); only
+ * when neither exists is the newcomer refused. Every admission, refusal and eviction is counted.
  *
  * @module
  */
@@ -11,13 +13,27 @@
 export interface PoolSlot {
   /** Set by the service while the connection waits for the client with nothing pending. */
   idle: boolean;
-  /** Aborted when the pool takes the place of this idle connection: the service closes it. */
+  /**
+   * Set by the service while a request has begun (its first byte came) and is not complete: a place
+   * held this way for longer than {@link SLOW_REQUEST_MS} may be taken under pressure.
+   */
+  reading: boolean;
+  /** Aborted when the pool takes the place of this connection: the service closes it. */
   readonly signal: AbortSignal;
 }
+
+/**
+ * How long a request may be arriving before its connection can lose its place to a newcomer when the
+ * pool is full. A request on a working path arrives within a round trip or two; one still incomplete
+ * after a second is being trickled.
+ */
+export const SLOW_REQUEST_MS = 1000;
 
 class Slot implements PoolSlot {
   #idle = false;
   idleSince = 0;
+  #reading = false;
+  readingSince = 0;
   // Made when the service asks for the signal (HTTP does; echo, discard and chargen do not): about
   // 0.5 KiB of heap per held connection saved.
   #controller: AbortController | null = null;
@@ -36,6 +52,15 @@ class Slot implements PoolSlot {
   set idle(idle: boolean) {
     if (idle && !this.#idle) this.idleSince = performance.now();
     this.#idle = idle;
+  }
+
+  get reading(): boolean {
+    return this.#reading;
+  }
+
+  set reading(reading: boolean) {
+    if (reading && !this.#reading) this.readingSince = performance.now();
+    this.#reading = reading;
   }
 
   get signal(): AbortSignal {
@@ -57,6 +82,8 @@ export class ConnectionPool {
   refused = 0;
   /** Idle connections closed to make room. */
   idleClosed = 0;
+  /** Connections closed to make room because their request had been arriving too long (slowloris). */
+  slowClosed = 0;
   readonly #slots = new Set<Slot>();
 
   /** Creates a pool for at most `max` (≥ 1) connections. */
@@ -80,12 +107,22 @@ export class ConnectionPool {
       for (const slot of this.#slots) {
         if (slot.idle && (victim === null || slot.idleSince < victim.idleSince)) victim = slot;
       }
-      if (victim === null) {
-        this.refused++;
-        return null;
+      if (victim !== null) this.idleClosed++;
+      else {
+        const slowBefore = performance.now() - SLOW_REQUEST_MS;
+        for (const slot of this.#slots) {
+          if (
+            slot.reading && slot.readingSince < slowBefore &&
+            (victim === null || slot.readingSince < victim.readingSince)
+          ) victim = slot;
+        }
+        if (victim === null) {
+          this.refused++;
+          return null;
+        }
+        this.slowClosed++;
       }
       this.#slots.delete(victim);
-      this.idleClosed++;
       victim.abort();
     }
     const slot = new Slot();
@@ -107,6 +144,7 @@ export class ConnectionPool {
       accepted: this.accepted,
       refused: this.refused,
       idleClosed: this.idleClosed,
+      slowClosed: this.slowClosed,
     };
   }
 }

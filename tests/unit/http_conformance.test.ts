@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { HttpCounters, httpDate, type HttpServerOptions, serveHttp } from "../../lib/services/http.ts";
 import { MAX_BYTES_RESOURCE, STATIC_PAGE, statusSite } from "../../lib/services/status_site.ts";
 import { chargenPattern } from "../../lib/services/chargen.ts";
-import { ConnectionPool } from "../../lib/services/pool.ts";
+import { ConnectionPool, SLOW_REQUEST_MS } from "../../lib/services/pool.ts";
 import { readAll, streamConnPair } from "../helpers/stream_conn.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -202,7 +202,69 @@ Deno.test("pool: admits up to the bound, evicts the longest idle first, refuses 
   assert.equal(pool.active, 2);
   pool.release(c);
   assert.equal(pool.active, 1);
-  assert.deepEqual(pool.stats(), { max: 2, active: 1, accepted: 3, refused: 1, idleClosed: 1 });
+  assert.deepEqual(pool.stats(), {
+    max: 2,
+    active: 1,
+    accepted: 3,
+    refused: 1,
+    idleClosed: 1,
+    slowClosed: 0,
+  });
+});
+
+Deno.test("pool: full of busy connections, a request trickling for over a second loses its place (slowloris)", async () => {
+  const pool = new ConnectionPool(2);
+  const a = pool.admit()!;
+  const b = pool.admit()!;
+  a.reading = true;
+  assert.equal(pool.admit(), null, "a request arriving for less than a second is not slow yet");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  b.reading = true;
+  b.reading = true; // still the same request: its start does not move
+  const started = performance.now();
+  while (performance.now() - started < SLOW_REQUEST_MS) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  // Both are slow now: the one arriving the longest goes first, then the other; then nothing is left.
+  assert.notEqual(pool.admit(), null);
+  assert.ok(a.signal.aborted && !b.signal.aborted, "the oldest request goes first");
+  assert.notEqual(pool.admit(), null);
+  assert.ok(b.signal.aborted);
+  assert.equal(pool.admit(), null, "the newcomers are busy, not slow: refused");
+  assert.equal(pool.slowClosed, 2);
+  assert.equal(pool.refused, 2);
+  // An idle connection goes before a slow one.
+  const pool2 = new ConnectionPool(2);
+  const slow = pool2.admit()!;
+  const idle = pool2.admit()!;
+  slow.reading = true;
+  (slow as unknown as { readingSince: number }).readingSince -= 2 * SLOW_REQUEST_MS;
+  idle.idle = true;
+  pool2.admit();
+  assert.ok(idle.signal.aborted && !slow.signal.aborted);
+  assert.deepEqual([pool2.idleClosed, pool2.slowClosed], [1, 0]);
+});
+
+Deno.test("http: a request trickling when its place is taken is answered 408 and closed", async () => {
+  const pool = new ConnectionPool(1);
+  const counters = new HttpCounters();
+  const [client, server] = streamConnPair();
+  const slot = pool.admit()!;
+  const served = serveHttp(server, site, { slot, counters, wallClock: () => CLOCK }).finally(() =>
+    pool.release(slot)
+  );
+  const writer = client.writable.getWriter();
+  const response = readAll(client.readable);
+  await writer.write(text("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: a"));
+  while (!slot.reading) await new Promise((resolve) => setTimeout(resolve, 1));
+  assert.equal(slot.idle, false);
+  (slot as unknown as { readingSince: number }).readingSince -= 2 * SLOW_REQUEST_MS;
+  assert.notEqual(pool.admit(), null, "the newcomer takes the slow request's place");
+  assert.match(str(await response), /^HTTP\/1\.1 408 Request Timeout\r\n/);
+  assert.equal(await served, 0);
+  await writer.close().catch(() => {});
+  assert.equal(counters.requestTimeouts, 1);
+  assert.equal(pool.slowClosed, 1);
 });
 
 Deno.test("http: an idle keep-alive connection evicted from the pool is closed without a response", async () => {

@@ -252,3 +252,50 @@ export async function synFlood6(
   if (result.code !== 0) throw new Error(`the IPv6 SYN flood failed: ${result.stderr}`);
   return JSON.parse(result.stdout);
 }
+
+/** What `tests/helpers/slowloris.py` saw. */
+export interface SlowlorisResult {
+  /** Connections whose handshake completed. */
+  connected: number;
+  /** Connections that did not complete their handshake. */
+  failed: number;
+  /** Connections closed or reset before the server read a byte (turned away by a full pool). */
+  refused: number;
+  /** Connections closed by the server after reading some of the request. */
+  closed: number;
+  /** Connections still open when the client gave up. */
+  open: number;
+  /** Of the closed ones, those answered 408 first. */
+  status408: number;
+  /** Of the closed ones, those answered with another status. */
+  otherStatus: number;
+  /** Seconds from each closed connection's first byte to its close, sorted. */
+  closedAfter: number[];
+  /** Most connections open at once. */
+  maxOpen: number;
+  /** Seconds the client ran. */
+  seconds: number;
+}
+
+const SLOWLORIS = new URL("./slowloris.py", import.meta.url).pathname;
+
+/**
+ * Starts a slowloris client inside `ns`: `count` connections to `host:port`, each sending an HTTP request
+ * header one byte every `intervalS` seconds, until the server closes it or `limitS` seconds have passed.
+ * Resolves to what the client saw.
+ */
+export async function slowloris(
+  ns: Netns,
+  host: string,
+  port: number,
+  count: number,
+  intervalS: number,
+  limitS: number,
+): Promise<SlowlorisResult> {
+  const result = await ns.run(
+    ["python3", SLOWLORIS, host, String(port), String(count), String(intervalS), String(limitS)],
+    { timeoutMs: (limitS + 30) * 1000 },
+  );
+  if (result.code !== 0) throw new Error(`the slowloris client failed: ${result.stderr}`);
+  return JSON.parse(result.stdout);
+}

@@ -72,8 +72,13 @@ while time.monotonic() - started < limit:
         s = state["sock"]
         if not state["connected"]:
             connecting -= 1
-            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
-                failed += 1
+            error = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if error != 0:
+                # A reset after the handshake (the pool turned it away before we looked) is a refusal.
+                if error in (errno.ECONNRESET, errno.EPIPE):
+                    refused += 1
+                else:
+                    failed += 1
                 poller.unregister(fd)
                 s.close()
                 del conns[fd]

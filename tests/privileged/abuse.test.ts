@@ -4,7 +4,9 @@
  * are reported); a random-source SYN flood and an ACK flood leave HTTP and echo answering within a second
  * during the flood and port 80 healthy right after, with SYN cookies sent and RSTs rate-limited. Bounded
  * variants; `deno task bench:abuse` runs the full-size ones. The same SYN flood over IPv6 (from a /64,
- * by tests/helpers/synflood6.py) is answered with IPv6 SYN cookies while curl -6 and echo answer.
+ * by tests/helpers/synflood6.py) is answered with IPv6 SYN cookies while curl -6 and echo answer. And
+ * slowloris at scale: 2,000 connections trickling request headers are all closed by the request deadline
+ * (or turned away by the bounded pool), while curl is served.
  */
 
 import assert from "node:assert/strict";
@@ -15,6 +17,7 @@ import {
   flood,
   hostCounter,
   replayTopSpeed,
+  slowloris,
   stackStats,
   synFlood6,
   timedExchanges,
@@ -196,6 +199,86 @@ privilegedTest(
             `right after the flood: ${JSON.stringify(after)}`,
           );
         }
+      } finally {
+        assert.equal(await stack.stop(), 0, stack.stderr);
+      }
+    });
+  },
+);
+
+/** The HTTP service's request deadline (`requestTimeoutMs`'s default) and the slack allowed past it. */
+const REQUEST_DEADLINE_S = 20;
+const DEADLINE_SLACK_S = 4;
+
+privilegedTest(
+  "abuse: slowloris, 2,000 connections sending a header a byte every 2 s, all closed by the request deadline while curl is served",
+  async () => {
+    await withNetns("ns-abuse-slow", async (ns) => {
+      const stack = await startStack(ns);
+      try {
+        const attack = slowloris(ns, "10.0.0.2", 80, 2000, 2, REQUEST_DEADLINE_S + DEADLINE_SLACK_S + 2);
+        // A user's curl, a few times during the attack (the pool of 256 is full of trickling headers).
+        const curls: string[] = [];
+        for (const wait of [3000, 5000, 7000]) {
+          await sleep(wait);
+          const r = await ns.run(
+            [
+              "curl",
+              "-sS",
+              "-m",
+              "5",
+              "-o",
+              "/dev/null",
+              "-w",
+              "%{http_code} %{time_total}",
+              "http://10.0.0.2/",
+            ],
+          );
+          curls.push(`${r.stdout}${r.stderr.trim()}`);
+        }
+        const seen = await attack;
+        const stats = await stackStats(ns);
+        const http = (stats as unknown as {
+          services: { http: { connections: Record<string, number>; requestTimeouts: number } };
+        }).services.http;
+        const closedAfter = seen.closedAfter;
+        console.log(
+          `slowloris: ${seen.connected} connected, ${seen.refused} turned away, ${seen.closed} closed ` +
+            `(${seen.status408} with 408) after ${closedAfter[0]}–${
+              closedAfter[closedAfter.length - 1]
+            } s, ` +
+            `${seen.open} open at the end, at most ${seen.maxOpen} open at once; curl ${curls.join(", ")}; ` +
+            `pool ${JSON.stringify(http.connections)}, ${http.requestTimeouts} request timeouts`,
+        );
+        assert.equal(
+          seen.connected,
+          2000,
+          `every handshake completed: ${JSON.stringify({ ...seen, closedAfter: undefined })}`,
+        );
+        // None outlives the deadline: each was closed with a 408 after reading some of its header, or
+        // turned away by the full pool (a reset) before it was read at all.
+        assert.equal(seen.open, 0, "connections still open after the deadline");
+        assert.equal(seen.refused + seen.closed, seen.connected);
+        assert.equal(seen.status408, seen.closed, "every connection read from was answered 408");
+        assert.ok(
+          closedAfter[closedAfter.length - 1] <= REQUEST_DEADLINE_S + DEADLINE_SLACK_S,
+          `closed ${closedAfter[closedAfter.length - 1]} s after their first byte`,
+        );
+        // The pool's bound held, and what went over it was counted.
+        assert.equal(http.connections.max, 256);
+        assert.ok(
+          seen.closed >= 256 && seen.refused > 0,
+          "the bounded pool held 256 and turned the rest away",
+        );
+        assert.equal(
+          http.connections.refused >= seen.refused - 10,
+          true,
+          `refused ${http.connections.refused}`,
+        );
+        assert.equal(http.requestTimeouts, seen.closed);
+        // curl was served all along: it took the place of a trickling request.
+        for (const c of curls) assert.match(c, /^200 /, `curl during the attack: ${curls.join(", ")}`);
+        assert.ok(http.connections.slowClosed >= 1, "a slow request gave its place to curl");
       } finally {
         assert.equal(await stack.stop(), 0, stack.stderr);
       }

@@ -6,82 +6,28 @@
  * @module
  */
 
-/** SipHash-2-4 state words as [v0hi, v0lo, v1hi, v1lo, v2hi, v2lo, v3hi, v3lo]. */
-type SipState = Uint32Array;
-
-function rotl(s: SipState, i: number, n: number): void {
-  let h = s[i], l = s[i + 1];
-  if (n >= 32) {
-    const t = h;
-    h = l;
-    l = t;
-    n -= 32;
-  }
-  if (n > 0) {
-    const nh = (h << n) | (l >>> (32 - n));
-    const nl = (l << n) | (h >>> (32 - n));
-    h = nh;
-    l = nl;
-  }
-  s[i] = h;
-  s[i + 1] = l;
-}
-
-function add(s: SipState, i: number, j: number): void {
-  const lo = s[i + 1] + s[j + 1];
-  s[i] = s[i] + s[j] + (lo > 0xffffffff ? 1 : 0);
-  s[i + 1] = lo;
-}
-
-function xor(s: SipState, i: number, j: number): void {
-  s[i] ^= s[j];
-  s[i + 1] ^= s[j + 1];
-}
-
-const V0 = 0, V1 = 2, V2 = 4, V3 = 6;
-
-function sipRound(s: SipState): void {
-  add(s, V0, V1);
-  rotl(s, V1, 13);
-  xor(s, V1, V0);
-  rotl(s, V0, 32);
-  add(s, V2, V3);
-  rotl(s, V3, 16);
-  xor(s, V3, V2);
-  add(s, V0, V3);
-  rotl(s, V3, 21);
-  xor(s, V3, V0);
-  add(s, V2, V1);
-  rotl(s, V1, 17);
-  xor(s, V1, V2);
-  rotl(s, V2, 32);
-}
-
 function le32(b: Uint8Array, o: number): number {
   return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
 }
 
 /**
  * SipHash-2-4 of `message[0..length)` under a 16-byte `key`. Writes the 64-bit result as
- * [hi, lo] into `out` (reused, no allocation) and returns it.
+ * [hi, lo] into `out` (reused, no allocation) and returns it. The state lives in local variables (32-bit
+ * halves of the four 64-bit words), which the JIT keeps in registers: a SYN cookie costs two of these
+ * per SYN of a flood.
  */
 export function sipHash24(
   key: Uint8Array,
   message: Uint8Array,
   length: number = message.length,
   out: Uint32Array = new Uint32Array(2),
-  state: Uint32Array = new Uint32Array(10),
 ): Uint32Array {
-  const s = state;
   const k0h = le32(key, 4), k0l = le32(key, 0), k1h = le32(key, 12), k1l = le32(key, 8);
-  s[0] = k0h ^ 0x736f6d65;
-  s[1] = k0l ^ 0x70736575;
-  s[2] = k1h ^ 0x646f7261;
-  s[3] = k1l ^ 0x6e646f6d;
-  s[4] = k0h ^ 0x6c796765;
-  s[5] = k0l ^ 0x6e657261;
-  s[6] = k1h ^ 0x74656462;
-  s[7] = k1l ^ 0x79746573;
+  let v0h = (k0h ^ 0x736f6d65) >>> 0, v0l = (k0l ^ 0x70736575) >>> 0;
+  let v1h = (k1h ^ 0x646f7261) >>> 0, v1l = (k1l ^ 0x6e646f6d) >>> 0;
+  let v2h = (k0h ^ 0x6c796765) >>> 0, v2l = (k0l ^ 0x6e657261) >>> 0;
+  let v3h = (k1h ^ 0x74656462) >>> 0, v3l = (k1l ^ 0x79746573) >>> 0;
+  let lo = 0, t = 0;
   const whole = length - (length & 7);
   for (let i = 0; i <= whole; i += 8) {
     let mh: number, ml: number;
@@ -90,30 +36,106 @@ export function sipHash24(
       mh = le32(message, i + 4);
     } else {
       // Last block: the remaining bytes, then the length mod 256 in the top byte.
-      let lo = 0, hi = 0;
+      let l = 0, h = 0;
       for (let k = 0; k < (length & 7); k++) {
         const byte = message[i + k];
-        if (k < 4) lo |= byte << (8 * k);
-        else hi |= byte << (8 * (k - 4));
+        if (k < 4) l |= byte << (8 * k);
+        else h |= byte << (8 * (k - 4));
       }
-      hi |= (length & 0xff) << 24;
-      ml = lo >>> 0;
-      mh = hi >>> 0;
+      h |= (length & 0xff) << 24;
+      ml = l >>> 0;
+      mh = h >>> 0;
     }
-    s[6] ^= mh;
-    s[7] ^= ml;
-    sipRound(s);
-    sipRound(s);
-    s[0] ^= mh;
-    s[1] ^= ml;
+    v3h = (v3h ^ mh) >>> 0;
+    v3l = (v3l ^ ml) >>> 0;
+    for (let r = 0; r < 2; r++) {
+      // SipRound (Aumasson & Bernstein): 64-bit words as (hi, lo) pairs of uint32 in locals.
+      lo = (v0l + v1l) >>> 0;
+      v0h = (v0h + v1h + (lo < v0l ? 1 : 0)) >>> 0;
+      v0l = lo;
+      t = v1h;
+      v1h = ((v1h << 13) | (v1l >>> 19)) >>> 0;
+      v1l = ((v1l << 13) | (t >>> 19)) >>> 0;
+      v1h ^= v0h;
+      v1l ^= v0l;
+      t = v0h;
+      v0h = v0l;
+      v0l = t;
+      lo = (v2l + v3l) >>> 0;
+      v2h = (v2h + v3h + (lo < v2l ? 1 : 0)) >>> 0;
+      v2l = lo;
+      t = v3h;
+      v3h = ((v3h << 16) | (v3l >>> 16)) >>> 0;
+      v3l = ((v3l << 16) | (t >>> 16)) >>> 0;
+      v3h ^= v2h;
+      v3l ^= v2l;
+      lo = (v0l + v3l) >>> 0;
+      v0h = (v0h + v3h + (lo < v0l ? 1 : 0)) >>> 0;
+      v0l = lo;
+      t = v3h;
+      v3h = ((v3h << 21) | (v3l >>> 11)) >>> 0;
+      v3l = ((v3l << 21) | (t >>> 11)) >>> 0;
+      v3h ^= v0h;
+      v3l ^= v0l;
+      lo = (v2l + v1l) >>> 0;
+      v2h = (v2h + v1h + (lo < v2l ? 1 : 0)) >>> 0;
+      v2l = lo;
+      t = v1h;
+      v1h = ((v1h << 17) | (v1l >>> 15)) >>> 0;
+      v1l = ((v1l << 17) | (t >>> 15)) >>> 0;
+      v1h ^= v2h;
+      v1l ^= v2l;
+      t = v2h;
+      v2h = v2l;
+      v2l = t;
+    }
+    v0h = (v0h ^ mh) >>> 0;
+    v0l = (v0l ^ ml) >>> 0;
   }
-  s[5] ^= 0xff;
-  sipRound(s);
-  sipRound(s);
-  sipRound(s);
-  sipRound(s);
-  out[0] = s[0] ^ s[2] ^ s[4] ^ s[6];
-  out[1] = s[1] ^ s[3] ^ s[5] ^ s[7];
+  v2l = (v2l ^ 0xff) >>> 0;
+  for (let r = 0; r < 4; r++) {
+    // SipRound (Aumasson & Bernstein): 64-bit words as (hi, lo) pairs of uint32 in locals.
+    lo = (v0l + v1l) >>> 0;
+    v0h = (v0h + v1h + (lo < v0l ? 1 : 0)) >>> 0;
+    v0l = lo;
+    t = v1h;
+    v1h = ((v1h << 13) | (v1l >>> 19)) >>> 0;
+    v1l = ((v1l << 13) | (t >>> 19)) >>> 0;
+    v1h ^= v0h;
+    v1l ^= v0l;
+    t = v0h;
+    v0h = v0l;
+    v0l = t;
+    lo = (v2l + v3l) >>> 0;
+    v2h = (v2h + v3h + (lo < v2l ? 1 : 0)) >>> 0;
+    v2l = lo;
+    t = v3h;
+    v3h = ((v3h << 16) | (v3l >>> 16)) >>> 0;
+    v3l = ((v3l << 16) | (t >>> 16)) >>> 0;
+    v3h ^= v2h;
+    v3l ^= v2l;
+    lo = (v0l + v3l) >>> 0;
+    v0h = (v0h + v3h + (lo < v0l ? 1 : 0)) >>> 0;
+    v0l = lo;
+    t = v3h;
+    v3h = ((v3h << 21) | (v3l >>> 11)) >>> 0;
+    v3l = ((v3l << 21) | (t >>> 11)) >>> 0;
+    v3h ^= v0h;
+    v3l ^= v0l;
+    lo = (v2l + v1l) >>> 0;
+    v2h = (v2h + v1h + (lo < v2l ? 1 : 0)) >>> 0;
+    v2l = lo;
+    t = v1h;
+    v1h = ((v1h << 17) | (v1l >>> 15)) >>> 0;
+    v1l = ((v1l << 17) | (t >>> 15)) >>> 0;
+    v1h ^= v2h;
+    v1l ^= v2l;
+    t = v2h;
+    v2h = v2l;
+    v2l = t;
+  }
+  out[0] = v0h ^ v1h ^ v2h ^ v3h;
+  out[1] = v0l ^ v1l ^ v2l ^ v3l;
   return out;
 }
 
@@ -129,7 +151,6 @@ export class IsnGenerator {
   /** The hashed tuple: 12 bytes over IPv4, 36 over IPv6. */
   readonly #message = new Uint8Array(36);
   readonly #out = new Uint32Array(2);
-  readonly #state = new Uint32Array(10);
   readonly #resolve: HandleResolver | null;
 
   /**
@@ -166,7 +187,7 @@ export class IsnGenerator {
     m[o + 1] = localPort & 0xff;
     m[o + 2] = remotePort >> 8;
     m[o + 3] = remotePort & 0xff;
-    return sipHash24(this.#secret, m, o + 4, this.#out, this.#state);
+    return sipHash24(this.#secret, m, o + 4, this.#out);
   }
 
   /** The ISN for a connection at time `now` (ms): keyed hash of the 4-tuple plus `now` in 4 µs ticks. */

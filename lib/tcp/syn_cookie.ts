@@ -55,7 +55,6 @@ export class SynCookies {
   readonly #message = new Uint8Array(40);
   readonly #view = new DataView(this.#message.buffer);
   readonly #out = new Uint32Array(2);
-  readonly #state = new Uint32Array(10);
 
   /** Derives the two hash keys from the stack's 16-byte secret. */
   constructor(secret: Uint8Array) {
@@ -96,7 +95,7 @@ export class SynCookies {
     v.setUint16(o, srcPort);
     v.setUint16(o + 2, dstPort);
     v.setUint32(o + 4, count);
-    return sipHash24(key, this.#message, count < 0 ? o + 4 : o + 8, this.#out, this.#state)[1];
+    return sipHash24(key, this.#message, count < 0 ? o + 4 : o + 8, this.#out)[1];
   }
 
   /** The cookie period at `now` (8 bits). */

@@ -89,6 +89,9 @@ Deno.test("tcp isn: SipHash-2-4 matches the reference test vectors", () => {
   };
   assert.equal(hex(0), "726fdb47dd0e0e31");
   assert.equal(hex(15), "a129ca6149be45e5");
+  // Whole blocks, and many of them (carries across the 32-bit halves of every word).
+  assert.equal(hex(8), "93f5f5799a932462");
+  assert.equal(hex(63), "958a324ceb064572");
 });
 
 Deno.test("tcp congestion: undoReduction restores the window before the last reduction; idle restart caps at IW", () => {

@@ -65,6 +65,12 @@ export class TcpListener {
   readonly #halfOpen = new Map<TcpConnection, number>();
   /** Until when ACKs without a connection are checked for a SYN cookie (cookies were sent recently). */
   cookiesUntil = -Infinity;
+  /**
+   * No half-open connection can be stale before this time: the layer looks for stale ones only from then
+   * on, not on every SYN of a flood. It may be early (the oldest one completed meanwhile), never late.
+   * @internal
+   */
+  halfOpenCheckAt = -Infinity;
   readonly #ready: TcpConnection[] = [];
   readonly #layer: TcpLayer;
   #closed = false;
@@ -121,6 +127,12 @@ export class TcpListener {
   staleHalfOpen(before: number): TcpConnection | null {
     for (const [c, at] of this.#halfOpen) return at < before ? c : null;
     return null;
+  }
+
+  /** When the oldest half-open connection was created; `otherwise` when there is none. @internal */
+  oldestHalfOpenAt(otherwise: number): number {
+    for (const at of this.#halfOpen.values()) return at;
+    return otherwise;
   }
 
   /** Whether the accept queue has room for one more established connection. @internal */
@@ -621,14 +633,20 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       stats.drop("listen-bad-segment"); // fifth: anything else is dropped
       return;
     }
-    // Half-open connections whose SYN,ACK went unanswered this long are given up (spoofed SYNs).
-    for (
-      let stale = listener.staleHalfOpen(now - this.config.halfOpenTimeoutMs);
-      stale !== null;
-      stale = listener.staleHalfOpen(now - this.config.halfOpenTimeoutMs)
-    ) {
-      stats.halfOpenExpired++;
-      this.#remove(stale);
+    // Half-open connections whose SYN,ACK went unanswered this long are given up (spoofed SYNs). Looked
+    // for only once the oldest can be stale: during a flood of cookies, not once per SYN.
+    const timeout = this.config.halfOpenTimeoutMs;
+    if (now >= listener.halfOpenCheckAt) {
+      for (
+        let stale = listener.staleHalfOpen(now - timeout);
+        stale !== null;
+        stale = listener.staleHalfOpen(now - timeout)
+      ) {
+        stats.halfOpenExpired++;
+        this.#remove(stale);
+      }
+      // Any connection added from now on is created at `now` or later.
+      listener.halfOpenCheckAt = listener.oldestHalfOpenAt(now) + timeout;
     }
     if (!this.memory.admit(ADMISSION_RESERVE)) {
       stats.drop("memory-pressure"); // no room for another connection's buffers: the peer retries

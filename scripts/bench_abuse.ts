@@ -3,7 +3,10 @@
  * (needs root, hping3, tcpreplay, python3, curl). Cases: `replay` (top-speed tcpreplay of small UDP/TCP
  * packets: share reaching the stack), `synflood` and `ackflood` (random-source floods with hping3: HTTP and
  * echo exchange times during the flood, time until port 80 answers after it), `idle` (memory of 10,000
- * idle connections, and after they close), `stalled` (memory of 500 chargen readers that never read).
+ * idle connections, and after they close), `stalled` (memory of 500 chargen readers that never read),
+ * `synflood6` (a random-source IPv6 SYN flood from a /64 at the full speed of tests/helpers/synflood6.py,
+ * with curl -6-like exchanges during it) and `synflood6-kernel` (the same flood at the Linux kernel's TCP,
+ * over a veth between two namespaces, its SYN cookies answering).
  * `--repo DIR` runs the stack of another checkout (e.g. for before/after figures). Prints one JSON line
  * per case. The machine's load changes these figures a lot: say how loaded it was when you quote them.
  *
@@ -11,7 +14,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { withNetns } from "../tests/helpers/netns.ts";
+import { runOk, withNetns } from "../tests/helpers/netns.ts";
 import { REPO, StackProcess } from "../tests/helpers/stack_process.ts";
 import {
   addHostAddresses,
@@ -20,6 +23,7 @@ import {
   replayTopSpeed,
   rssKiB,
   stackStats,
+  synFlood6,
   timedExchanges,
   writeFloodPcap,
 } from "../tests/helpers/abuse.ts";
@@ -38,11 +42,15 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
 });
 if (values.help) {
-  console.log("usage: deno task bench:abuse [replay|synflood|ackflood|idle|stalled ...] [--repo DIR]");
+  console.log(
+    "usage: deno task bench:abuse [replay|synflood|ackflood|idle|stalled|synflood6|synflood6-kernel ...] [--repo DIR]",
+  );
   Deno.exit(0);
 }
 const repo = values.repo.endsWith("/") ? values.repo : `${values.repo}/`;
-const cases = positionals.length > 0 ? positionals : ["replay", "synflood", "ackflood", "idle", "stalled"];
+const cases = positionals.length > 0
+  ? positionals
+  : ["replay", "synflood", "ackflood", "idle", "stalled", "synflood6", "synflood6-kernel"];
 
 async function startStack(ns: Netns, args: string[] = []): Promise<StackProcess> {
   const child = new Deno.Command("ip", {
@@ -135,6 +143,118 @@ async function floodCase(ns: Netns, kind: "syn" | "ack") {
   };
 }
 
+/** Summary of timed exchanges: the worst, how many took 1 s or more, the share under 1 s. */
+function summary(values: number[]) {
+  return {
+    max: +Math.max(...values).toFixed(3),
+    over1s: values.filter((x) => x >= 1).length,
+    n: values.length,
+    shareUnder1s: +(values.filter((x) => x < 1).length / values.length).toFixed(2),
+  };
+}
+
+/**
+ * The IPv6 SYN flood at full speed at `host` (the stack, or the kernel in the server namespace), with an
+ * HTTP and an echo exchange every 300 ms during it from `client`; the sources random in `prefix`/64.
+ */
+async function flood6(
+  client: Netns,
+  host: string,
+  prefix: string,
+  stats: () => Promise<Record<string, unknown>>,
+) {
+  const seconds = Number(values.seconds);
+  const floodDone = synFlood6(client, host, 80, seconds, 0, prefix);
+  await sleep(300);
+  const results = await timedExchanges(client, Math.floor((seconds - 0.8) / 0.3), 300, 3, host);
+  const sent = await floodDone;
+  const after = await timedExchanges(client, 1, 0, 3, host);
+  return {
+    flood: "syn6",
+    sent: sent.sent,
+    sentPerS: Math.round(sent.sent / sent.seconds),
+    http: summary(results.http),
+    echo: summary(results.echo),
+    afterHttpS: +after.http[0].toFixed(3),
+    ...(await stats()),
+  };
+}
+
+async function synflood6Stack(ns: Netns) {
+  return await flood6(ns, "fd00::2", "fd00::", async () => {
+    const stats = await stackStats(ns, "[fd00::2]");
+    const tcp = stats.tcp;
+    return {
+      segmentsIn: tcp.segmentsIn,
+      syncookiesSent6: tcp.syncookiesSent6,
+      syncookiesValidated6: tcp.syncookiesValidated6,
+      kernel: stats.device.kernel,
+    };
+  });
+}
+
+/** The same flood at the kernel: a server namespace behind a veth, the flood's /64 routed to the client. */
+async function synflood6Kernel(client: Netns) {
+  return await withNetns("ns-bench-k6srv", async (server) => {
+    await runOk([
+      "ip",
+      "link",
+      "add",
+      "kv0",
+      "netns",
+      server.name,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "kv1",
+      "netns",
+      client.name,
+    ]);
+    await server.exec(["ip", "-6", "addr", "add", "fd00::2/64", "dev", "kv0", "nodad"]);
+    await client.exec(["ip", "-6", "addr", "add", "fd00::1/64", "dev", "kv1", "nodad"]);
+    await server.exec(["ip", "link", "set", "kv0", "up"]);
+    await client.exec(["ip", "link", "set", "kv1", "up"]);
+    // Replies to the flood's sources go to the client side, which drops them (one neighbour, no ND storm).
+    await server.exec(["ip", "-6", "route", "add", "fd01::/64", "via", "fd00::1"]);
+    await server.exec(["sysctl", "-q", "-w", "net.ipv4.tcp_syncookies=1"]);
+    const servers = new Deno.Command("ip", {
+      args: [
+        ...server.prefix().slice(1),
+        "python3",
+        new URL("../tests/helpers/kernel_servers.py", import.meta.url).pathname,
+        "::",
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    try {
+      const reader = servers.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      const first = await reader.read();
+      if (!first.value?.includes("listening")) throw new Error("the kernel servers did not start");
+      reader.releaseLock();
+      const snmp = async () => {
+        const text = await server.exec([
+          "nstat",
+          "-az",
+          "TcpExtSyncookiesSent",
+          "TcpExtSyncookiesRecv",
+          "TcpExtListenOverflows",
+          "TcpExtListenDrops",
+        ]);
+        return Object.fromEntries(
+          [...text.matchAll(/^(TcpExt\w+)\s+(\d+)/gm)].map((m) => [m[1], Number(m[2])]),
+        );
+      };
+      return await flood6(client, "fd00::2", "fd01::", async () => ({ kernelCounters: await snmp() }));
+    } finally {
+      servers.kill("SIGKILL");
+      await servers.status;
+      await servers.stdout.cancel().catch(() => {});
+    }
+  });
+}
+
 async function held(ns: Netns, stack: StackProcess, kind: "idle" | "stalled") {
   const count = Number(kind === "idle" ? values.idle : values.stalled);
   const sources = Array.from({ length: 8 }, (_, i) => `10.0.0.${101 + i}`);
@@ -176,6 +296,7 @@ async function held(ns: Netns, stack: StackProcess, kind: "idle" | "stalled") {
 console.log(JSON.stringify({ repo, load: Deno.loadavg() }));
 for (const name of cases) {
   const result = await withNetns(`ns-bench-${name}`, async (ns) => {
+    if (name === "synflood6-kernel") return await synflood6Kernel(ns);
     // The held cases hold every connection: each service's pool raised to their count.
     const holding = name === "idle" ? values.idle : name === "stalled" ? values.stalled : null;
     const stack = await startStack(ns, holding === null ? [] : ["--max-connections", holding]);
@@ -185,6 +306,7 @@ for (const name of cases) {
       if (name === "ackflood") return await floodCase(ns, "ack");
       if (name === "idle") return await held(ns, stack, "idle");
       if (name === "stalled") return await held(ns, stack, "stalled");
+      if (name === "synflood6") return await synflood6Stack(ns);
       throw new Error(`unknown case ${name}`);
     } finally {
       await stack.stop();

@@ -6,7 +6,8 @@
  * idle connections, and after they close), `stalled` (memory of 500 chargen readers that never read),
  * `synflood6` (a random-source IPv6 SYN flood from a /64 at the full speed of tests/helpers/synflood6.py,
  * with curl -6-like exchanges during it) and `synflood6-kernel` (the same flood at the Linux kernel's TCP,
- * over a veth between two namespaces, its SYN cookies answering).
+ * over a veth between two namespaces, its SYN cookies answering), `syncost` (no devices: the core's own
+ * time per SYN answered by a cookie, from random sources, over IPv4 and IPv6).
  * `--repo DIR` runs the stack of another checkout (e.g. for before/after figures). Prints one JSON line
  * per case. The machine's load changes these figures a lot: say how loaded it was when you quote them.
  *
@@ -43,14 +44,14 @@ const { values, positionals } = parseArgs({
 });
 if (values.help) {
   console.log(
-    "usage: deno task bench:abuse [replay|synflood|ackflood|idle|stalled|synflood6|synflood6-kernel ...] [--repo DIR]",
+    "usage: deno task bench:abuse [replay|synflood|ackflood|idle|stalled|synflood6|synflood6-kernel|syncost ...] [--repo DIR]",
   );
   Deno.exit(0);
 }
 const repo = values.repo.endsWith("/") ? values.repo : `${values.repo}/`;
 const cases = positionals.length > 0
   ? positionals
-  : ["replay", "synflood", "ackflood", "idle", "stalled", "synflood6", "synflood6-kernel"];
+  : ["replay", "synflood", "ackflood", "idle", "stalled", "synflood6", "synflood6-kernel", "syncost"];
 
 async function startStack(ns: Netns, args: string[] = []): Promise<StackProcess> {
   const child = new Deno.Command("ip", {
@@ -255,6 +256,80 @@ async function synflood6Kernel(client: Netns) {
   });
 }
 
+/**
+ * The core's time per SYN answered by a cookie (a full backlog), from 4,096 random sources, over IPv4 and
+ * IPv6: what a flood costs the stack before the device's read and write. The best of five rounds of
+ * 200,000 SYNs each, in this process (the checkout's own code: `--repo` does not apply).
+ */
+async function synCost() {
+  const { StackCore } = await import("../lib/stack/core.ts");
+  const { parseIpv4Cidr } = await import("../lib/wire/ipv4_address.ts");
+  const { parseIpv6Cidr } = await import("../lib/wire/ipv6_address.ts");
+  const { writeIpv6Header } = await import("../lib/wire/ipv6.ts");
+  const { fillTcpChecksumIpv6, TcpFlags, writeMssOption, writeTcpHeader } = await import(
+    "../lib/wire/tcp.ts"
+  );
+  const { tcpPacket } = await import("../tests/helpers/fuzz/build.ts");
+  const { Prng } = await import("../lib/prng.ts");
+  const prng = new Prng(7);
+  const random = () => Math.floor(prng.next() * 2 ** 32) >>> 0;
+  let sent = 0;
+  const core = new StackCore(
+    {
+      medium: "ip",
+      mtu: 1500,
+      announce: false,
+      address: parseIpv4Cidr("10.0.0.2/24")!,
+      address6: parseIpv6Cidr("fd00::2/64")!,
+    },
+    () => sent++,
+    0,
+  );
+  core.tcp.listen(80, 128);
+  const count = 4096;
+  const v4: Uint8Array[] = [];
+  const v6: Uint8Array[] = [];
+  const ours6 = parseIpv6Cidr("fd00::2/64")!.address;
+  for (let i = 0; i < count; i++) {
+    v4.push(tcpPacket((0x0b000000 | (random() & 0xffffff)) >>> 0, 0x0a000002, {
+      srcPort: 1024 + i,
+      dstPort: 80,
+      seq: random(),
+      ack: 0,
+      flags: TcpFlags.SYN,
+      window: 64240,
+    }));
+    const packet = new Uint8Array(64);
+    const src = new Uint8Array(16);
+    src[0] = 0xfd;
+    for (let k = 8; k < 16; k++) src[k] = random() & 0xff;
+    writeIpv6Header(packet, 0, src, ours6, 6, 24);
+    writeTcpHeader(packet, 40, 1024 + i, 80, random(), 0, TcpFlags.SYN, 64240, 4);
+    writeMssOption(packet, 60, 1440);
+    fillTcpChecksumIpv6(packet, 40, 24, 0);
+    v6.push(packet);
+  }
+  const measure = (packets: Uint8Array[]) => {
+    let best = Infinity;
+    for (let round = 0; round < 5; round++) {
+      const started = performance.now();
+      for (let k = 0; k < 200_000; k++) core.ingress(packets[k & (count - 1)], 1000 + round);
+      best = Math.min(best, (performance.now() - started) * 1000 / 200_000);
+    }
+    return +best.toFixed(2);
+  };
+  const ipv4Us = measure(v4);
+  const ipv6Us = measure(v6);
+  const tcp = core.tcp.stats();
+  return {
+    ipv4UsPerSyn: ipv4Us,
+    ipv6UsPerSyn: ipv6Us,
+    synAcks: sent,
+    cookies: tcp.syncookiesSent,
+    cookies6: tcp.syncookiesSent6,
+  };
+}
+
 async function held(ns: Netns, stack: StackProcess, kind: "idle" | "stalled") {
   const count = Number(kind === "idle" ? values.idle : values.stalled);
   const sources = Array.from({ length: 8 }, (_, i) => `10.0.0.${101 + i}`);
@@ -295,6 +370,10 @@ async function held(ns: Netns, stack: StackProcess, kind: "idle" | "stalled") {
 
 console.log(JSON.stringify({ repo, load: Deno.loadavg() }));
 for (const name of cases) {
+  if (name === "syncost") {
+    console.log(JSON.stringify({ case: name, ...(await synCost()), load: Deno.loadavg() }));
+    continue;
+  }
   const result = await withNetns(`ns-bench-${name}`, async (ns) => {
     if (name === "synflood6-kernel") return await synflood6Kernel(ns);
     // The held cases hold every connection: each service's pool raised to their count.

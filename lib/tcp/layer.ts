@@ -661,8 +661,17 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
         this.#sendCookie(listener, datagram, seg, opts, now, out);
         return;
       }
-      stats.drop("listen-overflow");
-      return;
+      // Without cookies, the oldest half-open connection gives its place (RFC 4987 §3.5): a flood slower
+      // than the SYN,ACK round trip no longer locks legitimate clients out until the entries expire.
+      const oldest = this.config.synCookies || !listener.acceptRoom()
+        ? null
+        : listener.staleHalfOpen(Infinity);
+      if (oldest === null) {
+        stats.drop("listen-overflow"); // the backlog holds only connections the application has not taken
+        return;
+      }
+      stats.halfOpenEvicted++;
+      this.#remove(oldest);
     }
     const c = new TcpConnection(this.#context, datagram.dst, seg.dstPort, datagram.src, seg.srcPort, true);
     c.owner = listener;

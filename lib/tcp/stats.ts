@@ -103,6 +103,8 @@ export class TcpStats {
   syncookiesFailed6 = 0;
   /** Half-open connections given up after `halfOpenTimeoutMs` (their SYN,ACK unanswered). */
   halfOpenExpired = 0;
+  /** Half-open connections that gave their place to a new SYN: backlog full, SYN cookies off. */
+  halfOpenEvicted = 0;
   /** RSTs received and accepted. */
   resetsIn = 0;
   /** Challenge ACKs sent (RFC 5961). */

@@ -426,10 +426,23 @@ Deno.test("tcp conformance: ACK in SYN-RECEIVED that acknowledges nothing we sen
 
 Deno.test("tcp conformance: listener backlog bounds half-open connections", () => {
   const rig = new TcpRig({ synCookies: false });
-  rig.layer.listen(80, 2);
+  const listener = rig.layer.listen(80, 2);
   for (let i = 0; i < 3; i++) rig.inject({ flags: "S", seq: 1000, srcPort: 41000 + i });
-  assert.equal(rig.take().length, 2);
+  // Without cookies the oldest half-open connection gives its place (RFC 4987 §3.5).
+  const synAcks = rig.take();
+  assert.equal(synAcks.length, 3);
+  assert.equal(rig.layer.stats().halfOpenEvicted, 1);
+  assert.equal(rig.layer.connectionCount, 2);
+  // The evicted peer's ACK finds no connection: RST.
+  rig.inject({ flags: ".", seq: 1001, ack: synAcks[0].seq + 1, srcPort: 41000 });
+  rig.expectOne({ flags: "R", seq: synAcks[0].seq + 1 });
+  // The two kept complete their handshakes; unaccepted, they fill the backlog, which has nothing to evict.
+  for (const i of [1, 2]) rig.inject({ flags: ".", seq: 1001, ack: synAcks[i].seq + 1, srcPort: 41000 + i });
+  assert.equal(listener.halfOpen, 0);
+  rig.inject({ flags: "S", seq: 1000, srcPort: 41003 });
+  assert.equal(rig.take().length, 0);
   assert.equal(rig.layer.stats().drops["listen-overflow"], 1);
+  assert.equal(rig.layer.stats().halfOpenEvicted, 1);
   // With SYN cookies (the default) the third SYN is answered too, but keeps no state.
   const cookies = new TcpRig();
   cookies.layer.listen(80, 2);

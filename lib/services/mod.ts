@@ -42,6 +42,11 @@ export function tcpConnectionBound(maxConnections: number): number {
 export interface ServiceListener extends AsyncIterable<StreamConn> {
   /** Stops listening. */
   close(): void;
+  /**
+   * Hands each new connection to `callback` instead of iteration, when the listener offers it (the
+   * stack's does): no promise or generator step per accepted connection.
+   */
+  onConnection?(callback: (conn: StreamConn) => void): void;
 }
 
 /** What the services need from a stack: TCP listeners, UDP answers and the counters (for `/stats`). */
@@ -108,17 +113,22 @@ export function startServices(
     const pool = pools[name] = new ConnectionPool(options.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
     const listener = stack.listen({ port });
     listeners.push(listener);
-    (async () => {
-      for await (const conn of listener) {
-        const slot = pool.admit();
-        if (slot === null) {
-          // Full of busy connections: reset the newcomer rather than let it wait unbounded.
-          conn.writable.abort().catch(() => {});
-          continue;
-        }
-        active.add(conn);
-        run(handler, conn, slot, pool, port);
+    const admit = (conn: StreamConn) => {
+      const slot = pool.admit();
+      if (slot === null) {
+        // Full of busy connections: reset the newcomer rather than let it wait unbounded.
+        conn.writable.abort().catch(() => {});
+        return;
       }
+      active.add(conn);
+      run(handler, conn, slot, pool, port);
+    };
+    if (listener.onConnection !== undefined) {
+      listener.onConnection(admit);
+      return;
+    }
+    (async () => {
+      for await (const conn of listener) admit(conn);
     })().catch((error) => log.error("service on port {port} stopped: {error}", { port, error }));
   };
   const running: RunningServices = {

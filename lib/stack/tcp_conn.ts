@@ -274,6 +274,10 @@ export class TcpConnListener implements AsyncIterable<TcpConn> {
   readonly #format: (address: number) => string;
   #waiter: (() => void) | null = null;
   #closed = false;
+  /** Set by {@link onConnection}: connections go to it instead of {@link accept}. */
+  #onConnection: ((conn: TcpConn) => void) | null = null;
+  /** A drain of the accept queue is scheduled (one microtask for a burst of connections). */
+  #drainQueued = false;
 
   /** Wraps a protocol listener; takes over its `onAcceptable`. */
   constructor(
@@ -285,11 +289,43 @@ export class TcpConnListener implements AsyncIterable<TcpConn> {
     this.#format = formatAddress;
     this.addr = { transport: "tcp", hostname, port: listener.port };
     listener.onAcceptable = () => {
+      if (this.#onConnection !== null) {
+        // After the stack's turn (as an awaiting accept() would resume), not inside the segment's
+        // processing: one microtask hands over every connection that completed in this turn.
+        if (!this.#drainQueued) {
+          this.#drainQueued = true;
+          queueMicrotask(this.#drain);
+        }
+        return;
+      }
       const waiter = this.#waiter;
       this.#waiter = null;
       waiter?.();
     };
   }
+
+  /**
+   * Hands every established connection to `callback` (as a microtask after the stack's turn), in place of
+   * {@link accept} and iteration: no promise, async frame or generator step per connection, for servers
+   * that accept many short connections (the built-in services do). Connections already waiting are handed
+   * over at once. The callback must not throw; set it once, before accepting otherwise.
+   */
+  onConnection(callback: (conn: TcpConn) => void): void {
+    this.#onConnection = callback;
+    if (this.#listener.acceptable > 0 && !this.#drainQueued) {
+      this.#drainQueued = true;
+      queueMicrotask(this.#drain);
+    }
+  }
+
+  readonly #drain = (): void => {
+    this.#drainQueued = false;
+    const callback = this.#onConnection;
+    if (callback === null) return;
+    for (let c = this.#listener.accept(); c !== null && !this.#closed; c = this.#listener.accept()) {
+      callback(new TcpConn(c, this.#format));
+    }
+  };
 
   /** Waits for the next established connection; rejects once the listener is closed. */
   async accept(): Promise<TcpConn> {

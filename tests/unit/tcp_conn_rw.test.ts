@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { SimNetwork } from "../helpers/tcp_sim.ts";
-import { TcpConn } from "../../lib/stack/tcp_conn.ts";
+import { TcpConn, TcpConnListener } from "../../lib/stack/tcp_conn.ts";
 import { serveEcho } from "../../lib/services/echo.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -87,4 +87,33 @@ Deno.test("TcpConn: whenReadable calls back once data is there, and at the end; 
   await new Promise((resolve) => setTimeout(resolve, 0));
   assert.equal(calls, 3, "already at the end: called at once (as a microtask)");
   server.close();
+});
+
+Deno.test("TcpConnListener.onConnection: hands over waiting and new connections in order, none after close", async () => {
+  const net = new SimNetwork(11);
+  const tcpListener = net.b.tcp.listen(7);
+  const listener = new TcpConnListener(tcpListener, "10.0.0.2");
+  const connect = () => net.a.tcp.connect(net.a.address, net.b.address, 7, net.now);
+  const early = connect();
+  net.run(() => tcpListener.acceptable === 1, 1000);
+  const got: TcpConn[] = [];
+  listener.onConnection((conn) => got.push(conn));
+  assert.equal(got.length, 0, "handed over after the current turn, not inside the call");
+  await drive(net, () => got.length === 1);
+  assert.equal(got[0].remoteAddr.port, early.localPort, "the connection that was waiting");
+  // Several completing in one stretch: each handed over once, in order.
+  const burst = [connect(), connect(), connect()];
+  await drive(net, () => got.length === 4);
+  assert.deepEqual(got.slice(1).map((c) => c.remoteAddr.port), burst.map((c) => c.localPort));
+  // The handed-over connections work like accepted ones.
+  burst[0].send(text("hi"));
+  const buf = new Uint8Array(8);
+  let read = 0;
+  await drive(net, () => (read += got[1].tryRead(buf) ?? 0) === 2);
+  listener.close();
+  const late = connect();
+  await drive(net, () => late.state !== "SYN_SENT");
+  assert.equal(late.state, "CLOSED", "refused");
+  assert.equal(got.length, 4, "nothing after close: the late SYN is refused");
+  await assert.rejects(listener.accept(), Deno.errors.BadResource);
 });

@@ -28,28 +28,34 @@ export async function drain(conn: StreamConn): Promise<number> {
  * with `whenReadable`: a held connection costs this function's one promise and one callback.
  */
 export function serveDiscard(conn: StreamConn): Promise<number> {
-  return new Promise<number>((resolve) => {
-    let total = 0;
-    const finish = () => {
-      conn.close();
-      resolve(total);
-    };
-    const step = (): void => {
-      try {
-        while (true) {
-          const n = conn.tryRead(SCRATCH);
-          if (n === 0) return conn.whenReadable(step);
-          if (n === null) {
-            conn.closeWrite().then(finish, finish);
-            return;
-          }
-          total += n;
+  return new Promise<number>((resolve) => discardConnection(conn, resolve));
+}
+
+/**
+ * {@link serveDiscard} with a completion callback instead of a promise (the services' form: no promise
+ * per connection): `done` is called once with the bytes discarded, after the connection was closed.
+ */
+export function discardConnection(conn: StreamConn, done: (discarded: number) => void): void {
+  let total = 0;
+  const finish = () => {
+    conn.close();
+    done(total);
+  };
+  const step = (): void => {
+    try {
+      while (true) {
+        const n = conn.tryRead(SCRATCH);
+        if (n === 0) return conn.whenReadable(step);
+        if (n === null) {
+          conn.closeWrite().then(finish, finish);
+          return;
         }
-      } catch {
-        // Reset by the peer: nothing to answer.
-        finish();
+        total += n;
       }
-    };
-    step();
-  });
+    } catch {
+      // Reset by the peer: nothing to answer.
+      finish();
+    }
+  };
+  step();
 }

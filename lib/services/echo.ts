@@ -22,29 +22,35 @@ const SCRATCH = new Uint8Array(64 * 1024);
  * data it waits with `whenReadable`: a held connection costs this function's one promise and one callback.
  */
 export function serveEcho(conn: StreamConn): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const finish = () => {
-      conn.close();
-      resolve();
-    };
-    const step = (): void => {
-      try {
-        while (true) {
-          const n = conn.tryRead(SCRATCH);
-          if (n === null) return finish();
-          if (n === 0) return conn.whenReadable(step);
-          const queued = conn.tryWrite(SCRATCH.subarray(0, n));
-          if (queued < n) {
-            // The send buffer is full: keep a copy of the rest and wait (the peer's window is closed).
-            conn.write(SCRATCH.slice(queued, n)).then(step, finish);
-            return;
-          }
+  return new Promise<void>((resolve) => echoConnection(conn, resolve));
+}
+
+/**
+ * {@link serveEcho} with a completion callback instead of a promise (the services' form: no promise per
+ * connection): `done` is called once, after the connection was closed.
+ */
+export function echoConnection(conn: StreamConn, done: () => void): void {
+  const finish = () => {
+    conn.close();
+    done();
+  };
+  const step = (): void => {
+    try {
+      while (true) {
+        const n = conn.tryRead(SCRATCH);
+        if (n === null) return finish();
+        if (n === 0) return conn.whenReadable(step);
+        const queued = conn.tryWrite(SCRATCH.subarray(0, n));
+        if (queued < n) {
+          // The send buffer is full: keep a copy of the rest and wait (the peer's window is closed).
+          conn.write(SCRATCH.slice(queued, n)).then(step, finish);
+          return;
         }
-      } catch {
-        // A reset or abort ends the service for this connection; the stack counts it.
-        finish();
       }
-    };
-    step();
-  });
+    } catch {
+      // A reset or abort ends the service for this connection; the stack counts it.
+      finish();
+    }
+  };
+  step();
 }

@@ -14,7 +14,7 @@ import { Ipv4Packet } from "../lib/wire/ipv4.ts";
 import { Prng } from "../lib/prng.ts";
 
 /** A one-way FIFO of packets copied into reused slots. */
-class Wire implements Ipv4Sink {
+export class Wire implements Ipv4Sink {
   readonly #slots: Uint8Array[] = [];
   readonly #lengths: number[] = [];
   #count = 0;

@@ -107,6 +107,10 @@ export class TcpConnection {
   owner: unknown = null;
   /** The peer's MSS (RFC 9293 §3.7.1: 536 when absent). */
   peerMss = 536;
+  /** The layer's timer heap: this connection's place in it (-1: not queued). @internal */
+  timerIndex = -1;
+  /** The layer's timer heap: the deadline this connection is queued at. @internal */
+  timerDeadline = Infinity;
 
   readonly #receiver: TcpReceiver;
   readonly #sender: TcpSender;

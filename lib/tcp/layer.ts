@@ -1,7 +1,8 @@
 /**
  * The TCP layer: a {@link TransportProtocol} that validates segments, demultiplexes them by 4-tuple to
  * {@link TcpConnection}s, runs listeners with bounded backlogs, answers segments for closed ports with
- * RSTs (RFC 9293 §3.10.7.1), and folds every connection's timers into one poll deadline.
+ * RSTs (RFC 9293 §3.10.7.1), and keeps every connection's next deadline in a timer heap, so that a poll
+ * visits only the connections the application touched or whose timer is due.
  *
  * Driving it (the shell's side):
  * - feed every TCP datagram to {@link TcpLayer.ingress} with the current monotonic time in ms;
@@ -37,6 +38,7 @@ import { IsnGenerator } from "./isn.ts";
 import { sendReset } from "./reset.ts";
 import { seqAdd } from "./seq.ts";
 import { type TcpLayerStats, TcpStats } from "./stats.ts";
+import { TimerHeap } from "./timer_heap.ts";
 import { logger } from "../log.ts";
 import { TokenBucket } from "../iface/rate_limiter.ts";
 import { MemoryBudget } from "./memory_budget.ts";
@@ -240,8 +242,8 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
   /** Connections the application touched since the last poll (two sets used alternately). */
   #dirty = new Set<TcpConnection>();
   #dirtySpare = new Set<TcpConnection>();
-  /** No connection has a deadline before this (it may be early: deadlines only move later unseen). */
-  #earliestDeadline = Infinity;
+  /** Connections by next deadline (each re-queued after its ingress and poll). */
+  readonly #timers = new TimerHeap<TcpConnection>();
   readonly #cookies: SynCookies;
   readonly #cookieOptions: CookieOptions = { windowScale: -1, sackPermitted: false };
   /** A SYN rebuilt from a cookie, handed to the new connection as if it had been received. */
@@ -833,40 +835,28 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
   }
 
   /**
-   * See {@link TransportProtocol.poll}. Before the earliest known deadline only the connections the
-   * application touched are visited, so a poll costs O(touched), not O(connections); when a deadline
-   * is due, every connection is visited and the earliest deadline recomputed. The returned deadline is
-   * never later than needed but may be earlier (a connection's timer moved later since): such a spurious
-   * wakeup costs one scan and returns the exact next deadline.
+   * See {@link TransportProtocol.poll}. Visits the connections the application touched since the last
+   * poll, then those whose deadline is due (taken from the timer heap, O(log n) each): a poll costs
+   * O((touched + due) log n), never O(connections). A queued deadline may be early (a timer moved later
+   * unseen, e.g. the application read data): polling such a connection costs one visit and re-queues it
+   * at its real deadline. Returns the earliest deadline left.
    */
   poll(now: number, out: Ipv4Sink): number | null {
     this.#pollRequested = false;
     const dirty = this.#dirty;
     this.#dirty = this.#dirtySpare;
     this.#dirtySpare = dirty;
-    if (now < this.#earliestDeadline) {
-      let next = this.#earliestDeadline;
-      for (const c of dirty) {
-        const deadline = this.#pollOne(c, now, out);
-        if (deadline !== null && deadline < next) next = deadline;
-      }
-      dirty.clear();
-      this.#earliestDeadline = next;
-      return next === Infinity ? null : next;
-    }
+    for (const c of dirty) this.#pollOne(c, now, out);
     dirty.clear();
-    let next = Infinity;
-    for (const c of this.#all) {
-      const deadline = this.#pollOne(c, now, out);
-      if (deadline !== null && deadline < next) next = deadline;
-    }
-    this.#earliestDeadline = next;
+    const timers = this.#timers;
+    for (let c = timers.popDue(now); c !== null; c = timers.popDue(now)) this.#pollOne(c, now, out);
+    const next = timers.earliest;
     return next === Infinity ? null : next;
   }
 
-  /** Polls one connection, forgetting it once CLOSED; returns its next deadline. */
-  #pollOne(c: TcpConnection, now: number, out4: Ipv4Sink): number | null {
-    if (!this.#all.has(c)) return null; // removed since it was marked dirty
+  /** Polls one connection, forgetting it once CLOSED, and queues its next deadline. */
+  #pollOne(c: TcpConnection, now: number, out4: Ipv4Sink): void {
+    if (!this.#all.has(c)) return; // removed since it was marked dirty
     const out = isIpv6Handle(c.localAddress) ? this.#adapter6 : out4;
     let deadline: number | null;
     try {
@@ -875,17 +865,13 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       this.#contain(c, error, out);
       deadline = null;
     }
-    if (c.state === "CLOSED") {
-      this.#remove(c);
-      return null;
-    }
-    return deadline;
+    if (c.state === "CLOSED") this.#remove(c);
+    else this.#timers.schedule(c, deadline);
   }
 
-  /** Lowers the earliest known deadline after `c` processed input. */
+  /** Queues `c` at its next deadline after it processed input. */
   #noteDeadline(c: TcpConnection): void {
-    const deadline = c.nextDeadline();
-    if (deadline !== null && deadline < this.#earliestDeadline) this.#earliestDeadline = deadline;
+    this.#timers.schedule(c, c.nextDeadline());
   }
 
   #key(remoteAddress: number, remotePort: number): number {
@@ -921,6 +907,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
 
   #remove(c: TcpConnection): void {
     if (!this.#all.delete(c)) return;
+    this.#timers.remove(c);
     const key = this.#key(c.remoteAddress, c.remotePort);
     const bucket = this.#table.get(key);
     if (bucket !== undefined) {

@@ -1,7 +1,8 @@
 /**
- * The kernel-side reference server for `bench:stack`: discard (9), chargen (19) and echo (7) on Deno's
- * own sockets, i.e. the Linux kernel's TCP, so that the benchmark compares netstack with the kernel
- * through the same runtime. Runs inside a benchmark namespace until killed; prints `ready`.
+ * The fallback kernel-side reference server for `bench:stack` when no C compiler can build
+ * bench_kernel_server.c: discard (9), chargen (19) and echo (7) on Deno's own sockets, i.e. the Linux
+ * kernel's TCP plus Deno's per-call cost (which makes request/response and connections/s read low). Runs
+ * inside a benchmark namespace until killed; prints `ready PID`, as the C server does.
  *
  * @module
  */
@@ -31,4 +32,4 @@ serve(7, async (conn) => {
   conn.setNoDelay(true);
   await conn.readable.pipeTo(conn.writable, { preventClose: false });
 });
-console.log("ready");
+console.log(`ready ${Deno.pid}`);

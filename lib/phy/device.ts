@@ -49,9 +49,10 @@ export interface Device {
    * before, a signal arrives, or `timeoutMs` passes. Absent on devices that cannot block (in-memory).
    * A synchronous wait wakes the thread that handles the packets directly, where {@link Device.wait}
    * pays two thread hand-offs (a pool thread, then the event loop); the caller must make sure the event
-   * loop has nothing to do first.
+   * loop has nothing to do first. Returns true when a signal interrupted the wait: the runtime handles
+   * signals on its event loop, which then needs a full turn (see lib/stack/loop.ts).
    */
-  waitSync?(timeoutMs: number): void;
+  waitSync?(timeoutMs: number): boolean;
   /** Makes the pending (or the next) {@link Device.wait} return at once. Safe to call often. */
   wake(): void;
   /** Releases the device; a created TUN/TAP device disappears. Call once no wait is pending. */

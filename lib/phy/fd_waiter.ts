@@ -6,7 +6,8 @@
  * @module
  */
 
-import { lastError, Libc, libc } from "../ffi/libc.ts";
+import { errno, lastError, Libc, libc } from "../ffi/libc.ts";
+import { Errno } from "../ffi/errno.ts";
 
 /** Readiness of one fd, plus a wake-up eventfd of its own. */
 export class FdWaiter {
@@ -60,18 +61,21 @@ export class FdWaiter {
    * called since the last wait, a signal interrupts it (EINTR: the event loop then runs the signal's
    * listeners), or `timeoutMs` passes. No thread hand-off: the thread that handles the packets is the
    * one the kernel wakes (about half the round trip of an awaited poll, and a shorter cold wake-up).
+   * Returns true when a signal interrupted it.
    */
-  waitSync(timeoutMs: number): void {
-    if (this.#closed) return;
+  waitSync(timeoutMs: number): boolean {
+    if (this.#closed) return false;
     if (this.#wakePending) {
       this.#wakePending = false;
-      return;
+      return false;
     }
     const timeout = Math.max(0, Math.min(Math.ceil(timeoutMs), 2 ** 31 - 1));
     const ready = libc().poll(this.#pollFds, 2n, timeout);
+    if (ready < 0) return errno() === Errno.EINTR;
     if (ready > 0 && (this.#pollFdsView.getInt16(14, true) & Libc.POLLIN) !== 0) {
       libc().read(this.#eventFd, this.#eventValue, 8n);
     }
+    return false;
   }
 
   /** Makes the pending (or the next) wait return at once. */

@@ -40,11 +40,11 @@ export class DeviceMiddleware implements Device {
     return this.prepareWait() ? this.inner.wait(timeoutMs) : Promise.resolve();
   }
   /** Present when the inner device can block; see {@link Device.waitSync}. */
-  get waitSync(): ((timeoutMs: number) => void) | undefined {
+  get waitSync(): ((timeoutMs: number) => boolean) | undefined {
     return this.inner.waitSync === undefined ? undefined : this.#waitSync;
   }
-  readonly #waitSync = (timeoutMs: number): void => {
-    if (this.prepareWait()) this.inner.waitSync!(timeoutMs);
+  readonly #waitSync = (timeoutMs: number): boolean => {
+    return this.prepareWait() ? this.inner.waitSync!(timeoutMs) : false;
   };
   /** What a middleware does before the device waits (either way); false comes straight back. */
   protected prepareWait(): boolean {

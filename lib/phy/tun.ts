@@ -442,8 +442,8 @@ export class TunDevice implements Device {
     return this.#waiter.wait(timeoutMs);
   }
 
-  waitSync(timeoutMs: number): void {
-    this.#waiter.waitSync(timeoutMs);
+  waitSync(timeoutMs: number): boolean {
+    return this.#waiter.waitSync(timeoutMs);
   }
 
   wake(): void {

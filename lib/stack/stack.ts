@@ -61,10 +61,10 @@ export interface StackOptions {
   /**
    * How the loop waits for packets when idle. `async` (default): an awaited poll on a pool thread, so the
    * event loop stays free; fits any program. `block`: the thread blocks in the kernel (a synchronous poll)
-   * after one event-loop turn found nothing to do, for at most `BLOCK_SLICE_MS` at a time
-   * (`BLOCK_IDLE_SLICE_MS` when idle, both in lib/stack/loop.ts); about half the round trip, for a program
-   * the stack owns (the CLI): other event-loop work (timers, async I/O completions) waits up to a slice,
-   * signals interrupt the wait. Falls back to `async` on devices that cannot block.
+   * after one event-loop turn found nothing to do, for at most `BLOCK_SLICE_MS` at a time after activity,
+   * growing to `BLOCK_IDLE_SLICE_MS` when idle (both in lib/stack/loop.ts); about half the round trip, for
+   * a program the stack owns (the CLI): other event-loop work (timers, async I/O completions) waits up to
+   * a slice, signals interrupt the wait. Falls back to `async` on devices that cannot block.
    */
   wait?: "async" | "block";
   /**
@@ -263,7 +263,7 @@ export class Stack {
 
   /** Asks the I/O loop to run now (after the application queued something to send). */
   #kick(): void {
-    this.#device.wake();
+    this.#loop.wake();
   }
 
   /** The current DHCP lease, if any. */

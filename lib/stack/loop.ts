@@ -163,15 +163,16 @@ export class DeviceLoop {
         const { received, deadline } = this.turn(clock);
         const now = clock();
         if (received > 0) slice = BLOCK_SLICE_MS;
-        if (received >= this.#batchSize) {
-          // More may be ready: a read returning EAGAIN (~1 µs) is far cheaper than an awaited poll.
+        if (received >= this.#batchSize || (received > 0 && !this.#block)) {
+          // More may be ready: a read returning EAGAIN (~1 µs) is far cheaper than an awaited poll (and
+          // the application's answer to this batch goes out on the next turn, not after a wake of it).
           await yieldNow();
           continue;
         }
-        // Fewer than a batch: the device is drained (its reads ended on EAGAIN), so go straight to the
-        // wait below, which first yields once for the application (a ping or a request/response round
-        // trip saves a second turn: an event-loop yield, a read and a poll of the core); output the
-        // application queues there wakes the wait at once.
+        // `block` with fewer than a batch: the device is drained (its reads ended on EAGAIN), so go
+        // straight to the blocking wait, which first yields once for the application; output it queues
+        // there makes the wait return at once. A ping or a request/response round trip saves a second
+        // turn: an event-loop yield, a read and a poll of the core.
         const limit = draining() ? DRAIN_WAIT_MS : IDLE_WAIT_MS;
         const timeout = deadline === null ? limit : Math.min(limit, Math.max(0, deadline - now));
         if (timeout > 0 && this.#block) {

@@ -244,6 +244,8 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
   #dirtySpare = new Set<TcpConnection>();
   /** Connections by next deadline (each re-queued after its ingress and poll). */
   readonly #timers = new TimerHeap<TcpConnection>();
+  /** The connections found due by one poll (reused). */
+  readonly #due: TcpConnection[] = [];
   readonly #cookies: SynCookies;
   readonly #cookieOptions: CookieOptions = { windowScale: -1, sackPermitted: false };
   /** A SYN rebuilt from a cookie, handed to the new connection as if it had been received. */
@@ -848,8 +850,13 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     this.#dirtySpare = dirty;
     for (const c of dirty) this.#pollOne(c, now, out);
     dirty.clear();
+    // Take every due connection out first, then poll them: one that stays due (its deadline at or before
+    // `now` again) is polled at the next call, not over and over in this one.
     const timers = this.#timers;
-    for (let c = timers.popDue(now); c !== null; c = timers.popDue(now)) this.#pollOne(c, now, out);
+    const due = this.#due;
+    for (let c = timers.popDue(now); c !== null; c = timers.popDue(now)) due.push(c);
+    for (let i = 0; i < due.length; i++) this.#pollOne(due[i], now, out);
+    due.length = 0;
     const next = timers.earliest;
     return next === Infinity ? null : next;
   }

@@ -69,6 +69,23 @@ function yieldNow(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/**
+ * Yields to the event loop through a timer (~1–2 ms). Unlike an immediate, it lets the runtime turn its
+ * I/O driver, which is how Deno delivers signals to their listeners (and fires due timers): a loop that
+ * only ever yields through immediates between blocking waits saw a SIGTERM that did not interrupt a wait
+ * reach its listener only after dozens of further waits.
+ */
+function timerTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * From this slice on (the stack quiet for ~175 ms), each blocking wait is preceded by a {@link timerTurn}
+ * instead of an immediate: a signal or timer that came while the loop ran is handled before the long
+ * wait, and an idle stack pays the ~1–2 ms turn at most a few times a second.
+ */
+const TIMER_TURN_SLICE_MS = 200;
+
 /** The longest wait while running (ms), and while draining at shutdown. */
 const IDLE_WAIT_MS = 1000;
 const DRAIN_WAIT_MS = 20;
@@ -178,7 +195,8 @@ export class DeviceLoop {
         if (timeout > 0 && this.#block) {
           // Block only once the event loop is idle: one turn runs the microtasks and callbacks the batch
           // caused (an application answering), which may queue output (a wake makes the wait return).
-          await yieldNow();
+          if (slice >= TIMER_TURN_SLICE_MS) await timerTurn();
+          else await yieldNow();
           counters.waits++;
           counters.blockingWaits++;
           if (this.#woken) {
@@ -188,12 +206,11 @@ export class DeviceLoop {
           const waitMs = Math.min(timeout, slice);
           const blockedAt = clock();
           if (device.waitSync!(waitMs)) {
-            // A signal: Deno hands it to the event loop through its I/O driver, which an immediate
-            // does not turn; a timer does (~1-2 ms, once per signal), so that SIGINT/SIGTERM listeners
-            // run now rather than after further slices.
+            // A signal: its listeners run only once the runtime turns its I/O driver (see timerTurn),
+            // so turn it now rather than after further slices.
             counters.signalTurns++;
             slice = BLOCK_SLICE_MS;
-            await new Promise((resolve) => setTimeout(resolve, 0));
+            await timerTurn();
             continue;
           }
           // A full slice without packets: wait longer next time (a packet, or a wake, resets it). A wait

@@ -28,6 +28,7 @@ export function pollCost(n: number, polls: number): { usPerPoll: number; open: n
     keepalive: true,
     defaultBacklog: 65535,
     memoryBudget: 2 ** 40,
+    maxConnections: n + 16,
   };
   const client = new TcpLayer(options);
   const server = new TcpLayer(options);

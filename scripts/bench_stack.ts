@@ -316,7 +316,9 @@ async function measure(
   const urr = await client(ns, "rr", host, 7, false);
   // Cold wake-ups: one ping every 200 ms, unpinned, after the process has been idle.
   const idlePing = await ping(ns, host, SMOKE ? 3 : 20, 0.2, false);
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  // Idle means at rest: past the tail of V8's background collection after the heavy workloads (measured
+  // 0.9% of a core in the first seconds, 0.2-0.3% after).
+  await new Promise((resolve) => setTimeout(resolve, SMOKE ? 500 : 3000));
   const cpuBefore = cpuSeconds(serverPids);
   const t0 = performance.now();
   await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));

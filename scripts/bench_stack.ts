@@ -342,7 +342,16 @@ async function measure(
   // (lib/stack/reclaim.ts: after a change of 1,000 connections) and collects what the workloads left on
   // the heap, which would otherwise be collected during the first row and make its cost read negative.
   if (!SMOKE) {
-    await holdConnections(ns, host, 7, sources, 1500, () => Promise.resolve(null));
+    // Held 3 s: the reclaim samples once a second and acts once two samples agree (growth), then again
+    // once they are closed (the drop).
+    await holdConnections(
+      ns,
+      host,
+      7,
+      sources,
+      1500,
+      () => new Promise((resolve) => setTimeout(resolve, 3000)),
+    );
     await new Promise((resolve) => setTimeout(resolve, 4000));
   }
   for (const count of CONNECTION_COUNTS) {

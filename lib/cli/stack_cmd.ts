@@ -577,6 +577,15 @@ export async function runStack(args: string[]): Promise<number> {
   const onTerm = () => signalled("SIGTERM");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
+  // The listeners go last: timeout(1) and supervisors often send a second SIGTERM (to the process group)
+  // right after the first, and with no listener left it would kill the process mid-shutdown (exit 143).
+  const shutDown = async () => {
+    reclaimer.stop();
+    await opened.close();
+    await services.close();
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+  };
   const logReady = () => {
     const fields = [
       `iface=${stack.deviceName}`,
@@ -600,11 +609,7 @@ export async function runStack(args: string[]): Promise<number> {
     // The stack becomes ready when bound (the DHCP client logs the lease itself).
     const first = await Promise.race([leased, stop, stack.closed.then(() => "device closed")]);
     if (typeof first === "string") {
-      Deno.removeSignalListener("SIGINT", onInt);
-      Deno.removeSignalListener("SIGTERM", onTerm);
-      reclaimer.stop();
-      await opened.close();
-      await services.close();
+      await shutDown();
       log.info("stopped before a lease was obtained ({reason})", { reason: first });
       log.info("stats {stats}", { stats: { ...stack.stats(), services: services.stats() } });
       return 0;
@@ -627,11 +632,7 @@ export async function runStack(args: string[]): Promise<number> {
     }
     stack.onDadConflict = null;
     if (conflict !== null) {
-      Deno.removeSignalListener("SIGINT", onInt);
-      Deno.removeSignalListener("SIGTERM", onTerm);
-      reclaimer.stop();
-      await opened.close();
-      await services.close();
+      await shutDown();
       throw new RuntimeError(`duplicate address detection: ${conflict}; choose another --addr6`);
     }
   }
@@ -650,11 +651,7 @@ export async function runStack(args: string[]): Promise<number> {
     }
     log.info("stopping ({reason})", { reason: outcome instanceof Error ? outcome.message : outcome });
   } finally {
-    Deno.removeSignalListener("SIGINT", onInt);
-    Deno.removeSignalListener("SIGTERM", onTerm);
-    reclaimer.stop();
-    await opened.close();
-    await services.close();
+    await shutDown();
   }
   log.info("stats {stats}", { stats: { ...stack.stats(), services: services.stats() } });
   return code;

@@ -482,7 +482,6 @@ export async function runTrace(args: string[]): Promise<number> {
       },
     );
   } finally {
-    for (const signal of signals) Deno.removeSignalListener(signal, stop);
     for (const timer of timers) clearTimeout(timer);
     flushText();
     let counters: HookCounters[] = [];
@@ -503,6 +502,9 @@ export async function runTrace(args: string[]): Promise<number> {
         : `${new Set(capture.names).size} files (${capture.names[0]} … ${capture.names.at(-1)})`;
       console.error(`${capture.packets} packets written to ${where}`);
     }
+    // Last: a second signal during the shutdown (timeout(1) sends one to the process group too) must not
+    // kill the process before the capture is closed and the counters printed.
+    for (const signal of signals) Deno.removeSignalListener(signal, stop);
   }
   return 0;
 }

@@ -561,36 +561,36 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
     const flags = seg.flags;
     if (flags & TcpFlags.RST) return; // an incoming RST is discarded
     if (!this.#mayReset(now)) return;
-    stats.resetsOut++;
-    stats.segmentsOut++;
     if (flags & TcpFlags.ACK) {
-      // <SEQ=SEG.ACK><CTL=RST>
-      sendReset(
-        this.#scratch,
-        out,
-        this.#wire(datagram.dst),
-        seg.dstPort,
-        this.#wire(datagram.src),
-        seg.srcPort,
-        seg.ack,
-        0,
-        false,
-      );
+      this.#replyReset(datagram, seg, seg.ack, 0, false, out); // <SEQ=SEG.ACK><CTL=RST>
     } else {
       // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
-      const ack = seqAdd(seg.seq, seg.sequenceLength);
-      sendReset(
-        this.#scratch,
-        out,
-        this.#wire(datagram.dst),
-        seg.dstPort,
-        this.#wire(datagram.src),
-        seg.srcPort,
-        0,
-        ack,
-        true,
-      );
+      this.#replyReset(datagram, seg, 0, seqAdd(seg.seq, seg.sequenceLength), true, out);
     }
+  }
+
+  /** Answers `seg` with an RST (`ack` and the ACK flag when `withAck`), counted. */
+  #replyReset(
+    datagram: Ipv4Datagram,
+    seg: TcpSegment,
+    seq: number,
+    ack: number,
+    withAck: boolean,
+    out: Ipv4Sink,
+  ): void {
+    this.#stats.resetsOut++;
+    this.#stats.segmentsOut++;
+    sendReset(
+      this.#scratch,
+      out,
+      this.#wire(datagram.dst),
+      seg.dstPort,
+      this.#wire(datagram.src),
+      seg.srcPort,
+      seq,
+      ack,
+      withAck,
+    );
   }
 
   /** RFC 9293 §3.10.7.2: a segment for a listening port. */
@@ -618,19 +618,7 @@ export class TcpLayer implements TransportProtocol, TransportProtocol6 {
       // second: any ACK is bad here: <SEQ=SEG.ACK><CTL=RST>
       stats.drop("listen-bad-segment");
       if (!this.#mayReset(now)) return;
-      stats.resetsOut++;
-      stats.segmentsOut++;
-      sendReset(
-        this.#scratch,
-        out,
-        this.#wire(datagram.dst),
-        seg.dstPort,
-        this.#wire(datagram.src),
-        seg.srcPort,
-        seg.ack,
-        0,
-        false,
-      );
+      this.#replyReset(datagram, seg, seg.ack, 0, false, out);
       return;
     }
     if (!(flags & TcpFlags.SYN)) {

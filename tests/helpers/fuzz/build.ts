@@ -75,8 +75,8 @@ export interface TcpFields {
   urgent?: number;
 }
 
-/** A TCP segment inside an IPv4 packet from `src` to `dst`, both checksums correct. */
-export function tcpPacket(src: number, dst: number, f: TcpFields): Uint8Array {
+/** The TCP header and data of `f`, checksum left zero (the IP builder of either family fills it). */
+export function tcpBytes(f: TcpFields): Uint8Array {
   const optionsLength = f.options ? Math.min(40, (f.options.length + 3) & ~3) : 0;
   const data = f.data ?? new Uint8Array(0);
   const t = new Uint8Array(20 + optionsLength + data.length);
@@ -94,7 +94,12 @@ export function tcpPacket(src: number, dst: number, f: TcpFields): Uint8Array {
   t[19] = (f.urgent ?? 0) & 0xff;
   if (f.options) t.set(f.options.subarray(0, optionsLength), 20);
   t.set(data, 20 + optionsLength);
-  const p = ipv4Packet({ src, dst, protocol: IpProtocol.TCP, payload: t });
+  return t;
+}
+
+/** A TCP segment inside an IPv4 packet from `src` to `dst`, both checksums correct. */
+export function tcpPacket(src: number, dst: number, f: TcpFields): Uint8Array {
+  const p = ipv4Packet({ src, dst, protocol: IpProtocol.TCP, payload: tcpBytes(f) });
   fixTransportChecksum(p);
   return p;
 }

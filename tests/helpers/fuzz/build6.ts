@@ -10,7 +10,7 @@
 import { foldSum, ipv6PseudoHeaderSum, sumWords } from "../../../lib/wire/checksum.ts";
 import { NextHeader } from "../../../lib/wire/ipv6.ts";
 import { EtherType } from "../../../lib/wire/ethernet.ts";
-import { ethernetFrame, type TcpFields } from "./build.ts";
+import { ethernetFrame } from "./build.ts";
 
 /** One extension header: its type (Next Header value naming it) and its bytes after the Next Header byte. */
 export interface ExtensionHeader {
@@ -113,25 +113,6 @@ export function ipv6Packet(f: Ipv6Fields): Uint8Array {
   p.set(f.payload, upperAt);
   fixIpv6Checksum(p);
   return p;
-}
-
-/** The TCP header and data of `f` (no checksum), for {@link ipv6Packet}. */
-export function tcpBytes(f: TcpFields): Uint8Array {
-  const optionsLength = f.options ? Math.min(40, (f.options.length + 3) & ~3) : 0;
-  const data = f.data ?? new Uint8Array(0);
-  const t = new Uint8Array(20 + optionsLength + data.length);
-  t.set([f.srcPort >> 8, f.srcPort & 0xff, f.dstPort >> 8, f.dstPort & 0xff], 0);
-  t.set([f.seq >>> 24, (f.seq >>> 16) & 0xff, (f.seq >>> 8) & 0xff, f.seq & 0xff], 4);
-  t.set([f.ack >>> 24, (f.ack >>> 16) & 0xff, (f.ack >>> 8) & 0xff, f.ack & 0xff], 8);
-  t[12] = ((20 + optionsLength) >> 2) << 4;
-  t[13] = f.flags & 0xff;
-  t[14] = (f.window >> 8) & 0xff;
-  t[15] = f.window & 0xff;
-  t[18] = ((f.urgent ?? 0) >> 8) & 0xff;
-  t[19] = (f.urgent ?? 0) & 0xff;
-  if (f.options) t.set(f.options.subarray(0, optionsLength), 20);
-  t.set(data, 20 + optionsLength);
-  return t;
 }
 
 /** A UDP header and data (no checksum), for {@link ipv6Packet}. */

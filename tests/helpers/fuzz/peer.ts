@@ -30,13 +30,14 @@ import {
   icmpPacket,
   ipv4Frame,
   ipv4Packet,
+  tcpBytes,
   type TcpFields,
   tcpPacket,
   udpPacket,
 } from "./build.ts";
 import { type Dice, hostileTcpOptions, type Shape } from "./mutate.ts";
 import { isEthernet, PEER_ADDRESS, type Setup, STACK_ADDRESS, STACK_ADDRESS6, STACK_MAC } from "./core.ts";
-import { ipv6Frame, ipv6Packet, multicastMac, optionsHeader, tcpBytes, upperLayer } from "./build6.ts";
+import { ipv6Frame, ipv6Packet, multicastMac, optionsHeader, upperLayer } from "./build6.ts";
 import { Ipv6Inputs, SOURCES6 } from "./peer6.ts";
 
 /** One input for the core: the bytes and what they hold (for structure-aware mutation). */
